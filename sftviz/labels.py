@@ -1,0 +1,333 @@
+"""What TRL's SFTTrainer trains on: input_ids and labels, rule by rule (TRL 1.16.0).
+
+Read this file top to bottom: `prepare()` follows `SFTTrainer.__init__` and `SFTTrainer._prepare_dataset`
+in TRL's own order. A label is the token the model must predict at that position; -100 means "no loss
+here". The model shifts labels itself: the token at position t is predicted from positions < t, so
+`labels[0]` is never scored (nothing comes before it).
+
+Modes map onto SFTConfig exactly as a user would set them:
+    auto        completion_only_loss=None  (TRL's default: True when examples have prompt+completion)
+    whole       completion_only_loss=False (every token is a target)
+    completion  completion_only_loss=True  (prompt tokens are -100)
+    assistant   assistant_only_loss=True   (only tokens the chat template marks as the assistant's)
+"""
+
+from dataclasses import dataclass, field
+
+from .packing import pack
+
+IGNORE = -100  # the label value torch's cross-entropy skips
+
+MODES = {  # mode -> (completion_only_loss, assistant_only_loss) as passed to SFTConfig
+    "auto": (None, False),
+    "whole": (False, False),
+    "completion": (True, False),
+    "assistant": (None, True),
+}
+
+
+class TRLRefusal(ValueError):
+    """TRL would raise for this data/option combination; the message says why, like TRL does."""
+
+
+@dataclass
+class Options:
+    mode: str = "auto"
+    max_length: int | None = 1024  # SFTConfig.max_length default
+    packing: bool = False
+    packing_strategy: str = "bfd"  # bfd | bfd_split | wrapped
+    text_field: str = "text"  # SFTConfig.dataset_text_field
+
+
+@dataclass
+class Sequence:
+    """One row as the collator hands it to the model (a batch of one), plus where its tokens came from."""
+
+    input_ids: list
+    labels: list
+    attention_mask: list | None  # None under padding-free packing: TRL's collator sends no mask
+    position_ids: list | None  # only under padding-free packing, where they restart per document
+    sources: list  # index of the source example of every position (the document/segment id)
+    dropped: bool = False  # TRL filters this example out: no label left after truncation
+
+    @property
+    def roles(self):
+        """Per position: 'masked' (padding, not attended), 'target' (has a label) or 'context' (-100)."""
+        mask = self.attention_mask or [1] * len(self.input_ids)
+        return ["masked" if not m else "context" if lab == IGNORE else "target" for m, lab in zip(mask, self.labels)]
+
+    @property
+    def next_targets(self):
+        """What position t is scored on: the label of t+1 (-100 at the last position)."""
+        return self.labels[1:] + [IGNORE]
+
+    @property
+    def num_scored(self):
+        """Tokens that carry loss (labels[0] never does: the model's shift starts at position 1)."""
+        return sum(lab != IGNORE for lab in self.labels[1:])
+
+
+@dataclass
+class Prepared:
+    sequences: list
+    completion_only_loss: bool
+    assistant_only_loss: bool
+    padding_free: bool
+    pad_token_id: int
+    chat_template: str | None = None  # the training template TRL swaps in, when it does
+    warnings: list = field(default_factory=list)
+
+
+def is_conversational(example):
+    """TRL's test: a prompt/completion/messages value that is a list of {role, ...} dicts."""
+    for key in ("prompt", "completion", "messages"):
+        value = example.get(key)
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "role" in value[0]:
+            return True
+    return False
+
+
+def from_sharegpt(example):
+    """TRL renames ShareGPT keys (from/value -> role/content, conversations -> messages), roles unchanged."""
+    example = dict(example)
+    for key in ("prompt", "completion", "messages", "conversations"):
+        if isinstance(example.get(key), list):
+            example[key] = [{("role" if k == "from" else "content" if k == "value" else k): v for k, v in m.items()}
+                            for m in example[key]]
+    if "conversations" in example:
+        example["messages"] = example.pop("conversations")
+    return example
+
+
+def common_prefix_length(a, b):
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prepare(rows, tokenizer, options=Options()):
+    """Rows (dicts) -> Prepared, with the sequences in the order TRL's dataloader would index them."""
+    if options.mode not in MODES:
+        raise ValueError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
+    if not rows:
+        raise ValueError("the dataset is empty")
+    completion_only_loss, assistant_only_loss = MODES[options.mode]
+    first = rows[0]
+    warnings = []
+
+    # TRL checks the options against the first example as given, before any conversion.
+    if assistant_only_loss and not is_conversational(first):
+        raise TRLRefusal("You set `assistant_only_loss=True`, but the dataset is not conversational. "
+                         "This option is only supported for conversational datasets (ShareGPT 'conversations' "
+                         "count as not conversational here: map them to 'messages' first).")
+
+    # ShareGPT data is renamed to messages first (the roles keep their names, e.g. "human"/"gpt").
+    conv = first.get("conversations")
+    if isinstance(conv, list) and conv and isinstance(conv[0], dict) and {"from", "value"} <= conv[0].keys():
+        rows = [from_sharegpt(r) for r in rows]
+        first = rows[0]
+
+    # BFD packing puts several documents in one row with no padding ("padding-free").
+    padding_free = options.packing and options.packing_strategy in ("bfd", "bfd_split")
+    if options.packing and options.packing_strategy not in ("bfd", "bfd_split", "wrapped"):
+        raise TRLRefusal(f"Invalid packing strategy {options.packing_strategy!r}, must be bfd, bfd_split or wrapped.")
+
+    # Assistant-only loss needs chat data and a template that marks the assistant's text with
+    # {% generation %}. TRL swaps in its own training template for models it knows, else refuses.
+    chat_template = None
+    if assistant_only_loss:
+        chat_template = training_chat_template(tokenizer)
+        if not stop_token_trained(tokenizer, chat_template):
+            warnings.append("The chat template does not include the assistant turn's end-of-turn token in the "
+                            "loss mask; the model may not learn to stop.")
+
+    # completion_only_loss=None means: True if the FIRST example has both prompt and completion.
+    if completion_only_loss is None:
+        completion_only_loss = "prompt" in first and "completion" in first
+
+    # Padding uses pad_token, or EOS when the tokenizer has none (GPT-2). Labels are built before
+    # padding, so pad == eos does NOT hide the real EOS from the loss in TRL 1.16.
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+    if options.packing and options.max_length is None:
+        raise TRLRefusal("When packing is enabled, `max_length` can't be `None`.")
+
+    # EOS is appended as a string to plain text / plain completions (not chats: the template decides
+    # how a turn ends), unless the text already ends with it. The tokenizer then maps it to EOS's id.
+    if not is_conversational(first):
+        rows = [add_eos(r, tokenizer.eos_token, options.text_field) for r in rows]
+
+    ids, completion_masks, assistant_masks = tokenize(rows, tokenizer, options.text_field, assistant_only_loss,
+                                                      chat_template, warnings)
+
+    # A token is a target iff every applicable mask says so: the assistant mask always applies,
+    # the completion mask only with completion_only_loss. No mask: every token is a target.
+    labels = []
+    for i, row_ids in enumerate(ids):
+        masks = ([completion_masks[i]] if completion_only_loss and completion_masks[i] is not None else [])
+        masks += [assistant_masks[i]] if assistant_masks[i] is not None else []
+        labels.append([t if all(bits) else IGNORE for t, *bits in zip(row_ids, *masks)])
+
+    if options.packing:
+        # No truncation step and no filter: packing cuts rows to max_length itself (see packing.py).
+        rows_out = pack(ids, labels, options.max_length, options.packing_strategy)
+    else:
+        rows_out = []
+        for i, (row_ids, row_labels) in enumerate(zip(ids, labels)):
+            # Truncation keeps the START (truncation_mode="keep_start"): a long prompt pushes the answer
+            # and its EOS out. Examples left with no label at all are dropped by TRL (we flag them).
+            if options.max_length is not None:
+                row_ids, row_labels = row_ids[:options.max_length], row_labels[:options.max_length]
+            dropped = options.max_length is not None and all(lab == IGNORE for lab in row_labels)
+            rows_out.append((row_ids, row_labels, [i] * len(row_ids), None, dropped))
+
+    sequences = []
+    for row_ids, row_labels, sources, seq_lengths, dropped in rows_out:
+        if padding_free:
+            # The padding-free collator sends position_ids that restart at 0 for each document, no
+            # attention mask, and sets label -100 where a document starts, so no token is ever
+            # predicted across a document boundary.
+            position_ids = [p for n in seq_lengths for p in range(n)]
+            row_labels = [IGNORE if p == 0 else lab for p, lab in zip(position_ids, row_labels)]
+            sequences.append(Sequence(row_ids, row_labels, None, position_ids, sources, dropped))
+        else:
+            sequences.append(Sequence(row_ids, row_labels, [1] * len(row_ids), None, sources, dropped))
+    return Prepared(sequences, completion_only_loss, assistant_only_loss, padding_free, pad_token_id,
+                    chat_template, warnings)
+
+
+def add_eos(row, eos, text_field):
+    if isinstance(row.get(text_field), str) and not row[text_field].endswith(eos):
+        return {**row, text_field: row[text_field] + eos}
+    elif isinstance(row.get("completion"), str) and not row["completion"].endswith(eos):
+        return {**row, "completion": row["completion"] + eos}
+    return row
+
+
+def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings):
+    """input_ids plus the completion mask (prompt-completion) and assistant mask (assistant_only_loss).
+
+    Plain strings go through `tokenizer(text)`, which adds the tokenizer's special tokens (e.g. BOS);
+    chats go through `apply_chat_template`, which does not (the template writes them). Rows are
+    tokenized in batches: the same result as TRL's one-by-one calls, many times faster.
+    """
+    n = len(rows)
+    ids, completion_masks, assistant_masks = [None] * n, [None] * n, [None] * n
+    groups = {"text": [], "pc": [], "chat": [], "chat_pc": []}
+    for i, row in enumerate(rows):
+        if "prompt" in row:  # TRL dispatches per example on the "prompt" key
+            if "completion" not in row:
+                raise TRLRefusal(f"example {i} has a 'prompt' but no 'completion' column")
+            groups["chat_pc" if is_conversational(row) else "pc"].append(i)
+        elif is_conversational(row):
+            groups["chat"].append(i)
+        elif isinstance(row.get(text_field), str):
+            groups["text"].append(i)
+        else:
+            raise TRLRefusal(f"example {i} has no {text_field!r} text field, no prompt/completion and no messages "
+                             f"(columns: {', '.join(row)}); map it to a TRL format first")
+
+    if groups["text"]:
+        enc = tok([rows[i][text_field] for i in groups["text"]])["input_ids"]
+        for i, e in zip(groups["text"], enc):
+            ids[i] = e
+    prompts, fulls = [], []
+    if groups["pc"]:
+        prompts = tok([rows[i]["prompt"] for i in groups["pc"]])["input_ids"]
+        fulls = tok([rows[i]["prompt"] + rows[i]["completion"] for i in groups["pc"]])["input_ids"]
+    if groups["chat"]:
+        enc = chat(tok, [rows[i] for i in groups["chat"]], "messages", chat_template, assistant_only_loss)
+        for i, (e, am) in zip(groups["chat"], enc):
+            ids[i], assistant_masks[i] = e, am
+    if groups["chat_pc"]:
+        sel = [rows[i] for i in groups["chat_pc"]]
+        prompts += [e for e, _ in chat(tok, sel, "prompt", chat_template, False, add_generation_prompt=True)]
+        full = chat(tok, [{**r, "full": r["prompt"] + r["completion"]} for r in sel], "full", chat_template,
+                    assistant_only_loss)
+        fulls += [e for e, _ in full]
+        for i, (_, am) in zip(groups["chat_pc"], full):
+            assistant_masks[i] = am
+
+    # The completion starts where the tokenized prompt and prompt+completion diverge. Usually that is
+    # the end of the prompt, but BPE can merge tokens across the boundary (a prompt ending in a
+    # space), and then the merged token counts as completion.
+    for i, p, full in zip(groups["pc"] + groups["chat_pc"], prompts, fulls):
+        k = common_prefix_length(p, full)
+        if k < len(p) and not any(w.startswith("The tokenized prompt") for w in warnings):
+            warnings.append(f"The tokenized prompt is not a prefix of the tokenized prompt+completion (example {i}:"
+                            f" {tok.decode(p[k:])!r} is left out); the completion starts where they diverge.")
+        ids[i], completion_masks[i] = full, [0] * k + [1] * (len(full) - k)
+
+    # Assistant-only loss with an example that has no assistant token is an error in TRL.
+    for i, am in enumerate(assistant_masks):
+        if am is not None and 1 not in am:
+            raise TRLRefusal(f"You're using `assistant_only_loss=True`, but example {i} has no assistant tokens "
+                             "(check the roles: the template marks only role 'assistant').")
+    return ids, completion_masks, assistant_masks
+
+
+def chat(tok, rows, key, chat_template, assistant_mask, add_generation_prompt=False):
+    """apply_chat_template on rows[key], batched when no row carries its own tools/template kwargs."""
+    def one_call(convs, extra):
+        out = tok.apply_chat_template(convs, tokenize=True, return_dict=True, chat_template=chat_template,
+                                      return_assistant_tokens_mask=assistant_mask,
+                                      add_generation_prompt=add_generation_prompt, **extra)
+        masks = out["assistant_masks"] if assistant_mask else [None] * len(out["input_ids"])
+        return list(zip(out["input_ids"], masks))
+
+    try:
+        if not any("tools" in r or "chat_template_kwargs" in r for r in rows):
+            return one_call([r[key] for r in rows], {})
+        result = []
+        for r in rows:
+            tools = r.get("tools")
+            if isinstance(tools, str):
+                import json
+                tools = json.loads(tools)
+            result += one_call([r[key]], {"tools": tools, **(r.get("chat_template_kwargs") or {})})
+        return result
+    except ValueError as e:
+        if "chat template" in str(e).lower() or "chat_template" in str(e):
+            raise TRLRefusal(f"the tokenizer has no chat template for conversational data: {e}") from None
+        raise
+
+
+def training_chat_template(tok):
+    """None if the tokenizer's template has {% generation %} tags, else TRL's training template or refusal."""
+    import re
+
+    template = tok.chat_template
+    if isinstance(template, dict):
+        template = template.get("default")
+    if template is None:
+        raise TRLRefusal("assistant_only_loss needs a chat template, and this tokenizer has none.")
+    if re.search(r"\{%-?\s*generation\s*-?%\}", template):
+        return None
+    try:
+        from trl.chat_template_utils import get_training_chat_template
+    except ImportError:
+        raise TRLRefusal("The chat template has no {% generation %} tags. TRL 1.16 swaps in a training template "
+                         "for the models it knows; install trl==1.16.0 so sftviz can do the same.") from None
+    try:
+        return get_training_chat_template(tok)
+    except ValueError as e:
+        raise TRLRefusal(f"The chat template has no {{% generation %}} tags and TRL does not know it: "
+                         f"{str(e).splitlines()[0]}") from None
+
+
+def stop_token_trained(tok, chat_template):
+    """TRL's check that the assistant's end-of-turn token is inside the mask (only a warning)."""
+    msgs = [{"role": "user", "content": "dummy"}, {"role": "assistant", "content": "dummy"},
+            {"role": "user", "content": "dummy"}]
+    try:
+        out = tok.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+                                      chat_template=chat_template)
+    except Exception:
+        return False
+    added = set(tok.get_added_vocab().values())
+    for t, m in reversed(list(zip(out["input_ids"], out["assistant_masks"]))):
+        if m and tok.decode([t]).strip():
+            return t in added
+    return False

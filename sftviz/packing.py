@@ -1,0 +1,75 @@
+"""Packing: several tokenized examples per row of max_length tokens, as TRL 1.16's `pack_dataset` does.
+
+TRL packs with `dataset.map(batched=True)`, so examples are packed within chunks of 1,000 (the
+`datasets` default batch size), never across them.
+
+    bfd        Best Fit Decreasing: longest documents first, each into the fullest row it still fits;
+               a document longer than max_length is cut (its tail is lost). Rows are padding-free.
+    bfd_split  the same, but an over-long document is split into max_length fragments that are packed
+               like documents (a later fragment starts at position 0, without the earlier text).
+    wrapped    concatenate everything and cut every max_length tokens, across document boundaries:
+               documents see each other, and a document's first token is predicted from the previous one.
+
+Each packed row is returned as (input_ids, labels, sources, seq_lengths, dropped=False), where
+`sources[t]` is the index of the example position t came from and seq_lengths the document lengths
+(None for wrapped, which keeps no boundaries).
+"""
+
+import bisect
+from collections import defaultdict, deque
+
+CHUNK = 1000  # datasets.map's default batch_size
+
+
+def pack(ids, labels, max_length, strategy):
+    rows = []
+    for start in range(0, len(ids), CHUNK):
+        docs = [(ids[i], labels[i], i) for i in range(start, min(start + CHUNK, len(ids)))]
+        rows += wrapped(docs, max_length) if strategy == "wrapped" else bfd(docs, max_length, strategy == "bfd_split")
+    return rows
+
+
+def wrapped(docs, max_length):
+    flat_ids = [t for d, _, _ in docs for t in d]
+    flat_labels = [t for _, lab, _ in docs for t in lab]
+    flat_src = [i for d, _, i in docs for _ in d]
+    return [(flat_ids[k:k + max_length], flat_labels[k:k + max_length], flat_src[k:k + max_length], None, False)
+            for k in range(0, len(flat_ids), max_length)]
+
+
+def bfd(docs, max_length, split):
+    pieces = []
+    for d, lab, i in docs:
+        if not d:  # empty documents are removed
+            continue
+        if split:  # fragments of max_length, the last one shorter
+            pieces += [(d[k:k + max_length], lab[k:k + max_length], i) for k in range(0, len(d), max_length)]
+        else:  # keep the start, lose the rest
+            pieces.append((d[:max_length], lab[:max_length], i))
+
+    # Longest first (a stable sort, so equal lengths keep their order). Each piece goes into the bin with
+    # the least free space that still fits it; bins with the same free space are used oldest first.
+    order = sorted(range(len(pieces)), key=lambda k: -len(pieces[k][0]))
+    bins, free_spaces, by_space = [], [], defaultdict(deque)  # free_spaces: sorted, spaces < max_length
+    for k in order:
+        length = len(pieces[k][0])
+        pos = bisect.bisect_left(free_spaces, length)
+        if pos < len(free_spaces):
+            space = free_spaces[pos]
+            b = by_space[space].popleft()
+            if not by_space[space]:
+                free_spaces.pop(pos)
+        else:
+            space, b = max_length, []
+            bins.append(b)
+        b.append(k)
+        space -= length
+        by_space[space].append(b)
+        if space > 0 and len(by_space[space]) == 1:
+            bisect.insort(free_spaces, space)
+
+    rows = []
+    for b in bins:
+        rows.append(([t for k in b for t in pieces[k][0]], [t for k in b for t in pieces[k][1]],
+                     [pieces[k][2] for k in b for _ in pieces[k][0]], [len(pieces[k][0]) for k in b], False))
+    return rows

@@ -1,0 +1,133 @@
+"""Tokenizers: the bundled default (built offline from our own sample text) or any local/Hub tokenizer.
+
+The default is a byte-level BPE (like GPT-2's) trained with the `tokenizers` library on the text of
+assets/samples/, about 2,000 tokens, so tiny live-training models stay fast. It has BOS/EOS/pad tokens,
+prepends BOS to plain text (like Llama tokenizers) and carries a ChatML chat template written by us
+with `{% generation %}` tags, so TRL's assistant-only loss works with it. Training is deterministic; the
+result is cached on disk (keyed by a hash of the corpus and settings) after the first build.
+"""
+
+import glob
+import hashlib
+import json
+import os
+
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+DEFAULT_NAME = "default"
+VOCAB_SIZE = 2048
+BOS, EOS, PAD = "<|bos|>", "<|im_end|>", "<|pad|>"
+IM_START = "<|im_start|>"
+
+# ChatML, as Qwen and SmolLM use it. The assistant's answer and its <|im_end|> sit inside
+# {% generation %} so `return_assistant_tokens_mask` (TRL's assistant_only_loss) marks exactly them:
+# the model learns to answer and to stop, not to write role headers.
+CHAT_TEMPLATE = (
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{- '<|im_start|>assistant\n' -}}"
+    "{%- generation -%}{{- message['content'] + '<|im_end|>' -}}{%- endgeneration -%}"
+    "{{- '\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"
+)
+
+
+class TokenizerError(ValueError):
+    """A tokenizer could not be loaded; the message says why, in one line."""
+
+
+def _corpus():
+    """Every string in the bundled samples, in a fixed order."""
+    texts = []
+
+    def walk(value):
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for path in sorted(glob.glob(os.path.join(ASSETS, "samples", "*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                walk(json.loads(line))
+    with open(os.path.join(ASSETS, "corpus.txt"), encoding="utf-8") as f:
+        texts.extend(line.rstrip("\n") for line in f if line.strip())
+    return texts
+
+
+def cache_dir():
+    return os.environ.get("SFTVIZ_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "sftviz"))
+
+
+def build_default(path=None):
+    """Train the default tokenizer and save it to `path` (a transformers tokenizer directory)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=[PAD, BOS, EOS, IM_START],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    # Plain text gets BOS in front (like Llama); chat text gets it from the template instead,
+    # because apply_chat_template tokenizes with add_special_tokens=False.
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
+                                      special_tokens=[(BOS, tok.token_to_id(BOS))]),
+    ])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        additional_special_tokens=[IM_START], model_max_length=1024,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    if path:
+        fast.save_pretrained(path)
+    return fast
+
+
+def default_path():
+    """Directory of the cached default tokenizer, built on first use."""
+    key = hashlib.sha256(json.dumps([_corpus(), VOCAB_SIZE, CHAT_TEMPLATE, BOS, EOS, PAD]).encode()).hexdigest()[:12]
+    path = os.path.join(cache_dir(), f"default-tokenizer-{key}")
+    if not os.path.exists(os.path.join(path, "tokenizer.json")):
+        tmp = f"{path}.tmp{os.getpid()}"
+        build_default(tmp)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another process won the race: theirs is identical
+            pass
+    return path
+
+
+def load_tokenizer(name):
+    """`default`, a local tokenizer directory, or a Hugging Face Hub id (never with trust_remote_code)."""
+    from transformers import AutoTokenizer
+
+    name = (name or DEFAULT_NAME).strip()
+    source = default_path() if name == DEFAULT_NAME else name
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load"
+        where = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
+        raise TokenizerError(f"cannot load tokenizer {name!r} as a {where}: {str(e).splitlines()[0][:200]}") from None
+    if not getattr(tok, "is_fast", False):
+        raise TokenizerError(f"tokenizer {name!r} is not a fast (Rust) tokenizer; sftviz needs token offsets")
+    if tok.eos_token is None:
+        raise TokenizerError(f"tokenizer {name!r} has no EOS token; TRL needs one")
+    tok.sftviz_name = name
+    return tok

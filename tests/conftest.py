@@ -1,0 +1,53 @@
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SFTVIZ_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_path(*parts):
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs ../shared ({path} is absent)")
+    return path
+
+
+_TOKENIZERS = {}
+
+
+def get_tokenizer(name):
+    """default | gpt2 | phi3 | llamastyle | chatml | chatml_plain (the last three built from shared/oracle)."""
+    if name not in _TOKENIZERS:
+        from sftviz.tokenizer import load_tokenizer
+        if name == "default":
+            tok = load_tokenizer("default")
+        elif name in ("gpt2", "phi3"):
+            tok = load_tokenizer(shared_path("assets", "tokenizers", {"gpt2": "gpt2", "phi3": "phi-3-mini"}[name]))
+        else:
+            import subprocess
+            import tempfile
+            out = os.path.join(tempfile.gettempdir(), "sftviz_test_tokenizers")
+            script = shared_path("oracle", "make_tokenizers.py")
+            if not os.path.exists(os.path.join(out, "chatml", "tokenizer.json")):
+                subprocess.run([sys.executable, script, out], check=True, capture_output=True)
+            tok = load_tokenizer(os.path.join(out, "chatml" if name == "chatml_plain" else name))
+            if name == "chatml_plain":
+                with open(shared_path("oracle", "samples", "templates", "chatml_plain.jinja")) as f:
+                    tok.chat_template = f.read()
+        _TOKENIZERS[name] = tok
+    return _TOKENIZERS[name]
+
+
+@pytest.fixture
+def tokenizer():
+    return get_tokenizer
