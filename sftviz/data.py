@@ -19,6 +19,7 @@ import glob
 import os
 from dataclasses import dataclass
 
+from . import hub
 from .tokenizer import ASSETS
 
 SAMPLES_DIR = os.path.join(ASSETS, "samples")
@@ -57,14 +58,17 @@ def load(source, config=None, split="train", limit=None):
         else:
             if "/" not in source and not source.replace("-", "").replace("_", "").isalnum():
                 raise DataError(f"{source!r} is not a bundled sample, a file, or a Hub dataset id")
+            if not hub.offline() and not hub.reachable():
+                raise DataError(f"cannot load Hub dataset {source!r}: it is not a bundled sample or a local file, "
+                                f"and the Hugging Face Hub is not reachable (offline)")
             ds = datasets.load_dataset(source, config, split=split or "train")
     except DataError:
         raise
     except Exception as e:
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         if not os.path.exists(path):
-            raise DataError(f"cannot load Hub dataset {source!r} (offline, or no such dataset/config/split?): "
-                            f"{msg}") from None
+            raise DataError(f"cannot load Hub dataset {source!r} (the Hub is not reachable (offline), or there is "
+                            f"no such dataset/config/split): {msg}") from None
         raise DataError(f"cannot read {os.path.basename(path)}: {msg}") from None
     if limit:
         ds = ds.select(range(min(int(limit), len(ds))))

@@ -100,6 +100,8 @@ def from_sharegpt(example):
 
 
 def common_prefix_length(a, b):
+    if b[:len(a)] == a:  # the usual case, checked at C speed
+        return len(a)
     n = 0
     for x, y in zip(a, b):
         if x != y:
@@ -158,17 +160,26 @@ def prepare(rows, tokenizer, options=Options()):
     # how a turn ends), unless the text already ends with it. The tokenizer then maps it to EOS's id.
     if not is_conversational(first):
         rows = [add_eos(r, tokenizer.eos_token, options.text_field) for r in rows]
+        probe = tokenizer("x" + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        if probe[-1:] != [tokenizer.eos_token_id]:
+            warnings.append(f"TRL appends the EOS token as text, and this tokenizer splits {tokenizer.eos_token!r} "
+                            f"after a word into {len(probe) - 1} plain tokens: the model never sees the EOS id, "
+                            f"so it cannot learn to stop.")
 
-    ids, completion_masks, assistant_masks = tokenize(rows, tokenizer, options.text_field, assistant_only_loss,
-                                                      chat_template, warnings)
+    ids, prompt_lens, assistant_masks = tokenize(rows, tokenizer, options.text_field, assistant_only_loss,
+                                                 chat_template, warnings)
 
-    # A token is a target iff every applicable mask says so: the assistant mask always applies,
-    # the completion mask only with completion_only_loss. No mask: every token is a target.
+    # A token is a target iff every applicable mask says so: the assistant mask always applies, the
+    # completion mask (prompt tokens 0, completion tokens 1) only with completion_only_loss.
+    # No mask: every token is a target, labels == input_ids.
     labels = []
-    for i, row_ids in enumerate(ids):
-        masks = ([completion_masks[i]] if completion_only_loss and completion_masks[i] is not None else [])
-        masks += [assistant_masks[i]] if assistant_masks[i] is not None else []
-        labels.append([t if all(bits) else IGNORE for t, *bits in zip(row_ids, *masks)])
+    for row_ids, prompt_len, assistant_mask in zip(ids, prompt_lens, assistant_masks):
+        row_labels = list(row_ids)
+        if completion_only_loss and prompt_len is not None:
+            row_labels[:prompt_len] = [IGNORE] * prompt_len
+        if assistant_mask is not None:
+            row_labels = [t if m else IGNORE for t, m in zip(row_labels, assistant_mask)]
+        labels.append(row_labels)
 
     if options.packing:
         # No truncation step and no filter: packing cuts rows to max_length itself (see packing.py).
@@ -180,7 +191,7 @@ def prepare(rows, tokenizer, options=Options()):
             # and its EOS out. Examples left with no label at all are dropped by TRL (we flag them).
             if options.max_length is not None:
                 row_ids, row_labels = row_ids[:options.max_length], row_labels[:options.max_length]
-            dropped = options.max_length is not None and all(lab == IGNORE for lab in row_labels)
+            dropped = options.max_length is not None and (not row_labels or max(row_labels) == IGNORE)
             rows_out.append((row_ids, row_labels, [i] * len(row_ids), None, dropped))
 
     sequences = []
@@ -207,14 +218,14 @@ def add_eos(row, eos, text_field):
 
 
 def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings):
-    """input_ids plus the completion mask (prompt-completion) and assistant mask (assistant_only_loss).
+    """input_ids, the prompt length (prompt-completion) and the assistant mask (assistant_only_loss).
 
     Plain strings go through `tokenizer(text)`, which adds the tokenizer's special tokens (e.g. BOS);
     chats go through `apply_chat_template`, which does not (the template writes them). Rows are
     tokenized in batches: the same result as TRL's one-by-one calls, many times faster.
     """
     n = len(rows)
-    ids, completion_masks, assistant_masks = [None] * n, [None] * n, [None] * n
+    ids, prompt_lens, assistant_masks = [None] * n, [None] * n, [None] * n
     groups = {"text": [], "pc": [], "chat": [], "chat_pc": []}
     for i, row in enumerate(rows):
         if "prompt" in row:  # TRL dispatches per example on the "prompt" key
@@ -230,13 +241,13 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings
                              f"(columns: {', '.join(row)}); map it to a TRL format first")
 
     if groups["text"]:
-        enc = tok([rows[i][text_field] for i in groups["text"]])["input_ids"]
-        for i, e in zip(groups["text"], enc):
+        for i, e in zip(groups["text"], encode(tok, [rows[i][text_field] for i in groups["text"]])):
             ids[i] = e
     prompts, fulls = [], []
     if groups["pc"]:
-        prompts = tok([rows[i]["prompt"] for i in groups["pc"]])["input_ids"]
-        fulls = tok([rows[i]["prompt"] + rows[i]["completion"] for i in groups["pc"]])["input_ids"]
+        pc = groups["pc"]
+        enc = encode(tok, [rows[i]["prompt"] for i in pc] + [rows[i]["prompt"] + rows[i]["completion"] for i in pc])
+        prompts, fulls = enc[:len(pc)], enc[len(pc):]
     if groups["chat"]:
         enc = chat(tok, [rows[i] for i in groups["chat"]], "messages", chat_template, assistant_only_loss)
         for i, (e, am) in zip(groups["chat"], enc):
@@ -258,14 +269,22 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings
         if k < len(p) and not any(w.startswith("The tokenized prompt") for w in warnings):
             warnings.append(f"The tokenized prompt is not a prefix of the tokenized prompt+completion (example {i}:"
                             f" {tok.decode(p[k:])!r} is left out); the completion starts where they diverge.")
-        ids[i], completion_masks[i] = full, [0] * k + [1] * (len(full) - k)
+        ids[i], prompt_lens[i] = full, k
 
     # Assistant-only loss with an example that has no assistant token is an error in TRL.
     for i, am in enumerate(assistant_masks):
         if am is not None and 1 not in am:
             raise TRLRefusal(f"You're using `assistant_only_loss=True`, but example {i} has no assistant tokens "
                              "(check the roles: the template marks only role 'assistant').")
-    return ids, completion_masks, assistant_masks
+    return ids, prompt_lens, assistant_masks
+
+
+def encode(tok, texts):
+    """`tok(texts)["input_ids"]` (special tokens added), straight from the Rust backend when that is identical."""
+    backend = tok._tokenizer
+    if backend.truncation or backend.padding or backend.encode_special_tokens != bool(tok.split_special_tokens):
+        return tok(texts)["input_ids"]
+    return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=True)]
 
 
 def chat(tok, rows, key, chat_template, assistant_mask, add_generation_prompt=False):

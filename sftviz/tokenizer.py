@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 
+from . import hub
+
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 DEFAULT_NAME = "default"
 VOCAB_SIZE = 2048
@@ -120,8 +122,20 @@ def load_tokenizer(name):
 
     name = (name or DEFAULT_NAME).strip()
     source = default_path() if name == DEFAULT_NAME else name
+    if source.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(source)):
+        raise TokenizerError(f"no tokenizer directory {name!r}")
     try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        try:  # a local directory, or a Hub id already in the local cache
+            tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=True)
+        except Exception:
+            if os.path.isdir(source):
+                raise
+            if not hub.reachable():
+                raise TokenizerError(f"cannot load tokenizer {name!r}: not a local directory, and the Hugging Face "
+                                     f"Hub is not reachable (offline)") from None
+            tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except TokenizerError:
+        raise
     except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load"
         where = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
         raise TokenizerError(f"cannot load tokenizer {name!r} as a {where}: {str(e).splitlines()[0][:200]}") from None
@@ -131,3 +145,40 @@ def load_tokenizer(name):
         raise TokenizerError(f"tokenizer {name!r} has no EOS token; TRL needs one")
     tok.sftviz_name = name
     return tok
+
+
+def _byte_decoder():
+    """GPT-2's byte-level alphabet: printable stand-ins (Ġ = space, Ċ = newline) back to raw bytes."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+_BYTES = _byte_decoder()
+VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
+
+
+def token_texts(tok, ids):
+    """Readable text of each token, whitespace made visible (␣ ↵ ⇥); special tokens as they are."""
+    pieces = tok.convert_ids_to_tokens(ids)
+    special = set(tok.all_special_tokens) | set(tok.get_added_vocab())
+    byte_level = type(tok.backend_tokenizer.decoder).__name__ == "ByteLevel"
+    out = []
+    for piece in pieces:
+        if piece is None:
+            out.append("�")
+        elif piece in special:
+            out.append(piece)
+        elif byte_level:
+            raw = bytes(_BYTES.get(ch, 63) for ch in piece)
+            out.append(raw.decode("utf-8", errors="replace").translate(VISIBLE))
+        elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):  # SentencePiece byte fallback
+            out.append(chr(int(piece[3:5], 16)).translate(VISIBLE) if int(piece[3:5], 16) < 128 else piece)
+        else:
+            out.append(piece.replace("▁", " ").translate(VISIBLE))
+    return out

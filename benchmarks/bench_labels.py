@@ -1,0 +1,79 @@
+"""Label engine vs TRL's own dataset preparation, side by side on the same real examples.
+
+    python benchmarks/bench_labels.py [--n 1000] [--repeat 3]
+
+GSM8K (question/answer mapped to prompt/completion) with the GPT-2 tokenizer from ../shared/assets.
+TRL: `SFTTrainer._prepare_dataset` (EOS, tokenization, labels, truncation, filter), the step sftviz
+mirrors. sftviz: `labels.prepare` on the same rows and options. Best of --repeat runs each, and the
+time at n/4, n/2, n to check that it grows linearly.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "assets")
+
+
+def best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    import datasets
+    import transformers
+    from trl import SFTConfig, SFTTrainer
+
+    from sftviz import data
+    from sftviz.labels import Options, prepare
+    from sftviz.tokenizer import load_tokenizer
+    from trl_reference import tiny_model
+
+    datasets.disable_progress_bars()
+    datasets.disable_caching()
+    transformers.logging.set_verbosity_error()
+    tok = load_tokenizer(os.path.join(SHARED, "tokenizers", "gpt2"))
+    rows = data.to_trl(data.load(os.path.join(SHARED, "data", "gsm8k_test.jsonl")))
+    while len(rows) < args.n:
+        rows = rows + rows
+    rows = rows[:args.n]
+
+    cfg = SFTConfig(output_dir=os.path.join(tempfile.gettempdir(), "bench"), report_to="none", use_cpu=True,
+                    bf16=False, max_length=1024)
+    trainer = SFTTrainer(model=tiny_model(tok), args=cfg, train_dataset=datasets.Dataset.from_list(rows[:8]),
+                         processing_class=tok)
+
+    def trl(n):
+        ds = datasets.Dataset.from_list(rows[:n])
+        return trainer._prepare_dataset(ds, trainer.processing_class, cfg, False, None, "train")
+
+    def ours(n):
+        return prepare(rows[:n], tok, Options("auto", 1024))
+
+    assert [s.labels for s in ours(50).sequences] == trl(50)["labels"]  # same output before timing
+    print(f"GSM8K prompt/completion, GPT-2 tokenizer, max_length 1024, best of {args.repeat}")
+    print(f"{'examples':>8} {'TRL s':>8} {'sftviz s':>9} {'TRL ex/s':>9} {'sftviz ex/s':>12} {'ratio':>6}")
+    for n in (args.n // 4, args.n // 2, args.n):
+        t_trl, t_ours = best(lambda: trl(n), args.repeat), best(lambda: ours(n), args.repeat)
+        print(f"{n:>8} {t_trl:>8.3f} {t_ours:>9.3f} {n / t_trl:>9.0f} {n / t_ours:>12.0f} {t_trl / t_ours:>5.1f}x")
+
+
+if __name__ == "__main__":
+    main()
