@@ -350,3 +350,16 @@ def stop_token_trained(tok, chat_template):
         if m and tok.decode([t]).strip():
             return t in added
     return False
+
+
+def collate(sequences, pad_token_id):
+    """The collator without padding-free: right-pad a batch to its longest row. Padding gets the pad id,
+    label -100 and attention_mask 0 (masked). Labels are never masked by token id, so pad == eos is safe."""
+    width = max(len(s.input_ids) for s in sequences)
+    out = []
+    for s in sequences:
+        n = width - len(s.input_ids)
+        out.append(Sequence(s.input_ids + [pad_token_id] * n, s.labels + [IGNORE] * n,
+                            (s.attention_mask or [1] * len(s.input_ids)) + [0] * n, s.position_ids,
+                            s.sources + [-1] * n, s.dropped))
+    return out

@@ -51,3 +51,41 @@ def get_tokenizer(name):
 @pytest.fixture
 def tokenizer():
     return get_tokenizer
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def server():
+    from app import LAUNCH, demo
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    import shutil
+    exe = shutil.which("chromium")
+    if not exe:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    external = []
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.on("request", lambda r: external.append(r.url) if not r.url.startswith(
+        (server.rstrip("/"), "data:", "blob:", "http://127.0.0.1", "http://localhost")) else None)
+    pg.external_requests = external
+    yield pg
+    context.close()

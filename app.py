@@ -1,0 +1,228 @@
+"""sftviz web app: wires Gradio components to sftviz.view (and sftviz.train). Run: python app.py"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from urllib.parse import urlencode  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from sftviz import TRL_VERSION, data, render, view  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSS_PATH = os.path.join(HERE, "assets", "style.css")
+SAMPLES = list(data.samples())
+MODES = [label for label, _ in view.MODE_CHOICES]
+MODE_OF = dict(view.MODE_CHOICES)
+LABEL_OF = {m: label for label, m in view.MODE_CHOICES}
+
+INTRO = f"""# sftviz — what does SFT train on?
+Each token below is **context** (the model reads it, label -100, no loss), a **target** (the model is trained
+to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
+TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
+
+EXPLAIN_LABELS = """**What is a label?** For every position, the token the model should produce there. The loss
+compares the model's prediction with it. **-100** is PyTorch's "ignore" value: that position adds no loss, but
+its token is still read as input. **Answer only** sets the prompt's labels to -100, so the model learns to
+answer without learning to write prompts; **whole text** trains on everything."""
+
+EXPLAIN_SHIFT = """**Why the shift?** A causal LM at position *t* sees tokens 0…t and predicts token *t+1*. So the
+label stored at position *t+1* is scored using the output at *t*. The first token is never predicted (nothing
+comes before it); the last position has nothing to predict. Greyed pairs carry no loss."""
+
+EXPLAIN_PACKING = """**Packing** fills each row with several examples (documents) to avoid padding. With `bfd`,
+position ids restart at every document and documents cannot see each other; with `wrapped`, text flows across
+boundaries."""
+
+
+def _max_length(value):
+    return None if value in (None, "", 0) else int(value)
+
+
+def _source(sample, upload, hub_id, which):
+    if which == "upload" and upload:
+        return upload
+    if which == "hub" and hub_id and hub_id.strip():
+        return hub_id.strip()
+    return sample
+
+
+def _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index):
+    q = {"tokenizer": tokenizer, "mode": MODE_OF.get(mode, "completion"), "max_length": max_length or "none",
+         "i": int(index or 0)}
+    if which == "hub" and hub_id:
+        q["data"] = hub_id
+    else:
+        q["sample"] = sample
+    if packing:
+        q.update(packing=strategy)
+    return urlencode(q)
+
+
+def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+            strategy, index, progress=gr.Progress()):
+    """(Re)load data + labels; everything on the page is redrawn."""
+    progress(0.1, desc="Loading data and tokenizer")
+    try:
+        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
+                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        progress(0.6, desc="Building labels")
+        index = max(0, min(int(index or 0), v.n - 1))
+        token, shift, pack = view.example_html(v, index)
+        stats_md, roles_fig, length_fig = view.stats(v)
+        mapping = v.loaded.mapping
+        status = view.describe(v)
+    except Exception as e:  # bad input: a clear message; the page keeps working
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return (render.error_html(msg),) + (gr.skip(),) * 12
+    return (f'<div class="sv-status">{_md(status)}</div>', token, shift,
+            view.compare_html(v, index) if not packing else render.error_html(
+                "Mode comparison is per example: turn packing off to compare."),
+            pack, stats_md, roles_fig, length_fig, gr.update(value=index, maximum=max(v.n - 1, 0)),
+            f"{v.n} {'packed rows' if packing else 'examples'}",
+            gr.update(value=mapping.prompt if mapping else "", visible=mapping is not None),
+            gr.update(value=mapping.completion if mapping else "", visible=mapping is not None),
+            _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
+
+
+def _md(text):
+    import html
+    import re
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+    return "".join(f"<p>{p}</p>" for p in out.split("\n\n"))
+
+
+def navigate(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+             strategy, index, delta=0):
+    """Only the per-example views (index moved by `delta`): fast, since loads and labels are cached."""
+    try:
+        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
+                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        index = max(0, min(int(index or 0) + delta, v.n - 1))
+        token, shift, pack = view.example_html(v, index)
+        compare = view.compare_html(v, index) if not packing else gr.skip()
+    except Exception as e:
+        return (render.error_html(str(e).splitlines()[0] if str(e) else type(e).__name__),) + (gr.skip(),) * 5
+    return (token, shift, compare, pack, index,
+            _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
+
+
+def find(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing, strategy,
+         index, query):
+    try:
+        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
+                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        return view.search(v, query, int(index or 0))
+    except Exception:
+        return gr.skip()
+
+
+def from_url(request: gr.Request):
+    """Restore the view from the query string (a teacher's shared link)."""
+    q = dict(request.query_params) if request else {}
+    which = "hub" if q.get("data") else "sample"
+    sample = q.get("sample") if q.get("sample") in SAMPLES else data.DEFAULT_SAMPLE
+    mode = LABEL_OF.get(q.get("mode"), LABEL_OF["completion"])
+    ml = q.get("max_length", "1024")
+    max_length = None if ml == "none" else int(ml) if ml.isdigit() else 1024
+    strategy = q.get("packing") if q.get("packing") in ("bfd", "bfd_split", "wrapped") else "bfd"
+    index = int(q["i"]) if q.get("i", "").isdigit() else 0
+    return (which, sample, q.get("data", ""), q.get("tokenizer", "default"), mode, max_length,
+            bool(q.get("packing")), strategy, gr.update(value=index, maximum=max(index, 1)))
+
+
+def build():
+    with gr.Blocks(title="sftviz — what does SFT train on?") as demo:
+        which = gr.State("sample")
+        gr.Markdown(INTRO, elem_id="intro")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
+                with gr.Tab("Sample"):
+                    sample = gr.Dropdown(SAMPLES, value=data.DEFAULT_SAMPLE, label="Bundled sample",
+                                         elem_id="sample")
+                with gr.Tab("Upload"):
+                    upload = gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
+                                     type="filepath", elem_id="upload")
+                with gr.Tab("Hub"):
+                    hub_id = gr.Textbox(label="Hub dataset id", placeholder="e.g. openai/gsm8k (first 1000 rows)",
+                                        elem_id="hub-id")
+                    hub_btn = gr.Button("Load from Hub", elem_id="hub-load")
+                tokenizer = gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
+                                       elem_id="tokenizer")
+                mode = gr.Radio(MODES, value=LABEL_OF["completion"], label="What is trained (mode)", elem_id="mode")
+                max_length = gr.Number(1024, label="max_length (empty = none)", precision=0, minimum=1,
+                                       elem_id="max-length")
+                with gr.Row():
+                    packing = gr.Checkbox(False, label="Packing", elem_id="packing")
+                    strategy = gr.Dropdown(["bfd", "bfd_split", "wrapped"], value="bfd", label="Packing strategy",
+                                           elem_id="packing-strategy")
+                prompt_t = gr.Textbox(label="Prompt template (Jinja, row columns as variables)", lines=3,
+                                      visible=False, elem_id="prompt-template")
+                completion_t = gr.Textbox(label="Completion template", lines=1, visible=False,
+                                          elem_id="completion-template")
+                share = gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
+                                   buttons=["copy"])
+            with gr.Column(scale=3):
+                status = gr.HTML(elem_id="status")
+                with gr.Row(elem_id="nav"):
+                    prev_btn = gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=90)
+                    index = gr.Slider(0, 1, value=0, step=1, label="Example", elem_id="example-index", scale=3)
+                    count = gr.Markdown(elem_id="count")
+                    next_btn = gr.Button("Next ▶", elem_id="next", scale=0, min_width=90)
+                    query = gr.Textbox(placeholder="search text…", show_label=False, elem_id="search", scale=2)
+                with gr.Tab("Tokens"):
+                    token_view = gr.HTML(elem_id="token-view")
+                    gr.Markdown(EXPLAIN_LABELS)
+                with gr.Tab("Shift"):
+                    shift_view = gr.HTML(elem_id="shift-view")
+                    gr.Markdown(EXPLAIN_SHIFT)
+                with gr.Tab("Compare modes"):
+                    compare_view = gr.HTML(elem_id="mode-compare")
+                with gr.Tab("Packing"):
+                    packing_view = gr.HTML("<p>Turn packing on to see packed rows.</p>", elem_id="packing-view")
+                    gr.Markdown(EXPLAIN_PACKING)
+                with gr.Tab("Dataset stats"):
+                    stats_md = gr.Markdown(elem_id="stats")
+                    with gr.Row():
+                        roles_plot = gr.Plot(elem_id="roles-plot")
+                        length_plot = gr.Plot(elem_id="length-plot")
+
+        inputs = [which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+                  strategy, index]
+        full = [status, token_view, shift_view, compare_view, packing_view, stats_md, roles_plot, length_plot,
+                index, count, prompt_t, completion_t, share]
+        nav_out = [token_view, shift_view, compare_view, packing_view, index, share]
+        update_url = dict(fn=None, inputs=[share], outputs=None,
+                          js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
+
+        def choose(kind):
+            return lambda: (kind, 0)
+
+        for trigger, kind in ((sample.input, "sample"), (upload.upload, "upload"), (hub_btn.click, "hub")):
+            trigger(choose(kind), None, [which, index], queue=False).then(
+                refresh, inputs, full, show_progress="minimal").then(**update_url)
+        for trigger in (mode.input, packing.input, strategy.input, max_length.submit, tokenizer.submit,
+                        prompt_t.submit, completion_t.submit):
+            trigger(refresh, inputs, full, show_progress="minimal").then(**update_url)
+        index.input(navigate, inputs, nav_out, show_progress="hidden", trigger_mode="always_last").then(
+            **update_url)
+        for btn, delta in ((prev_btn, -1), (next_btn, 1)):
+            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden").then(
+                **update_url)
+        query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
+        demo.load(from_url, None, [which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index],
+                  queue=False).then(refresh, inputs, full).then(**update_url)
+    return demo
+
+
+demo = build()
+LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"])
+
+if __name__ == "__main__":
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=os.environ.get("HOST", "0.0.0.0"),
+                                                                **LAUNCH)

@@ -1,0 +1,147 @@
+"""HTML for the token view, the shift view, the mode comparison and the packing view (no gradio here).
+
+Every token is a <span data-role="context|target|masked">; the role comes straight from
+`Sequence.roles`, so the page can never disagree with the label engine. Styling lives in assets/style.css.
+"""
+
+from html import escape
+
+from .labels import IGNORE
+
+ROLE_WORDS = {
+    "target": "target: trained, the model learns to predict this token",
+    "context": "context: read as input, label -100, no loss",
+    "masked": "masked: padding, not attended",
+}
+
+
+def legend():
+    items = "".join(f'<span class="sv-tok" data-role="{r}">{escape(r)}</span> {escape(w.split(": ", 1)[1])}'
+                    f'&nbsp;&nbsp; ' for r, w in ROLE_WORDS.items())
+    return f'<div class="sv-legend">{items}</div>'
+
+
+def tokens_html(seq, texts, changed=None, show_positions=False):
+    """One span per token. `changed`: positions to outline (role differs in another mode)."""
+    roles = seq.roles
+    parts = []
+    prev_src = seq.sources[0] if seq.sources else None
+    for t, (text, role) in enumerate(zip(texts, roles)):
+        src = seq.sources[t]
+        if src != prev_src and src >= 0 and prev_src >= 0:
+            parts.append('<span class="sv-doc-break" title="document boundary">║</span>')
+        prev_src = src
+        label = seq.labels[t]
+        nxt = texts[t + 1] if t + 1 < len(texts) else None
+        if role == "masked":
+            tip = f"position {t} · padding (id {seq.input_ids[t]}) · attention_mask 0 · label -100"
+        else:
+            tip = f"position {t} · token id {seq.input_ids[t]} · label {'-100' if label == IGNORE else label}"
+            if t == 0 and label != IGNORE:
+                tip += " (never scored: nothing comes before it)"
+            if seq.position_ids is not None:
+                tip += f" · position_id {seq.position_ids[t]}"
+            if nxt is not None and seq.labels[t + 1] != IGNORE:
+                tip += f" · predicts → {nxt}"
+            elif nxt is not None:
+                tip += f" · next token {nxt} is not scored"
+        cls = "sv-tok sv-changed" if changed and t in changed else "sv-tok"
+        pos = f'<sub class="sv-pos">{seq.position_ids[t]}</sub>' if show_positions and seq.position_ids else ""
+        parts.append(f'<span class="{cls}" data-role="{role}" data-pos="{t}" title="{escape(tip)}">'
+                     f'{escape(text)}{pos}</span>')
+        if text.endswith("↵"):
+            parts.append("<br>")
+    return f'<div class="sv-tokens">{"".join(parts)}</div>'
+
+
+def counts(seq):
+    roles = seq.roles
+    return {r: roles.count(r) for r in ("target", "context", "masked")}
+
+
+def summary_html(seq, note=""):
+    c = counts(seq)
+    real = c["target"] + c["context"]
+    pct = 100 * c["target"] / real if real else 0
+    drop = ('<div class="sv-dropped">✗ TRL drops this example: after truncation to max_length no token has a '
+            'label, so it would add no loss.</div>' if seq.dropped else "")
+    return (f'<div class="sv-summary"><b>{c["target"]}</b> target · <b>{c["context"]}</b> context · '
+            f'<b>{c["masked"]}</b> masked — {pct:.0f}% of real tokens trained; {seq.num_scored} tokens carry '
+            f'loss after the shift. {escape(note)}</div>{drop}')
+
+
+def token_view(seq, texts, note=""):
+    return legend() + summary_html(seq, note) + tokens_html(seq, texts, show_positions=seq.position_ids is not None)
+
+
+def shift_view(seq, texts, window=28, show_all=False):
+    """Two aligned rows: what the model sees at t, and the label it is scored on (token t+1)."""
+    n = len(seq.input_ids)
+    targets = [t for t in range(1, n) if seq.labels[t] != IGNORE]
+    if show_all or n <= window:
+        lo, hi = 0, n
+    else:
+        centre = targets[0] if targets else 0
+        lo = max(0, min(centre - window // 3, n - window))
+        hi = min(n, lo + window)
+    head, sees, arrows, scored = ["<th>position</th>"], ["<th>the model sees</th>"], ["<th></th>"], [
+        "<th>it is scored on</th>"]
+    for t in range(lo, hi):
+        masked = seq.attention_mask is not None and not seq.attention_mask[t]
+        nxt_scored = t + 1 < n and seq.labels[t + 1] != IGNORE
+        cls = "sv-pair-on" if nxt_scored else "sv-pair-off"
+        head.append(f"<td>{t}</td>")
+        sees.append(f'<td class="{cls}"><span class="sv-tok" data-role="{seq.roles[t]}">{escape(texts[t])}</span></td>')
+        arrows.append(f'<td class="{cls}">{"↘" if nxt_scored else "·"}</td>')
+        if t + 1 >= n:
+            cell = '<i title="the last position has no next token">(end)</i>'
+        elif masked:
+            cell = '<i title="padding is not attended and has no label">—</i>'
+        elif nxt_scored:
+            cell = f'<span class="sv-tok" data-role="target">{escape(texts[t + 1])}</span>'
+        else:
+            cell = f'<i title="label of position {t + 1} is -100">-100</i>'
+        scored.append(f'<td class="{cls}">{cell}</td>')
+    rows = "".join(f"<tr>{''.join(r)}</tr>" for r in (head, sees, arrows, scored))
+    where = f"positions {lo}–{hi - 1} of {n}" + ("" if (lo, hi) == (0, n) else ", around the first trained token")
+    first = ("Position 0 is never scored: nothing comes before it, so its label (if any) is unused. "
+             if lo == 0 else "")
+    last = "The last position predicts nothing: there is no next token. " if hi == n else ""
+    return (f'<div class="sv-shift-note">{escape(where)}. {first}{last}</div>'
+            f'<div class="sv-shift-scroll"><table class="sv-shift">{rows}</table></div>')
+
+
+def compare_view(a_name, a_seq, b_name, b_seq, texts):
+    """The same example under two modes; tokens whose role differs are outlined."""
+    changed = {t for t, (x, y) in enumerate(zip(a_seq.roles, b_seq.roles)) if x != y}
+    out = []
+    for name, seq in ((a_name, a_seq), (b_name, b_seq)):
+        c = counts(seq)
+        real = c["target"] + c["context"]
+        pct = 100 * c["target"] / real if real else 0
+        out.append(f'<div class="sv-compare-head"><b>{escape(name)}</b>: {c["target"]} of {real} tokens trained '
+                   f'({pct:.0f}%){" — dropped by TRL" if seq.dropped else ""}</div>'
+                   + tokens_html(seq, texts, changed))
+    note = f"{len(changed)} tokens change role between the two modes (outlined)."
+    return f'<div class="sv-compare"><div class="sv-summary">{note}</div>{"".join(out)}</div>'
+
+
+def packing_view(seq, row_index, rows_summary):
+    """Which documents share this row, with their lengths and where position_ids restart."""
+    docs = []
+    for src in seq.sources:
+        if src >= 0 and (not docs or docs[-1][0] != src):
+            docs.append([src, 0])
+        if src >= 0:
+            docs[-1][1] += 1
+    items = "".join(f"<li>example {d} — {n} tokens</li>" for d, n in docs)
+    pos = ("position_ids restart at 0 for each document (padding-free: no attention mask; each document only "
+           "sees itself, and its first label is set to -100)." if seq.position_ids is not None else
+           "wrapped packing keeps no boundaries: documents attend to each other, and the first token of a "
+           "document is predicted from the end of the previous one.")
+    return (f'<div class="sv-packing"><b>Row {row_index}</b> holds {len(docs)} document(s):<ul>{items}</ul>'
+            f'<p>{escape(pos)}</p><p>{escape(rows_summary)}</p></div>')
+
+
+def error_html(message):
+    return f'<div class="sv-error" role="alert">⚠ {escape(message)}</div>'

@@ -1,0 +1,209 @@
+"""What the web page shows, computed without gradio: load + label (cached, shared by all users), then
+HTML and figures for one example. app.py only wires these functions to components.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import TRL_VERSION, data, plots, render
+from .labels import Options, TRLRefusal, collate, prepare
+from .tokenizer import load_tokenizer, token_texts
+
+BATCH = 8  # SFTConfig.per_device_train_batch_size default
+MODE_CHOICES = [  # (label on the page, engine mode)
+    ("Answer only (completion_only_loss)", "completion"),
+    ("Whole text", "whole"),
+    ("Assistant turns only (assistant_only_loss)", "assistant"),
+    ("TRL default for this data", "auto"),
+]
+MODE_NAMES = {m: label for label, m in MODE_CHOICES}
+
+
+class _LRU:
+    """A small thread-safe cache: many students on one Space load the same sample."""
+
+    def __init__(self, size):
+        self.size, self.data, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key, make):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        value = make()
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+        return value
+
+
+_loads, _preps = _LRU(8), _LRU(32)
+
+
+@dataclass
+class Loaded:
+    source: str
+    kind: str
+    raw: list
+    rows: list
+    tok: object
+    tok_name: str
+    mapping: object = None
+
+
+def load(source, tokenizer="default", prompt_template=None, completion_template=None):
+    key = (source, tokenizer, prompt_template, completion_template)
+
+    def make():
+        raw = data.load(source)
+        kind = data.detect(raw)
+        mapping = None
+        if kind in data.DEFAULT_MAPPINGS:
+            base = data.DEFAULT_MAPPINGS[kind]
+            mapping = data.Mapping(prompt_template or base.prompt, completion_template or base.completion)
+        rows = data.to_trl(raw, kind, mapping)
+        return Loaded(source, kind, raw, rows, load_tokenizer(tokenizer), tokenizer, mapping)
+
+    return _loads.get(key, make)
+
+
+def prepared(loaded, options):
+    key = (loaded.source, loaded.tok_name, loaded.mapping and (loaded.mapping.prompt, loaded.mapping.completion),
+           options.mode, options.max_length, options.packing, options.packing_strategy)
+    return _preps.get(key, lambda: prepare(loaded.rows, loaded.tok, options))
+
+
+def compare_modes(kind):
+    """The two modes worth comparing for this kind of data."""
+    if kind in ("conversational", "sharegpt"):
+        return "whole", "assistant"
+    return "whole", "completion"
+
+
+@dataclass
+class View:
+    loaded: Loaded
+    options: Options
+    prep: object
+    texts: dict = field(default_factory=dict)
+
+    @property
+    def n(self):
+        return len(self.prep.sequences)
+
+    def token_texts(self, i):
+        if i not in self.texts:
+            self.texts[i] = token_texts(self.loaded.tok, self.prep.sequences[i].input_ids)
+        return self.texts[i]
+
+    def displayed(self, i):
+        """Sequence i as it sits in its batch of 8 (padded to the longest), with a note saying so."""
+        seqs = self.prep.sequences
+        seq = seqs[i]
+        if self.prep.padding_free:
+            return seq, "Padding-free packing: no padding, one flat row per batch."
+        if seq.dropped:
+            return seq, ""
+        kept = [k for k, s in enumerate(seqs) if not s.dropped]
+        pos = kept.index(i)
+        start = pos - pos % BATCH
+        batch = [seqs[k] for k in kept[start:start + BATCH]]
+        padded = collate(batch, self.prep.pad_token_id)[pos - start]
+        pad = len(padded.input_ids) - len(seq.input_ids)
+        return padded, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
+                        f"here consecutive examples), right-padded to the longest: {pad} padding tokens.")
+
+
+def open_view(source, tokenizer, prompt_template, completion_template, mode, max_length, packing, strategy):
+    loaded = load(source, tokenizer, prompt_template or None, completion_template or None)
+    options = Options(mode, max_length, packing, strategy)
+    return View(loaded, options, prepared(loaded, options))
+
+
+def describe(view):
+    kind = view.loaded.kind
+    p = view.prep
+    dropped = sum(s.dropped for s in p.sequences)
+    lines = [f"**{view.loaded.source}**: {len(view.loaded.rows)} examples — {data.EXPLAIN.get(kind, kind)}",
+             f"Mode **{MODE_NAMES[view.options.mode]}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
+             f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
+    if view.options.packing:
+        lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
+                     f"{view.options.max_length} tokens.")
+    if dropped:
+        lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
+                     f"{view.options.max_length}: TRL drops them (shown here, flagged).")
+    for w in p.warnings:
+        lines.append(f"⚠ TRL warns: {w}")
+    if p.chat_template:
+        lines.append("TRL swapped in its training chat template (with {% generation %} tags) for this tokenizer.")
+    return "\n\n".join(lines)
+
+
+def example_html(view, i):
+    """(token view, shift view, packing view) for sequence i."""
+    i = max(0, min(int(i), view.n - 1))
+    texts = view.token_texts(i)
+    seq, note = view.displayed(i)
+    texts = texts + [view.loaded.tok.pad_token or "<pad>"] * (len(seq.input_ids) - len(texts))
+    token = render.token_view(seq, texts, note)
+    shift = render.shift_view(seq, texts)
+    pack = ""
+    if view.options.packing:
+        pack = render.packing_view(seq, i, f"{view.n} packed rows in all; bfd sorts documents longest-first, so "
+                                           "row order differs from the dataset order.")
+    return token, shift, pack
+
+
+def compare_html(view, i):
+    """The same example under the two modes that matter for this data, changes outlined."""
+    if view.options.packing:
+        return render.error_html("Mode comparison is per example: turn packing off to compare.")
+    a, b = compare_modes(view.loaded.kind)
+    seqs = []
+    for mode in (a, b):
+        try:
+            seqs.append(prepared(view.loaded, Options(mode, view.options.max_length)).sequences[i])
+        except TRLRefusal as e:
+            return render.error_html(f"{MODE_NAMES[mode]}: TRL refuses: {e}")
+    return render.compare_view(MODE_NAMES[a], seqs[0], MODE_NAMES[b], seqs[1], view.token_texts(i))
+
+
+def search(view, query, start):
+    """Index of the next example (after `start`, wrapping) whose source text contains `query`."""
+    q = (query or "").strip().lower()
+    if not q:
+        return start
+    n = len(view.loaded.rows)
+    for k in range(1, n + 1):
+        j = (start + k) % n
+        if q in str(view.loaded.rows[j]).lower():
+            if view.options.packing:  # jump to the packed row holding that example
+                return next((r for r, s in enumerate(view.prep.sequences) if j in s.sources), start)
+            return j
+    return start
+
+
+def stats(view):
+    """Dataset-level numbers and figures: roles per mode, zero-trained examples, lengths vs max_length."""
+    loaded, opts = view.loaded, view.options
+    per_mode = {}
+    for mode in dict.fromkeys([opts.mode, *compare_modes(loaded.kind)]):
+        try:
+            p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy))
+        except TRLRefusal:
+            continue
+        roles = [r for s in p.sequences if not s.dropped for r in s.roles]
+        per_mode[MODE_NAMES[mode]] = {"target": roles.count("target"), "context": roles.count("context"),
+                                      "dropped": sum(s.dropped for s in p.sequences)}
+    lengths = [len(s.input_ids) for s in prepared(loaded, Options(opts.mode, None)).sequences] \
+        if not opts.packing else [len(s.input_ids) for s in view.prep.sequences]
+    cur = per_mode.get(MODE_NAMES[opts.mode], {"target": 0, "context": 0, "dropped": 0})
+    total = cur["target"] + cur["context"]
+    md = (f"**{len(loaded.rows)}** examples · **{total}** tokens kept · **{cur['target']}** target / "
+          f"**{cur['context']}** context ({100 * cur['target'] / max(total, 1):.0f}% trained) · "
+          f"**{cur['dropped']}** examples with zero trained tokens (dropped by TRL) · "
+          f"{sum(n > (opts.max_length or 10**9) for n in lengths)} longer than max_length.")
+    return md, plots.roles_figure(per_mode), plots.length_figure(lengths, opts.max_length)
