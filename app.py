@@ -212,7 +212,7 @@ def build():
         index.input(navigate, inputs, nav_out, show_progress="hidden", trigger_mode="always_last").then(
             **update_url)
         for btn, delta in ((prev_btn, -1), (next_btn, 1)):
-            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden").then(
+            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden", queue=False).then(
                 **update_url)
         query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
         demo.load(from_url, None, [which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index],
@@ -221,7 +221,8 @@ def build():
 
 
 demo = build()
-LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"])
+view.warm(data.DEFAULT_SAMPLE, MODE_OF[MODES[0]])  # the first page view is then served from the cache
+LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False)
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=os.environ.get("HOST", "0.0.0.0"),

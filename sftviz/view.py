@@ -122,6 +122,12 @@ def open_view(source, tokenizer, prompt_template, completion_template, mode, max
     return View(loaded, options, prepared(loaded, options))
 
 
+def warm(source, mode):
+    """Load, label and compute stats for the default view ahead of the first visitor."""
+    v = open_view(source, "default", "", "", mode, 1024, False, "bfd")
+    example_html(v, 0), compare_html(v, 0), stats(v)
+
+
 def describe(view):
     kind = view.loaded.kind
     p = view.prep
