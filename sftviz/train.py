@@ -1,0 +1,385 @@
+"""Paired training runs: the same tiny model trained twice (or three times), differing only in labels.
+
+Every run starts from bit-identical weights and sees the same batches in the same order; only the
+labels differ (whole text vs answer only vs assistant turns only), as `labels.prepare` builds them
+for TRL. Two numbers per run:
+
+  * train_loss: the run's own objective, `model(input_ids, attention_mask, labels).loss`, the mean
+    over the tokens that run trains on (TRL's per-token averaging). Runs average over different
+    tokens, so these curves are NOT comparable across runs.
+  * eval_answer_loss / eval_prompt_loss: the same held-out examples scored the same way for every
+    run, on answer tokens and on prompt tokens. These ARE comparable.
+
+The tiny model only models the token ids that occur in the data (remapped to a compact vocabulary),
+so a 32k-150k tokenizer costs no more than a small one: the output layer dominates CPU time.
+"""
+
+import copy
+import queue
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+from .labels import IGNORE, Options, TRLRefusal, collate, prepare
+
+PRESETS = {
+    "quick": dict(steps=240, batch_size=8, learning_rate=1e-3, max_length=128, hidden_size=128, num_layers=2,
+                  eval_every=20, max_examples=400),
+    "longer": dict(steps=1000, batch_size=8, learning_rate=1e-3, max_length=256, hidden_size=192, num_layers=3,
+                   eval_every=25, max_examples=5000),
+}
+
+
+@dataclass
+class TrainConfig:
+    modes: tuple = ("whole", "completion")
+    steps: int = 150
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+    max_length: int = 128
+    hidden_size: int = 128
+    num_layers: int = 2
+    eval_every: int = 10
+    max_examples: int = 400  # the first N examples of the dataset (fewer distinct tokens: a faster model)
+    n_eval: int = 32  # held-out examples
+    n_generate: int = 4  # held-out prompts to generate from after training
+    max_new_tokens: int = 24
+    seed: int = 0
+    model: str = "tiny"  # or a local directory / Hub id of a pretrained causal LM
+    threads: int = 1  # torch threads per run; runs go in parallel Python threads
+
+    @classmethod
+    def preset(cls, name, **overrides):
+        return cls(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class TrainError(ValueError):
+    """The data or options cannot be trained on; the message says why."""
+
+
+@dataclass
+class Plan:
+    """Everything shared by the runs: the split, the batches, the compact vocabulary, the labels per mode."""
+
+    config: TrainConfig
+    train_ids: list  # per training example: input_ids (compact)
+    train_labels: dict  # mode -> per training example labels (compact ids or -100)
+    eval_ids: list
+    eval_answer: list  # per eval example: positions whose token is an answer token (scored, t >= 1)
+    eval_prompt: list  # per eval example: positions of prompt tokens (t >= 1)
+    batches: list  # step -> list of training example indices (same for every run)
+    vocab: list  # compact id -> original token id (None when the model uses the real vocabulary)
+    pad_id: int
+    eos_id: int
+    gen_prompts: list  # compact prompt ids for generation
+    gen_references: list  # reference answers (text)
+    notes: list = field(default_factory=list)
+
+
+def answer_mode(prepared_rows):
+    """The mode that marks answer tokens for this data: assistant turns for chats, else the completion."""
+    first = prepared_rows[0]
+    return "assistant" if "messages" in first else "completion"
+
+
+def make_plan(rows, tok, config):
+    modes = list(dict.fromkeys(config.modes))
+    if len(modes) < 1:
+        raise TrainError("choose at least one mode to train")
+    rows = rows[:config.max_examples]
+    if len(rows) < 8:
+        raise TrainError(f"need at least 8 examples to train and hold some out, got {len(rows)}")
+    ans_mode = answer_mode(rows)
+    opts = {m: Options(m, config.max_length) for m in set(modes) | {"whole", ans_mode}}
+    preps = {}
+    for m, o in opts.items():
+        try:
+            preps[m] = prepare(rows, tok, o)
+        except TRLRefusal as e:
+            if m in modes:
+                raise TrainError(f"mode {m!r}: {e}") from None
+    notes = []
+    if "prompt" not in rows[0] and "messages" not in rows[0]:
+        notes.append("This data has no prompt/answer split: answer loss = loss on every token.")
+    whole = preps["whole"].sequences
+    answer = preps[ans_mode].sequences if ans_mode in preps else whole
+    for m in modes:  # same inputs for every mode, only labels differ
+        assert all(a.input_ids == b.input_ids for a, b in zip(preps[m].sequences, whole)), m
+    eligible = [i for i in range(len(rows)) if not any(preps[m].sequences[i].dropped for m in preps)
+                and answer[i].num_scored > 0]
+    if len(eligible) < len(rows):
+        notes.append(f"{len(rows) - len(eligible)} examples left out: no answer token within max_length "
+                     f"{config.max_length} (TRL would drop them in answer-only mode).")
+    if len(eligible) < 8:
+        raise TrainError(f"only {len(eligible)} examples have an answer within max_length {config.max_length}")
+    rng = random.Random(config.seed)
+    rng.shuffle(eligible)
+    n_eval = min(config.n_eval, max(2, len(eligible) // 5))
+    eval_idx, train_idx = eligible[:n_eval], eligible[n_eval:]
+
+    # Compact vocabulary: the ids that occur in the data, plus the specials the model must produce.
+    pad_orig = preps["whole"].pad_token_id
+    if config.model == "tiny":
+        used = {t for s in whole for t in s.input_ids} | {pad_orig, tok.eos_token_id}
+        vocab = sorted(t for t in used if t is not None)
+        notes.append(f"The tiny model's vocabulary: the {len(vocab)} token ids that occur in this data "
+                     f"(of the tokenizer's {len(tok)}), remapped to 0..{len(vocab) - 1}.")
+    else:
+        vocab = None
+    to_c = {t: i for i, t in enumerate(vocab)} if vocab else None
+
+    def c(ids):
+        return [to_c[t] for t in ids] if to_c else list(ids)
+
+    def c_labels(labels):
+        return [IGNORE if t == IGNORE else to_c[t] for t in labels] if to_c else list(labels)
+
+    train_ids = [c(whole[i].input_ids) for i in train_idx]
+    train_labels = {m: [c_labels(preps[m].sequences[i].labels) for i in train_idx] for m in modes}
+    eval_ids = [c(whole[i].input_ids) for i in eval_idx]
+    eval_answer, eval_prompt = [], []
+    for i in eval_idx:
+        a = {t for t in range(1, len(answer[i].labels)) if answer[i].labels[t] != IGNORE}
+        eval_answer.append(sorted(a))
+        eval_prompt.append([t for t in range(1, len(whole[i].labels)) if t not in a])
+
+    # One shuffled pass over the training set after another, the same for every run.
+    order, batches = [], []
+    for _ in range(config.steps):
+        if len(order) < config.batch_size:
+            epoch = list(range(len(train_idx)))
+            rng.shuffle(epoch)
+            order += epoch
+        batches.append(order[:config.batch_size])
+        order = order[config.batch_size:]
+
+    gen_prompts, refs = [], []
+    for i in eval_idx[:config.n_generate]:
+        first_answer = min(t for t in range(len(answer[i].labels)) if answer[i].labels[t] != IGNORE)
+        gen_prompts.append(c(whole[i].input_ids[:first_answer]))
+        refs.append(tok.decode([t for t in answer[i].labels if t != IGNORE]))
+    return Plan(config, train_ids, train_labels, eval_ids, eval_answer, eval_prompt, batches, vocab,
+                to_c[pad_orig] if to_c else pad_orig, to_c[tok.eos_token_id] if to_c else tok.eos_token_id,
+                gen_prompts, refs, notes)
+
+
+def build_model(plan):
+    """The model every run starts from (seeded): a small Llama, or a pretrained causal LM."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    cfg = plan.config
+    torch.manual_seed(cfg.seed)
+    if cfg.model != "tiny":
+        try:
+            return AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=False)
+        except Exception as e:
+            raise TrainError(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0][:200]}") from None
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(plan.vocab), hidden_size=cfg.hidden_size, intermediate_size=2 * cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=max(cfg.max_length, 64), pad_token_id=plan.pad_id, eos_token_id=plan.eos_id,
+        bos_token_id=None, tie_word_embeddings=True))
+
+
+def tensors(ids_list, labels_list, pad_id):
+    """Right-padded batch tensors, as TRL's collator pads (labels -100, attention_mask 0 on padding)."""
+    import torch
+
+    from .labels import Sequence
+
+    seqs = collate([Sequence(list(i), list(lab), None, None, [0] * len(i)) for i, lab in zip(ids_list, labels_list)],
+                   pad_id)
+    return (torch.tensor([s.input_ids for s in seqs]), torch.tensor([s.attention_mask for s in seqs]),
+            torch.tensor([s.labels for s in seqs]))
+
+
+def evaluate(model, plan, device="cpu"):
+    """Mean cross-entropy on held-out answer tokens and on held-out prompt tokens (same for every run)."""
+    import torch
+    import torch.nn.functional as F
+
+    sums, counts = [0.0, 0.0], [0, 0]
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(plan.eval_ids), 16):
+            ids = plan.eval_ids[k:k + 16]
+            x, am, _ = tensors(ids, ids, plan.pad_id)
+            logits = model(input_ids=x.to(device), attention_mask=am.to(device)).logits.float()
+            # position t is predicted by the output at t-1
+            nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:].to(device), reduction="none").cpu()
+            for row, j in enumerate(range(k, k + len(ids))):
+                for which, positions in enumerate((plan.eval_answer[j], plan.eval_prompt[j])):
+                    if positions:
+                        sums[which] += float(nll[row, [t - 1 for t in positions]].sum())
+                        counts[which] += len(positions)
+    model.train()
+    return tuple(s / n if n else None for s, n in zip(sums, counts))
+
+
+def token_losses(model, ids, device="cpu"):
+    """Per-position loss of predicting token t from tokens < t (None at position 0)."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    with torch.no_grad():
+        x = torch.tensor([ids], device=device)
+        logits = model(input_ids=x).logits.float()
+        nll = F.cross_entropy(logits[0, :-1], x[0, 1:], reduction="none").cpu().tolist()
+    model.train()
+    return [None] + nll
+
+
+def generate(model, plan, prompt, device="cpu"):
+    """Greedy continuation until EOS or max_new_tokens; returns (compact ids, stopped_at_eos)."""
+    import torch
+
+    model.eval()
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(plan.config.max_new_tokens):
+            window = ids[-plan.config.max_length:]
+            nxt = int(model(input_ids=torch.tensor([window], device=device)).logits[0, -1].argmax())
+            ids.append(nxt)
+            if nxt == plan.eos_id:
+                break
+    model.train()
+    out = ids[len(prompt):]
+    return out, bool(out) and out[-1] == plan.eos_id
+
+
+class Run:
+    """One training run in its own thread; puts event dicts on a shared queue."""
+
+    def __init__(self, mode, model, plan, events, stop, device):
+        self.mode, self.model, self.plan, self.events, self.stop, self.device = mode, model, plan, events, stop, device
+        self.error = None
+        self.thread = threading.Thread(target=self._guarded, name=f"sftviz-train-{mode}", daemon=True)
+
+    def _guarded(self):
+        try:
+            self.train()
+        except Exception as e:  # reported, never raised into another thread
+            self.error = f"{type(e).__name__}: {e}"
+            self.events.put({"record": "error", "mode": self.mode, "error": self.error})
+
+    def train_step(self, optimizer, step):
+        """One optimizer step; the loss is the model's own (shift + -100 handling, per-token mean)."""
+        import torch
+
+        idx = self.plan.batches[step]
+        x, am, y = tensors([self.plan.train_ids[i] for i in idx],
+                           [self.plan.train_labels[self.mode][i] for i in idx], self.plan.pad_id)
+        x, am, y = x.to(self.device), am.to(self.device), y.to(self.device)
+        if int((y[:, 1:] != IGNORE).sum()) == 0:  # TRL: an all-masked batch gives loss 0, no update
+            return 0.0
+        loss = self.model(input_ids=x, attention_mask=am, labels=y).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # TRL/Trainer default max_grad_norm
+        optimizer.step()
+        return float(loss)
+
+    def train(self):
+        import torch
+
+        cfg = self.plan.config
+        self.model.to(self.device)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+        answer, prompt = evaluate(self.model, self.plan, self.device)
+        self.events.put(dict(record="eval", mode=self.mode, step=0, train_loss=None, eval_answer_loss=answer,
+                             eval_prompt_loss=prompt))
+        for step in range(cfg.steps):
+            if self.stop.is_set():
+                self.events.put({"record": "stopped", "mode": self.mode, "step": step})
+                return
+            loss = self.train_step(optimizer, step)
+            self.events.put({"record": "train", "mode": self.mode, "step": step + 1, "train_loss": loss})
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                answer, prompt = evaluate(self.model, self.plan, self.device)
+                self.events.put(dict(record="eval", mode=self.mode, step=step + 1, train_loss=loss,
+                                     eval_answer_loss=answer, eval_prompt_loss=prompt))
+        self.events.put({"record": "done", "mode": self.mode, "step": cfg.steps})
+
+
+class PairedTraining:
+    """Start the runs, iterate over their events, stop them. Use as a context manager: leaving it stops
+    and joins every thread (Stop button, closed browser tab, Ctrl-C)."""
+
+    def __init__(self, rows, tok, config):
+        import torch
+
+        self.config, self.tok = config, tok
+        self.plan = make_plan(rows, tok, config)
+        self.device = "cuda" if config.model != "tiny" and torch.cuda.is_available() else "cpu"
+        torch.set_num_threads(max(1, config.threads))  # process-wide; parallel runs beat more threads per run
+        base = build_model(self.plan)
+        if self.plan.vocab is None and base.get_input_embeddings().num_embeddings < len(tok):
+            raise TrainError("the pretrained model's vocabulary is smaller than the tokenizer's")
+        self.initial_state = {k: v.clone() for k, v in base.state_dict().items()}
+        self.events, self.stop_event = queue.Queue(), threading.Event()
+        self.runs = []
+        for mode in dict.fromkeys(config.modes):
+            model = copy.deepcopy(base)  # bit-identical start for every run
+            self.runs.append(Run(mode, model, self.plan, self.events, self.stop_event, self.device))
+        self.started = None
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        for r in self.runs:
+            r.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self, timeout=30):
+        self.stop_event.set()
+        for r in self.runs:
+            if r.thread.is_alive():
+                r.thread.join(timeout)
+
+    def alive(self):
+        return any(r.thread.is_alive() for r in self.runs)
+
+    def poll(self, timeout=0.1):
+        """Events available now (waits up to `timeout` for the first)."""
+        out = []
+        try:
+            out.append(self.events.get(timeout=timeout))
+            while True:
+                out.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def events_until_done(self):
+        while self.alive() or not self.events.empty():
+            yield from self.poll()
+
+    def decode(self, compact_ids):
+        ids = [self.plan.vocab[i] for i in compact_ids] if self.plan.vocab else compact_ids
+        return self.tok.decode(ids)
+
+    def results(self):
+        """After training: greedy generations per held-out prompt, and per-token losses of one example."""
+        gens = []
+        for k, prompt in enumerate(self.plan.gen_prompts):
+            item = {"prompt": self.decode(prompt), "reference": self.plan.gen_references[k], "outputs": {}}
+            for r in self.runs:
+                out, eos = generate(r.model, self.plan, prompt, self.device)
+                text = self.decode(out)
+                item["outputs"][r.mode] = {"text": text, "stopped_at_eos": eos,
+                                           "next_turn": any(m in text for m in ("<|im_start|>user", "Question:",
+                                                                                "<|user|>", "### Instruction"))}
+            gens.append(item)
+        ex = self.plan.eval_ids[0]
+        ids = [self.plan.vocab[i] for i in ex] if self.plan.vocab else ex
+        heat = {"input_ids": ids, "answer_positions": self.plan.eval_answer[0],
+                "losses": {r.mode: token_losses(r.model, ex, self.device) for r in self.runs}}
+        return {"record": "final", "generations": gens, "heatmap": heat,
+                "seconds": round(time.perf_counter() - self.started, 2), "notes": self.plan.notes,
+                "config": asdict(self.config)}
