@@ -6,11 +6,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import html  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
 from sftviz import TRL_VERSION, data, render, view  # noqa: E402
+from sftviz.train import PRESETS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
@@ -89,7 +91,6 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
 
 
 def _md(text):
-    import html
     import re
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
@@ -120,6 +121,50 @@ def find(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode,
         return view.search(v, query, int(index or 0))
     except Exception:
         return gr.skip()
+
+
+EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
+only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
+(whole text: every token; answer only: answer tokens), so the curves are **not comparable**. The **right** plot
+scores every run on the *same* held-out tokens: the answer tokens (solid) and the prompt tokens (dotted). That is
+the fair comparison. Answer-only training never learns to write prompts (its prompt loss goes up), and a tiny
+model trained from scratch may still gain from prompt tokens as extra signal: results depend on data and settings."""
+
+
+TRAIN_MODES = {"whole": "Whole text", "completion": "Answer only (assistant turns for chats)",
+               "assistant": "Assistant turns only"}
+
+
+def _preset_name(label):
+    return "quick" if label.startswith("Quick") else "longer"
+
+
+def preset_values(label):
+    p = PRESETS[_preset_name(label)]
+    return p["steps"], p["learning_rate"]
+
+
+def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+                 strategy, index, preset, modes, steps, lr, seed):
+    """Stream both loss curves while the paired runs train; generations and heatmap at the end."""
+    from sftviz.train import TrainConfig
+
+    try:
+        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
+                           MODE_OF.get(mode, "completion"), _max_length(max_length), False, "bfd")
+        chosen = view.train_modes(v.loaded.kind, [m for m in TRAIN_MODES if TRAIN_MODES[m] in (modes or [])])
+        if not chosen:
+            raise ValueError("choose at least one mode to train")
+        cfg = TrainConfig.preset(_preset_name(preset), modes=chosen,
+                                 steps=int(steps) if steps else None, learning_rate=float(lr) if lr else None,
+                                 seed=int(seed or 0))
+        yield gr.skip(), '<div class="sv-summary">Preparing the runs…</div>', "", ""
+        for fig, status, gens, heat in view.train_updates(v, cfg):
+            yield (fig, f'<div class="sv-summary">{html.escape(status)}</div>',
+                   gr.skip() if gens is None else gens, gr.skip() if heat is None else heat)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        yield gr.skip(), render.error_html(msg), gr.skip(), gr.skip()
 
 
 def from_url(request: gr.Request):
@@ -186,6 +231,27 @@ def build():
                 with gr.Tab("Packing"):
                     packing_view = gr.HTML("<p>Turn packing on to see packed rows.</p>", elem_id="packing-view")
                     gr.Markdown(EXPLAIN_PACKING)
+                with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
+                    with gr.Row():
+                        preset = gr.Radio(["Quick demo (~10-30 s)", "Longer (minutes)"],
+                                          value="Quick demo (~10-30 s)", label="Preset", elem_id="preset")
+                        train_modes = gr.CheckboxGroup(list(TRAIN_MODES.values()),
+                                                       value=[TRAIN_MODES["whole"], TRAIN_MODES["completion"]],
+                                                       label="Runs to compare", elem_id="train-modes")
+                    with gr.Row():
+                        steps = gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0, minimum=1,
+                                          maximum=20000, elem_id="train-steps")
+                        lr = gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", minimum=0,
+                                       elem_id="train-lr")
+                        seed = gr.Number(0, label="seed", precision=0, elem_id="train-seed")
+                    with gr.Row():
+                        train_btn = gr.Button("Train both", variant="primary", elem_id="train-button")
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
+                    train_status = gr.HTML(elem_id="train-status")
+                    loss_plot = gr.Plot(elem_id="loss-plot", show_label=False)
+                    gr.Markdown(EXPLAIN_TRAIN)
+                    generations = gr.HTML(elem_id="generations")
+                    heatmap = gr.HTML(elem_id="loss-heatmap")
                 with gr.Tab("Dataset stats"):
                     stats_md = gr.Markdown(elem_id="stats")
                     with gr.Row():
@@ -215,6 +281,11 @@ def build():
             btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden", queue=False).then(
                 **update_url)
         query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
+        train_ev = train_btn.click(train_stream, inputs + [preset, train_modes, steps, lr, seed],
+                                   [loss_plot, train_status, generations, heatmap], concurrency_limit=2,
+                                   concurrency_id="training", show_progress="full")
+        stop_btn.click(None, None, None, cancels=[train_ev])
+        preset.input(preset_values, preset, [steps, lr], queue=False)
         demo.load(from_url, None, [which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index],
                   queue=False).then(refresh, inputs, full).then(**update_url)
     return demo

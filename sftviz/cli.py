@@ -83,6 +83,55 @@ def inspect(args):
             print(render_sequence(i, seq, texts, color, opts.packing))
 
 
+def train(args):
+    from .train import PRESETS, PairedTraining, TrainConfig
+
+    rows, kind, tok = load(args)
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    bad = [m for m in modes if m not in ("whole", "completion", "assistant", "auto")]
+    if bad:
+        raise ValueError(f"unknown mode(s) {', '.join(bad)}; use whole, completion, assistant")
+    cfg = TrainConfig.preset(args.preset, modes=modes, steps=args.steps, seed=args.seed,
+                             batch_size=args.batch_size, learning_rate=args.lr,
+                             max_length=None if args.max_length is None else parse_max_length(args.max_length),
+                             model=args.model)
+    if cfg.max_length is None:
+        raise ValueError("training needs a max_length")
+    with PairedTraining(rows, tok, cfg) as pt:
+        if not args.json:
+            print(f"{args.data}: {kind}; training {' vs '.join(modes)} from identical weights on identical "
+                  f"batches ({cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}, preset "
+                  f"{args.preset}: {PRESETS[args.preset]})")
+            for note in pt.plan.notes:
+                print(f"  note: {note}")
+            print("  train_loss is each run's own objective (not comparable across runs); eval_* are the same "
+                  "held-out tokens for every run (comparable).")
+        for ev in pt.events_until_done():
+            if ev["record"] == "error":
+                raise RuntimeError(f"run {ev['mode']} failed: {ev['error']}")
+            if ev["record"] != "eval":
+                continue
+            rec = {k: ev[k] for k in ("step", "mode", "train_loss", "eval_answer_loss", "eval_prompt_loss")}
+            if args.json:
+                print(json.dumps(rec), flush=True)
+            else:
+                fmt = lambda x: "   -  " if x is None else f"{x:6.3f}"  # noqa: E731
+                print(f"step {rec['step']:>5}  {rec['mode']:<10} train_loss {fmt(rec['train_loss'])}  "
+                      f"eval answer {fmt(rec['eval_answer_loss'])}  eval prompt {fmt(rec['eval_prompt_loss'])}",
+                      flush=True)
+        final = pt.results()
+    if args.json:
+        print(json.dumps(final, ensure_ascii=False))
+        return
+    print(f"done in {final['seconds']} s. Greedy generations on held-out prompts:")
+    for g in final["generations"]:
+        print(f"  prompt …{g['prompt'][-70:]!r}\n    reference {g['reference']!r}")
+        for mode, out in g["outputs"].items():
+            flags = ("stops at EOS" if out["stopped_at_eos"] else "no EOS") + (
+                ", writes the next turn" if out["next_turn"] else "")
+            print(f"    {mode:<10} {out['text']!r} ({flags})")
+
+
 def legend(color):
     parts = []
     for role, words in (("target", "target: trained (has a label)"), ("context", "context: input only, label -100"),
@@ -127,6 +176,18 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="one JSON object per sequence, in TRL's order")
     p.add_argument("--no-color", action="store_true")
     p.set_defaults(func=inspect)
+    t = sub.add_parser("train", help="train a tiny model twice (whole text vs answer only) and compare")
+    add_data_args(t)
+    t.set_defaults(max_length=None)
+    t.add_argument("--modes", default="whole,completion", help="comma-separated: whole, completion, assistant")
+    t.add_argument("--preset", choices=["quick", "longer"], default="quick")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--model", default="tiny", help="'tiny' (built here) or a pretrained causal LM dir / Hub id")
+    t.add_argument("--json", action="store_true", help="one object per evaluation point, then a final record")
+    t.set_defaults(func=train)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -34,3 +34,32 @@ def length_figure(lengths, max_length):
     fig.update_xaxes(title="tokens per example (before truncation)")
     fig.update_yaxes(title="examples")
     return _layout(fig, "Length histogram")
+
+
+MODE_TITLES = {"whole": "whole text", "completion": "answer only", "assistant": "assistant only", "auto": "TRL default"}
+
+
+def loss_figure(curves, steps=None):
+    """Left: each run's own training loss (not comparable). Right: the same held-out tokens for every run."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "training loss, each on its own tokens (not comparable)",
+        "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
+    for k, (mode, c) in enumerate(curves.items()):
+        color, name = RUN_COLORS[k % len(RUN_COLORS)], MODE_TITLES.get(mode, mode)
+        if c["train"]:
+            xs, ys = zip(*c["train"])
+            fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{name}: train", line=dict(color=color, width=1.5),
+                            row=1, col=1, legendgroup=mode)
+        for key, dash in (("answer", "solid"), ("prompt", "dot")):
+            pts = [(s, v) for s, v in c[key] if v is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=f"{name}: held-out {key}",
+                                line=dict(color=color, dash=dash, width=2.5), marker=dict(size=5),
+                                row=1, col=2, legendgroup=mode)
+    for col in (1, 2):
+        fig.update_xaxes(title="step", range=[0, steps] if steps else None, row=1, col=col)
+        fig.update_yaxes(title="loss (nats/token)", rangemode="tozero", row=1, col=col)
+    return _layout(fig, None, height=380)

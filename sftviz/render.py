@@ -145,3 +145,44 @@ def packing_view(seq, row_index, rows_summary):
 
 def error_html(message):
     return f'<div class="sv-error" role="alert">⚠ {escape(message)}</div>'
+
+
+def generations_html(final, mode_titles):
+    """Greedy answers of each trained model to held-out prompts, side by side."""
+    modes = list(final["generations"][0]["outputs"]) if final["generations"] else []
+    head = "".join(f"<th>{escape(mode_titles.get(m, m))}</th>" for m in modes)
+    rows = []
+    for g in final["generations"]:
+        cells = []
+        for m in modes:
+            out = g["outputs"][m]
+            flags = ("✓ stops at EOS" if out["stopped_at_eos"] else "✗ no EOS: never stops") + (
+                " · ✗ writes the next turn" if out["next_turn"] else "")
+            cells.append(f'<td><code>{escape(out["text"])}</code><div class="sv-flag">{escape(flags)}</div></td>')
+        rows.append(f'<tr><td class="sv-gen-prompt"><code>…{escape(g["prompt"][-90:])}</code></td>'
+                    f'<td><code>{escape(g["reference"])}</code></td>{"".join(cells)}</tr>')
+    return (f'<table class="sv-gen"><tr><th>held-out prompt (end)</th><th>reference answer</th>{head}</tr>'
+            f'{"".join(rows)}</table>')
+
+
+def heatmap_html(final, texts, mode_titles):
+    """Per-token loss of one held-out example under each trained model (darker = higher loss)."""
+    heat = final["heatmap"]
+    answer = set(heat["answer_positions"])
+    out = []
+    for mode, losses in heat["losses"].items():
+        spans = []
+        for t, (text, loss) in enumerate(zip(texts, losses)):
+            if loss is None:
+                spans.append(f'<span class="sv-heat" title="position 0: not predicted">{escape(text)}</span>')
+                continue
+            a = min(loss / 8.0, 1.0)
+            cls = "sv-heat sv-heat-answer" if t in answer else "sv-heat"
+            spans.append(f'<span class="{cls}" style="background: rgba(213,94,0,{a:.2f})" '
+                         f'title="loss {loss:.2f} predicting this token">{escape(text)}</span>')
+            if text.endswith("↵"):
+                spans.append("<br>")
+        out.append(f'<div class="sv-compare-head"><b>{escape(mode_titles.get(mode, mode))}</b></div>'
+                   f'<div class="sv-tokens">{"".join(spans)}</div>')
+    return ('<div class="sv-summary">Per-token loss on a held-out example (darker = the model was more surprised;'
+            ' answer tokens are underlined).</div>' + "".join(out))

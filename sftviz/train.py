@@ -156,9 +156,12 @@ def make_plan(rows, tok, config):
 
     gen_prompts, refs = [], []
     for i in eval_idx[:config.n_generate]:
-        first_answer = min(t for t in range(len(answer[i].labels)) if answer[i].labels[t] != IGNORE)
-        gen_prompts.append(c(whole[i].input_ids[:first_answer]))
-        refs.append(tok.decode([t for t in answer[i].labels if t != IGNORE]))
+        labels = answer[i].labels
+        start = end = min(t for t in range(1, len(labels)) if labels[t] != IGNORE)  # the first answer
+        while end < len(labels) and labels[end] != IGNORE:
+            end += 1
+        gen_prompts.append(c(whole[i].input_ids[:start]))
+        refs.append(tok.decode(labels[start:end]))
     return Plan(config, train_ids, train_labels, eval_ids, eval_answer, eval_prompt, batches, vocab,
                 to_c[pad_orig] if to_c else pad_orig, to_c[tok.eos_token_id] if to_c else tok.eos_token_id,
                 gen_prompts, refs, notes)
@@ -280,7 +283,7 @@ class Run:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # TRL/Trainer default max_grad_norm
         optimizer.step()
-        return float(loss)
+        return loss.item()
 
     def train(self):
         import torch

@@ -93,3 +93,59 @@ def test_screenshots(page, server, theme):
     path = os.path.join(ROOT, "docs", f"screenshot-{theme}.png")
     page.screenshot(path=path, full_page=True)
     assert os.path.getsize(path) > 20000
+
+
+POINTS_JS = """() => { const p = document.querySelector('#loss-plot .js-plotly-plot');
+  if (!p || !p.data) return {};
+  const out = {}; for (const t of p.data) out[t.name] = t.x.length; return out; }"""
+
+
+def training_threads():
+    import threading
+    return [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
+
+
+def wait_no_training_threads(timeout=20):
+    import time
+    end = time.time() + timeout
+    while training_threads() and time.time() < end:
+        time.sleep(0.2)
+    return training_threads()
+
+
+def test_train_streams_two_growing_curves_then_generations(page, server):
+    open_page(page, server)
+    page.get_by_role("tab", name="Train: whole vs answer").click()
+    page.locator("#train-steps input").fill("120")
+    page.locator("#train-button").click()
+    page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).some(k => k.includes('train'))", timeout=20000)
+    first = page.evaluate(POINTS_JS)
+    page.wait_for_timeout(1500)
+    later = page.evaluate(POINTS_JS)
+    train_curves = [k for k in later if k.endswith(": train")]
+    assert len(train_curves) == 2
+    assert any(later[k] > first.get(k, 0) for k in train_curves)
+    page.wait_for_function("() => document.querySelector('#generations table') !== null", timeout=120000)
+    assert "whole text" in page.locator("#generations").inner_text()
+    assert page.locator("#loss-heatmap .sv-heat").count() > 0
+    assert not wait_no_training_threads()
+
+
+def test_stop_and_disconnect_end_the_training(page, browser, server):
+    open_page(page, server)
+    page.get_by_role("tab", name="Train: whole vs answer").click()
+    page.locator("#train-steps input").fill("20000")
+    page.locator("#train-button").click()
+    page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).length > 0", timeout=20000)
+    assert training_threads()
+    page.locator("#stop-button").click()
+    assert not wait_no_training_threads()
+    # a closed tab stops its job too
+    page.locator("#train-button").click()
+    import time
+    end = time.time() + 20
+    while not training_threads() and time.time() < end:
+        time.sleep(0.1)
+    assert training_threads()
+    page.close()
+    assert not wait_no_training_threads(30)
