@@ -1,0 +1,137 @@
+"""sftviz's training loop vs TRL's SFTTrainer on the same model, data, batch size and step count.
+
+    python benchmarks/bench_train.py [--steps 60]
+
+Model: a small Llama (hidden 128, 2 layers) over the bundled tokenizer's full vocabulary, saved once
+and loaded by every contender. Data: the bundled quiz sample, answer-only labels, max_length 128,
+batch 8, AdamW lr 1e-3, 1 torch thread. Contenders, one after the other in this process:
+  sftviz       sftviz.train.Run (one run, no parallel partner)
+  TRL user     SFTConfig defaults + bf16=False (what a user must add on CPU); logging_steps=1 to see losses
+  TRL tuned    + gradient_checkpointing=False and the model's own loss instead of TRL's fused loss
+Printed: steady steps/s (after the first step), time from construction to the first loss, and ratios.
+Then the paired quick demo (two runs in parallel) with the GPT-2 tokenizer on GSM8K from ../shared.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "assets")
+
+
+def steady(times):
+    """steps/s from the timestamps of consecutive losses, ignoring the first step."""
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def run_sftviz(rows, tok, model_dir, steps):
+    from sftviz import train
+
+    t0 = time.perf_counter()
+    cfg = train.TrainConfig.preset("quick", modes=("completion",), steps=steps, eval_every=10**9,
+                                   model=model_dir, n_generate=0)
+    pt = train.PairedTraining(rows, tok, cfg)
+    times = []
+    with pt:
+        for ev in pt.events_until_done():
+            if ev["record"] == "train":
+                times.append(time.perf_counter())
+    return times[0] - t0, steady(times)
+
+
+def run_trl(rows, tok, model_dir, steps, tuned):
+    import datasets
+    from transformers import AutoModelForCausalLM, PrinterCallback, Trainer, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    times = []
+
+    class Clock(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                times.append(time.perf_counter())
+
+    class OwnLoss(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    t0 = time.perf_counter()
+    extra = dict(gradient_checkpointing=False) if tuned else {}
+    args = SFTConfig(output_dir=os.path.join(tempfile.gettempdir(), "bench_trl"), bf16=False, max_steps=steps,
+                     per_device_train_batch_size=8, learning_rate=1e-3, max_length=128, logging_steps=1,
+                     report_to="none", save_strategy="no", disable_tqdm=True, **extra)
+    cls = OwnLoss if tuned else SFTTrainer
+    trainer = cls(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+                  train_dataset=datasets.Dataset.from_list(rows), processing_class=tok, callbacks=[Clock()])
+    trainer.remove_callback(PrinterCallback)  # no per-step log dicts on stdout
+    trainer.train()
+    return times[0] - t0, steady(times)
+
+
+def paired_quick_gpt2():
+    from sftviz import data, train
+    from sftviz.tokenizer import load_tokenizer
+
+    gsm = os.path.join(SHARED, "data", "gsm8k_test.jsonl")
+    if not os.path.exists(gsm):
+        print("paired quick demo with GPT-2: skipped (../shared/assets absent)")
+        return
+    tok = load_tokenizer(os.path.join(SHARED, "tokenizers", "gpt2"))
+    rows = data.to_trl(data.load(gsm))
+    t0 = time.perf_counter()
+    cfg = train.TrainConfig.preset("quick")
+    with train.PairedTraining(rows, tok, cfg) as pt:
+        for _ in pt.events_until_done():
+            pass
+        pt.results()
+    print(f"paired quick demo (whole + answer only, {cfg.steps} steps each, GSM8K, GPT-2 tokenizer, "
+          f"compact vocab {len(pt.plan.vocab)}): {time.perf_counter() - t0:.1f} s end to end (target < 30 s)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=60)
+    args = ap.parse_args()
+
+    import datasets
+    import torch
+    import transformers
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sftviz import data
+    from sftviz.tokenizer import load_tokenizer
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    tok = load_tokenizer("default")
+    rows = data.load("quiz_prompt_completion")
+    model_dir = tempfile.mkdtemp()
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                 tie_word_embeddings=True)).save_pretrained(model_dir)
+
+    results = {"sftviz": run_sftviz(rows, tok, model_dir, args.steps),
+               "TRL as a user runs it": run_trl(rows, tok, model_dir, args.steps, tuned=False),
+               "TRL tuned": run_trl(rows, tok, model_dir, args.steps, tuned=True)}
+    print(f"{args.steps} steps, batch 8, max_length 128, vocab {len(tok)}, hidden 128 x 2 layers, 1 thread")
+    print(f"{'':<24}{'steps/s':>9}{'first loss (s)':>16}")
+    for name, (first, sps) in results.items():
+        print(f"{name:<24}{sps:>9.1f}{first:>16.2f}")
+    ours = results["sftviz"][1]
+    print(f"sftviz / TRL as a user runs it: {ours / results['TRL as a user runs it'][1]:.2f}x (target >= 2x)")
+    print(f"sftviz / TRL tuned:             {ours / results['TRL tuned'][1]:.2f}x (target >= 1x)")
+    paired_quick_gpt2()
+
+
+if __name__ == "__main__":
+    main()
