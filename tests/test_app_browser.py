@@ -41,7 +41,7 @@ def test_whole_text_mode_has_no_context_and_switching_example_updates(page, serv
     page.locator("#next").click()
     wait_text_change(page, before)
     assert page.locator("#example-index input[type=number]").input_value() == "1"
-    assert "mode=whole" in page.evaluate("() => location.search")
+    page.wait_for_function("() => location.search.includes('mode=whole')", timeout=10000)
 
 
 def test_switching_sample_updates_view(page, server):
@@ -49,7 +49,7 @@ def test_switching_sample_updates_view(page, server):
     page.locator("#sample input").click()
     page.get_by_role("option", name="quiz_chat").click()
     page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
-    assert "sample=quiz_chat" in page.evaluate("() => location.search")
+    page.wait_for_function("() => location.search.includes('sample=quiz_chat')", timeout=10000)
 
 
 def test_upload_sample_file_then_bad_file_then_recover(page, server, tmp_path):
