@@ -41,7 +41,11 @@ boundaries."""
 
 
 def _max_length(value):
-    return None if value in (None, "", 0) else int(value)
+    if value in (None, ""):
+        return None
+    if int(value) < 1:
+        raise ValueError("max_length must be a positive number of tokens (or empty for no truncation)")
+    return int(value)
 
 
 def _source(sample, upload, hub_id, which):
@@ -152,6 +156,8 @@ def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_
     try:
         v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
                            MODE_OF.get(mode, "completion"), _max_length(max_length), False, "bfd")
+        if not steps or int(steps) < 1 or int(steps) > 20000 or not lr or float(lr) <= 0:
+            raise ValueError("steps must be 1-20000 and the learning rate above 0")
         chosen = view.train_modes(v.loaded.kind, [m for m in TRAIN_MODES if TRAIN_MODES[m] in (modes or [])])
         if not chosen:
             raise ValueError("choose at least one mode to train")
@@ -200,7 +206,7 @@ def build():
                 tokenizer = gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
                                        elem_id="tokenizer")
                 mode = gr.Radio(MODES, value=LABEL_OF["completion"], label="What is trained (mode)", elem_id="mode")
-                max_length = gr.Number(1024, label="max_length (empty = none)", precision=0, minimum=1,
+                max_length = gr.Number(1024, label="max_length (empty = none)", precision=0,
                                        elem_id="max-length")
                 with gr.Row():
                     packing = gr.Checkbox(False, label="Packing", elem_id="packing")
@@ -239,9 +245,9 @@ def build():
                                                        value=[TRAIN_MODES["whole"], TRAIN_MODES["completion"]],
                                                        label="Runs to compare", elem_id="train-modes")
                     with gr.Row():
-                        steps = gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0, minimum=1,
-                                          maximum=20000, elem_id="train-steps")
-                        lr = gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", minimum=0,
+                        steps = gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0,
+                                          elem_id="train-steps")
+                        lr = gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate",
                                        elem_id="train-lr")
                         seed = gr.Number(0, label="seed", precision=0, elem_id="train-seed")
                     with gr.Row():

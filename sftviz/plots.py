@@ -28,7 +28,10 @@ def roles_figure(per_mode):
 
 def length_figure(lengths, max_length):
     fig = go.Figure(go.Histogram(x=lengths, nbinsx=40, marker_color="#56B4E9", name="examples"))
-    if max_length:
+    if max_length and lengths and max_length > 1.5 * max(lengths):
+        fig.add_annotation(text=f"max_length {max_length}: no example is cut", xref="paper", yref="paper",
+                           x=1, y=1.08, showarrow=False)
+    elif max_length:
         fig.add_vline(x=max_length, line_dash="dash", line_color="#D55E00",
                       annotation_text=f"max_length {max_length}: cut here", annotation_position="top")
     fig.update_xaxes(title="tokens per example (before truncation)")
