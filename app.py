@@ -7,11 +7,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import html  # noqa: E402
+import re  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, render, view  # noqa: E402
+from sftviz import TRL_VERSION, data, one_line, render, view  # noqa: E402
 from sftviz.train import PRESETS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,6 +57,13 @@ def _source(sample, upload, hub_id, which):
     return sample
 
 
+def open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+              strategy):
+    """The page's inputs -> a (cached) view of the labelled data."""
+    return view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
+                          MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+
+
 def _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index):
     q = {"tokenizer": tokenizer, "mode": MODE_OF.get(mode, "completion"), "max_length": max_length or "none",
          "i": int(index or 0)}
@@ -73,8 +81,8 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
     """(Re)load data + labels; everything on the page is redrawn."""
     progress(0.1, desc="Loading data and tokenizer")
     try:
-        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
-                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+                      strategy)
         progress(0.6, desc="Building labels")
         index = max(0, min(int(index or 0), v.n - 1))
         token, shift, pack = view.example_html(v, index)
@@ -82,8 +90,7 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
         mapping = v.loaded.mapping
         status = view.describe(v)
     except Exception as e:  # bad input: a clear message; the page keeps working
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return (render.error_html(msg),) + (gr.skip(),) * 12
+        return (render.error_html(one_line(e)),) + (gr.skip(),) * 12
     return (f'<div class="sv-status">{_md(status)}</div>', token, shift,
             view.compare_html(v, index) if not packing else render.error_html(
                 "Mode comparison is per example: turn packing off to compare."),
@@ -95,7 +102,7 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
 
 
 def _md(text):
-    import re
+    """The status text's **bold** and `code` as HTML (everything else escaped)."""
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
     out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
@@ -106,13 +113,13 @@ def navigate(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, m
              strategy, index, delta=0):
     """Only the per-example views (index moved by `delta`): fast, since loads and labels are cached."""
     try:
-        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
-                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+                      strategy)
         index = max(0, min(int(index or 0) + delta, v.n - 1))
         token, shift, pack = view.example_html(v, index)
         compare = view.compare_html(v, index) if not packing else gr.skip()
     except Exception as e:
-        return (render.error_html(str(e).splitlines()[0] if str(e) else type(e).__name__),) + (gr.skip(),) * 5
+        return (render.error_html(one_line(e)),) + (gr.skip(),) * 5
     return (token, shift, compare, pack, index,
             _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
 
@@ -120,8 +127,8 @@ def navigate(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, m
 def find(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing, strategy,
          index, query):
     try:
-        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
-                           MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
+                      strategy)
         return view.search(v, query, int(index or 0))
     except Exception:
         return gr.skip()
@@ -154,23 +161,20 @@ def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_
     from sftviz.train import TrainConfig
 
     try:
-        v = view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
-                           MODE_OF.get(mode, "completion"), _max_length(max_length), False, "bfd")
+        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, False, "bfd")
         if not steps or int(steps) < 1 or int(steps) > 20000 or not lr or float(lr) <= 0:
             raise ValueError("steps must be 1-20000 and the learning rate above 0")
         chosen = view.train_modes(v.loaded.kind, [m for m in TRAIN_MODES if TRAIN_MODES[m] in (modes or [])])
         if not chosen:
             raise ValueError("choose at least one mode to train")
-        cfg = TrainConfig.preset(_preset_name(preset), modes=chosen,
-                                 steps=int(steps) if steps else None, learning_rate=float(lr) if lr else None,
+        cfg = TrainConfig.preset(_preset_name(preset), modes=chosen, steps=int(steps), learning_rate=float(lr),
                                  seed=int(seed or 0))
         yield gr.skip(), '<div class="sv-summary">Preparing the runs…</div>', "", ""
         for fig, status, gens, heat in view.train_updates(v, cfg):
             yield (fig, f'<div class="sv-summary">{html.escape(status)}</div>',
                    gr.skip() if gens is None else gens, gr.skip() if heat is None else heat)
     except Exception as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        yield gr.skip(), render.error_html(msg), gr.skip(), gr.skip()
+        yield gr.skip(), render.error_html(one_line(e)), gr.skip(), gr.skip()
 
 
 def from_url(request: gr.Request):

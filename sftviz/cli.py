@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import TRL_VERSION
+from . import TRL_VERSION, one_line
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
 ALT = {"context": "\033[2;36m", "target": "\033[1;4;33m", "masked": "\033[9;90m"}  # every other token
@@ -196,7 +196,6 @@ def main(argv=None):
     except BrokenPipeError:
         return 0
     except Exception as e:  # bad input: one line, no traceback
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"sftviz: error: {msg}", file=sys.stderr)
+        print(f"sftviz: error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0

@@ -19,7 +19,7 @@ import glob
 import os
 from dataclasses import dataclass
 
-from . import hub
+from . import hub, one_line
 from .tokenizer import ASSETS
 
 SAMPLES_DIR = os.path.join(ASSETS, "samples")
@@ -65,7 +65,7 @@ def load(source, config=None, split="train", limit=None):
     except DataError:
         raise
     except Exception as e:
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        msg = one_line(e)[:200]
         if not os.path.exists(path):
             raise DataError(f"cannot load Hub dataset {source!r} (the Hub is not reachable (offline), or there is "
                             f"no such dataset/config/split): {msg}") from None

@@ -14,6 +14,7 @@ Modes map onto SFTConfig exactly as a user would set them:
 
 from dataclasses import dataclass, field
 
+from . import one_line
 from .packing import pack
 
 IGNORE = -100  # the label value torch's cross-entropy skips
@@ -333,7 +334,7 @@ def training_chat_template(tok):
         return get_training_chat_template(tok)
     except ValueError as e:
         raise TRLRefusal(f"The chat template has no {{% generation %}} tags and TRL does not know it: "
-                         f"{str(e).splitlines()[0]}") from None
+                         f"{one_line(e)}") from None
 
 
 def stop_token_trained(tok, chat_template):

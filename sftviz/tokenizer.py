@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from . import hub
+from . import hub, one_line
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 DEFAULT_NAME = "default"
@@ -138,7 +138,7 @@ def load_tokenizer(name):
         raise
     except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load"
         where = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
-        raise TokenizerError(f"cannot load tokenizer {name!r} as a {where}: {str(e).splitlines()[0][:200]}") from None
+        raise TokenizerError(f"cannot load tokenizer {name!r} as a {where}: {one_line(e)[:200]}") from None
     if not getattr(tok, "is_fast", False):
         raise TokenizerError(f"tokenizer {name!r} is not a fast (Rust) tokenizer; sftviz needs token offsets")
     if tok.eos_token is None:

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
+from . import one_line
 from .labels import IGNORE, Options, TRLRefusal, collate, prepare
 
 PRESETS = {
@@ -178,7 +179,7 @@ def build_model(plan):
         try:
             return AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=False)
         except Exception as e:
-            raise TrainError(f"cannot load model {cfg.model!r}: {str(e).splitlines()[0][:200]}") from None
+            raise TrainError(f"cannot load model {cfg.model!r}: {one_line(e)[:200]}") from None
     return LlamaForCausalLM(LlamaConfig(
         vocab_size=len(plan.vocab), hidden_size=cfg.hidden_size, intermediate_size=2 * cfg.hidden_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=4, num_key_value_heads=4,

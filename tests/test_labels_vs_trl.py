@@ -1,7 +1,6 @@
 """The label engine against the oracle: TRL's real SFTTrainer + collator, on every type x mode x option."""
 
 import json
-import os
 
 import pytest
 
