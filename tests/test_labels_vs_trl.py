@@ -77,8 +77,6 @@ def test_long_prompt_is_dropped_in_answer_only_mode_but_kept_in_whole_mode():
 @pytest.mark.parametrize("sample", ["lm_text", "prompt_completion", "messages"])
 @pytest.mark.parametrize("tok_name", ["default", "gpt2"])
 def test_packing(sample, max_length, strategy, tok_name):
-    if sample == "messages" and tok_name == "gpt2":
-        pytest.skip("gpt2 has no chat template")
     check(oracle_sample(sample), tok_name, "auto", max_length, True, strategy)
 
 
