@@ -90,7 +90,7 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
         mapping = v.loaded.mapping
         status = view.describe(v)
     except Exception as e:  # bad input: a clear message; the page keeps working
-        return (render.error_html(one_line(e)),) + (gr.skip(),) * 12
+        return (render.error_html(one_line(e)),) + (gr.skip(),) * 14
     return (f'<div class="sv-status">{_md(status)}</div>', token, shift,
             view.compare_html(v, index) if not packing else render.error_html(
                 "Mode comparison is per example: turn packing off to compare."),
@@ -98,6 +98,10 @@ def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mo
             f"{v.n} {'packed rows' if packing else 'examples'}",
             gr.update(value=mapping.prompt if mapping else "", visible=mapping is not None),
             gr.update(value=mapping.completion if mapping else "", visible=mapping is not None),
+            gr.update(visible=mapping is not None),
+            gr.update(value=render.mapping_preview(v.loaded.raw[0 if packing else index],
+                                                         v.loaded.rows[0 if packing else index]) if mapping else "",
+                      visible=mapping is not None),
             _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
 
 
@@ -156,7 +160,7 @@ def preset_values(label):
 
 
 def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                 strategy, index, preset, modes, steps, lr, seed):
+                 strategy, index, preset, modes, steps, lr, seed, model="tiny"):
     """Stream both loss curves while the paired runs train; generations and heatmap at the end."""
     from sftviz.train import TrainConfig
 
@@ -168,7 +172,7 @@ def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_
         if not chosen:
             raise ValueError("choose at least one mode to train")
         cfg = TrainConfig.preset(_preset_name(preset), modes=chosen, steps=int(steps), learning_rate=float(lr),
-                                 seed=int(seed or 0))
+                                 seed=int(seed or 0), model=(model or "tiny").strip())
         yield gr.skip(), '<div class="sv-summary">Preparing the runs…</div>', "", ""
         for fig, status, gens, heat in view.train_updates(v, cfg):
             yield (fig, f'<div class="sv-summary">{html.escape(status)}</div>',
@@ -220,6 +224,8 @@ def build():
                                       visible=False, elem_id="prompt-template")
                 completion_t = gr.Textbox(label="Completion template", lines=1, visible=False,
                                           elem_id="completion-template")
+                apply_t = gr.Button("Apply template", visible=False, size="sm", elem_id="apply-template")
+                preview = gr.HTML(visible=False, elem_id="template-preview")
                 share = gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
                                    buttons=["copy"])
             with gr.Column(scale=3):
@@ -254,6 +260,8 @@ def build():
                         lr = gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate",
                                        elem_id="train-lr")
                         seed = gr.Number(0, label="seed", precision=0, elem_id="train-seed")
+                        model = gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
+                                           "(local dir / Hub id; GPU used when present)", elem_id="train-model")
                     with gr.Row():
                         train_btn = gr.Button("Train both", variant="primary", elem_id="train-button")
                         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -271,7 +279,7 @@ def build():
         inputs = [which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
                   strategy, index]
         full = [status, token_view, shift_view, compare_view, packing_view, stats_md, roles_plot, length_plot,
-                index, count, prompt_t, completion_t, share]
+                index, count, prompt_t, completion_t, apply_t, preview, share]
         nav_out = [token_view, shift_view, compare_view, packing_view, index, share]
         update_url = dict(fn=None, inputs=[share], outputs=None,
                           js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
@@ -283,7 +291,7 @@ def build():
             trigger(choose(kind), None, [which, index], queue=False).then(
                 refresh, inputs, full, show_progress="minimal").then(**update_url)
         for trigger in (mode.input, packing.input, strategy.input, max_length.submit, tokenizer.submit,
-                        prompt_t.submit, completion_t.submit):
+                        completion_t.submit, apply_t.click):
             trigger(refresh, inputs, full, show_progress="minimal").then(**update_url)
         index.input(navigate, inputs, nav_out, show_progress="hidden", trigger_mode="always_last").then(
             **update_url)
@@ -291,7 +299,7 @@ def build():
             btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden", queue=False).then(
                 **update_url)
         query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
-        train_ev = train_btn.click(train_stream, inputs + [preset, train_modes, steps, lr, seed],
+        train_ev = train_btn.click(train_stream, inputs + [preset, train_modes, steps, lr, seed, model],
                                    [loss_plot, train_status, generations, heatmap], concurrency_limit=2,
                                    concurrency_id="training", show_progress="full")
         stop_btn.click(None, None, None, cancels=[train_ev])

@@ -175,9 +175,10 @@ def prepare(rows, tokenizer, options=Options()):
     # No mask: every token is a target, labels == input_ids.
     labels = []
     for row_ids, prompt_len, assistant_mask in zip(ids, prompt_lens, assistant_masks):
-        row_labels = list(row_ids)
         if completion_only_loss and prompt_len is not None:
-            row_labels[:prompt_len] = [IGNORE] * prompt_len
+            row_labels = [IGNORE] * prompt_len + row_ids[prompt_len:]
+        else:
+            row_labels = list(row_ids)
         if assistant_mask is not None:
             row_labels = [t if m else IGNORE for t, m in zip(row_labels, assistant_mask)]
         labels.append(row_labels)
@@ -190,7 +191,7 @@ def prepare(rows, tokenizer, options=Options()):
         for i, (row_ids, row_labels) in enumerate(zip(ids, labels)):
             # Truncation keeps the START (truncation_mode="keep_start"): a long prompt pushes the answer
             # and its EOS out. Examples left with no label at all are dropped by TRL (we flag them).
-            if options.max_length is not None:
+            if options.max_length is not None and len(row_ids) > options.max_length:
                 row_ids, row_labels = row_ids[:options.max_length], row_labels[:options.max_length]
             dropped = options.max_length is not None and (not row_labels or max(row_labels) == IGNORE)
             rows_out.append((row_ids, row_labels, [i] * len(row_ids), None, dropped))

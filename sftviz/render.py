@@ -186,3 +186,10 @@ def heatmap_html(final, texts, mode_titles):
                    f'<div class="sv-tokens">{"".join(spans)}</div>')
     return ('<div class="sv-summary">Per-token loss on a held-out example (darker = the model was more surprised;'
             ' answer tokens are underlined).</div>' + "".join(out))
+
+
+def mapping_preview(raw, mapped):
+    """One row before and after the mapping template, so the user sees what TRL will get."""
+    cells = "".join(f"<tr><th>{escape(k)}</th><td><pre>{escape(str(v))}</pre></td></tr>" for k, v in mapped.items())
+    return (f'<div class="sv-preview"><div>Row columns: {escape(", ".join(raw))} → TRL gets:</div>'
+            f'<table>{cells}</table></div>')

@@ -60,6 +60,13 @@ def test_upload_sample_file_then_bad_file_then_recover(page, server, tmp_path):
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('question/answer')",
                            timeout=20000)
     assert page.locator("#prompt-template textarea").input_value().startswith("Question:")
+    assert "TRL gets" in page.locator("#template-preview").inner_text()
+    # editing the template changes what TRL gets
+    page.locator("#prompt-template textarea").fill("Q: {{ question }}\nA:")
+    page.locator("#apply-template").click()
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('Q:')", timeout=20000)
+    assert "Question:" not in page.evaluate(TEXT_JS)
+
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{oops\n')
     page.locator("#upload button[aria-label*='Clear' i], #upload button[aria-label*='Remove' i]").first.click()
