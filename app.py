@@ -208,7 +208,7 @@ def build():
                     upload = gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
                                      type="filepath", elem_id="upload")
                 with gr.Tab("Hub"):
-                    hub_id = gr.Textbox(label="Hub dataset id", placeholder="e.g. openai/gsm8k (first 1000 rows)",
+                    hub_id = gr.Textbox(label="Hub dataset id", placeholder="e.g. openai/gsm8k (split 'train')",
                                         elem_id="hub-id")
                     hub_btn = gr.Button("Load from Hub", elem_id="hub-load")
                 tokenizer = gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
@@ -296,8 +296,8 @@ def build():
         index.input(navigate, inputs, nav_out, show_progress="hidden", trigger_mode="always_last").then(
             **update_url)
         for btn, delta in ((prev_btn, -1), (next_btn, 1)):
-            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden", queue=False).then(
-                **update_url)
+            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden",
+                      queue=False).then(**update_url)
         query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
         train_ev = train_btn.click(train_stream, inputs + [preset, train_modes, steps, lr, seed, model],
                                    [loss_plot, train_status, generations, heatmap], concurrency_limit=2,

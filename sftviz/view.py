@@ -2,6 +2,7 @@
 HTML and figures for one example. app.py only wires these functions to components.
 """
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from .labels import Options, TRLRefusal, collate, prepare
 from .tokenizer import load_tokenizer, token_texts
 
 BATCH = 8  # SFTConfig.per_device_train_batch_size default
+MAX_ROWS = 5000  # the page loads at most this many rows of a dataset, so a shared Space stays responsive
 MODE_CHOICES = [  # (label on the page, engine mode)
     ("Answer only (completion_only_loss)", "completion"),
     ("Whole text", "whole"),
@@ -57,7 +59,7 @@ def load(source, tokenizer="default", prompt_template=None, completion_template=
     key = (source, tokenizer, prompt_template, completion_template)
 
     def make():
-        raw = data.load(source)
+        raw = data.load(source, limit=MAX_ROWS)
         kind = data.detect(raw)
         mapping = None
         if kind in data.DEFAULT_MAPPINGS:
@@ -135,7 +137,9 @@ def describe(view):
     kind = view.loaded.kind
     p = view.prep
     dropped = sum(s.dropped for s in p.sequences)
-    lines = [f"**{view.loaded.source}**: {len(view.loaded.rows)} examples — {data.EXPLAIN.get(kind, kind)}",
+    n = len(view.loaded.rows)
+    first = f" (the first {MAX_ROWS} rows)" if n == MAX_ROWS else ""
+    lines = [f"**{os.path.basename(view.loaded.source)}**: {n} examples{first} — {data.EXPLAIN.get(kind, kind)}",
              f"Mode **{MODE_NAMES[view.options.mode]}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
              f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
     if view.options.packing:
