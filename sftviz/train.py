@@ -291,7 +291,8 @@ class Run:
 
         cfg = self.plan.config
         self.model.to(self.device)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
+                                      fused=self.device in ("cpu", "cuda"))
         answer, prompt = evaluate(self.model, self.plan, self.device)
         self.events.put(dict(record="eval", mode=self.mode, step=0, train_loss=None, eval_answer_loss=answer,
                              eval_prompt_loss=prompt))
