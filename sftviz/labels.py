@@ -111,8 +111,11 @@ def common_prefix_length(a, b):
     return n
 
 
-def prepare(rows, tokenizer, options=Options()):
-    """Rows (dicts) -> Prepared, with the sequences in the order TRL's dataloader would index them."""
+def prepare(rows, tokenizer, options=Options(), cache=None):
+    """Rows (dicts) -> Prepared, with the sequences in the order TRL's dataloader would index them.
+
+    `cache`: an optional dict the caller keeps for one (rows, tokenizer) pair, so that preparing the
+    same data under several modes tokenizes it once."""
     if options.mode not in MODES:
         raise ValueError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
     if not rows:
@@ -167,8 +170,15 @@ def prepare(rows, tokenizer, options=Options()):
                             f"after a word into {len(probe) - 1} plain tokens: the model never sees the EOS id, "
                             f"so it cannot learn to stop.")
 
-    ids, prompt_lens, assistant_masks = tokenize(rows, tokenizer, options.text_field, assistant_only_loss,
-                                                 chat_template, warnings)
+    key = (options.text_field, assistant_only_loss)
+    if cache is None or key not in cache:
+        tokenized = tokenize(rows, tokenizer, options.text_field, assistant_only_loss, chat_template)
+        if cache is not None:
+            cache[key] = tokenized
+    else:
+        tokenized = cache[key]
+    ids, prompt_lens, assistant_masks, tokenize_warnings = tokenized
+    warnings += tokenize_warnings
 
     # A token is a target iff every applicable mask says so: the assistant mask always applies, the
     # completion mask (prompt tokens 0, completion tokens 1) only with completion_only_loss.
@@ -219,14 +229,14 @@ def add_eos(row, eos, text_field):
     return row
 
 
-def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings):
-    """input_ids, the prompt length (prompt-completion) and the assistant mask (assistant_only_loss).
+def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
+    """input_ids, the prompt length (prompt-completion), the assistant mask (assistant_only_loss), warnings.
 
     Plain strings go through `tokenizer(text)`, which adds the tokenizer's special tokens (e.g. BOS);
     chats go through `apply_chat_template`, which does not (the template writes them). Rows are
     tokenized in batches: the same result as TRL's one-by-one calls, many times faster.
     """
-    n = len(rows)
+    n, warnings = len(rows), []
     ids, prompt_lens, assistant_masks = [None] * n, [None] * n, [None] * n
     groups = {"text": [], "pc": [], "chat": [], "chat_pc": []}
     for i, row in enumerate(rows):
@@ -278,7 +288,7 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template, warnings
         if am is not None and 1 not in am:
             raise TRLRefusal(f"You're using `assistant_only_loss=True`, but example {i} has no assistant tokens "
                              "(check the roles: the template marks only role 'assistant').")
-    return ids, prompt_lens, assistant_masks
+    return ids, prompt_lens, assistant_masks, warnings
 
 
 def encode(tok, texts):

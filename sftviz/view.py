@@ -53,6 +53,7 @@ class Loaded:
     tok: object
     tok_name: str
     mapping: object = None
+    tokenized: dict = field(default_factory=dict)  # labels.prepare's cache: tokenize once for every mode
 
 
 def load(source, tokenizer="default", prompt_template=None, completion_template=None):
@@ -74,7 +75,7 @@ def load(source, tokenizer="default", prompt_template=None, completion_template=
 def prepared(loaded, options):
     key = (loaded.source, loaded.tok_name, loaded.mapping and (loaded.mapping.prompt, loaded.mapping.completion),
            options.mode, options.max_length, options.packing, options.packing_strategy)
-    return _preps.get(key, lambda: prepare(loaded.rows, loaded.tok, options))
+    return _preps.get(key, lambda: prepare(loaded.rows, loaded.tok, options, cache=loaded.tokenized))
 
 
 def compare_modes(kind):
