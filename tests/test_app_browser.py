@@ -156,3 +156,33 @@ def test_stop_and_disconnect_end_the_training(page, browser, server):
     assert training_threads()
     page.close()
     assert not wait_no_training_threads(30)
+
+
+def test_at_most_two_trainings_run_and_the_third_waits_in_the_queue(server):
+    import time
+
+    from gradio_client import Client
+    from gradio_client.utils import Status
+
+    client = Client(server, verbose=False)
+    args = dict(sample="quiz_prompt_completion", upload=None, hub_id="", tokenizer="default", prompt_t="",
+                completion_t="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+                strategy="bfd", index=0, preset="Quick demo (~10-30 s)",
+                modes=["Whole text", "Answer only (assistant turns for chats)"], steps=20000, lr=0.001, seed=0,
+                model="tiny")
+    jobs = [client.submit(**args, api_name="/train_stream") for _ in range(3)]
+    try:
+        end = time.time() + 30
+        running = (Status.PROCESSING, Status.ITERATING)
+        while time.time() < end and sum(j.status().code in running for j in jobs) < 2:
+            time.sleep(0.2)
+        time.sleep(1)
+        codes = [j.status().code for j in jobs]
+        assert sum(c in running for c in codes) == 2
+        waiting = [j.status() for j in jobs if j.status().code == Status.IN_QUEUE]
+        assert len(waiting) == 1 and waiting[0].rank is not None  # the page shows this position
+        assert len(training_threads()) == 4  # two paired jobs, two runs each
+    finally:
+        for j in jobs:
+            j.cancel()
+    assert not wait_no_training_threads(30)
