@@ -149,6 +149,9 @@ def describe(view):
     if dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")
+    if view.options.mode == "completion" and kind in ("language_modeling", "conversational", "sharegpt"):
+        lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
+                     "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
         lines.append(f"⚠ TRL warns: {w}")
     if p.chat_template:
