@@ -8,7 +8,7 @@ import sys
 from . import TRL_VERSION, one_line
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
-ALT = {"context": "\033[2;36m", "target": "\033[1;4;33m", "masked": "\033[9;90m"}  # every other token
+ALT = {"context": "\033[2;36m", "target": "\033[1;4;92m", "masked": "\033[9;37m"}  # every other token
 PLAIN = {"context": ("", ""), "target": ("[", "]"), "masked": ("~", "~")}  # told apart without color
 RESET = "\033[0m"
 
@@ -160,7 +160,9 @@ def render_sequence(i, seq, texts, color, packed):
         else:
             a, b = PLAIN[role]
             out.append(f"{a}{text}{b}" if role != "context" else text)
-    return head + "\n" + "".join(out).replace("↵", "↵\n")
+        if text.endswith("↵"):
+            out.append("\n")
+    return head + "\n" + "".join(out)
 
 
 def main(argv=None):
