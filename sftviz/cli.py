@@ -84,7 +84,7 @@ def inspect(args):
 
 
 def train(args):
-    from .train import PRESETS, PairedTraining, TrainConfig
+    from .train import PairedTraining, TrainConfig
 
     rows, kind, tok = load(args)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
@@ -100,8 +100,8 @@ def train(args):
     with PairedTraining(rows, tok, cfg) as pt:
         if not args.json:
             print(f"{args.data}: {kind}; training {' vs '.join(modes)} from identical weights on identical "
-                  f"batches ({cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}, preset "
-                  f"{args.preset}: {PRESETS[args.preset]})")
+                  f"batches: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}, max_length "
+                  f"{cfg.max_length}, first {cfg.max_examples} examples, model {cfg.model} (preset {args.preset})")
             for note in pt.plan.notes:
                 print(f"  note: {note}")
             print("  train_loss is each run's own objective (not comparable across runs); eval_* are the same "
