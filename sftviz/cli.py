@@ -58,7 +58,7 @@ def inspect(args):
     opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
     prepared = prepare(rows, tok, opts)
     for w in prepared.warnings:
-        print(f"sftviz: TRL warns: {w}", file=sys.stderr)
+        print(f"sftviz: warning: {w}", file=sys.stderr)
     color = not args.no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
     if not args.json:
         print(f"{args.data}: {kind}, {len(rows)} examples; tokenizer {args.tokenizer}; mode {args.mode} "

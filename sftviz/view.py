@@ -153,7 +153,7 @@ def describe(view):
         lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
-        lines.append(f"⚠ TRL warns: {w}")
+        lines.append(f"⚠ {w}")
     if p.chat_template:
         lines.append("TRL swapped in its training chat template (with {% generation %} tags) for this tokenizer.")
     return "\n\n".join(lines)
