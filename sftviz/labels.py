@@ -147,8 +147,8 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     if assistant_only_loss:
         chat_template = training_chat_template(tokenizer)
         if not stop_token_trained(tokenizer, chat_template):
-            warnings.append("TRL warns: the chat template does not include the assistant turn's end-of-turn token in the "
-                            "loss mask; the model may not learn to stop.")
+            warnings.append("TRL warns: the chat template does not include the assistant turn's end-of-turn "
+                            "token in the loss mask; the model may not learn to stop.")
 
     # completion_only_loss=None means: True if the FIRST example has both prompt and completion.
     if completion_only_loss is None:
@@ -279,8 +279,9 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
     for i, p, full in zip(groups["pc"] + groups["chat_pc"], prompts, fulls):
         k = common_prefix_length(p, full)
         if k < len(p) and not any("tokenized prompt" in w for w in warnings):
-            warnings.append(f"TRL warns: the tokenized prompt is not a prefix of the tokenized prompt+completion (example {i}:"
-                            f" {tok.decode(p[k:])!r} is left out); the completion starts where they diverge.")
+            warnings.append(f"TRL warns: the tokenized prompt is not a prefix of the tokenized prompt+completion "
+                            f"(example {i}: {tok.decode(p[k:])!r} is left out); the completion starts where they "
+                            f"diverge.")
         ids[i], prompt_lens[i] = full, k
 
     # Assistant-only loss with an example that has no assistant token is an error in TRL.
