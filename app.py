@@ -50,18 +50,21 @@ def _max_length(value):
 
 
 def _source(sample, upload, hub_id, which):
+    """(dataset, config, split): the Hub box takes "ID [CONFIG [SPLIT]]", e.g. "openai/gsm8k main test"."""
     if which == "upload" and upload:
-        return upload
-    if which == "hub" and hub_id and hub_id.strip():
-        return hub_id.strip()
-    return sample
+        return upload, None, "train"
+    parts = (hub_id or "").split()
+    if which == "hub" and parts:
+        return parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else "train"
+    return sample, None, "train"
 
 
 def open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
               strategy):
     """The page's inputs -> a (cached) view of the labelled data."""
-    return view.open_view(_source(sample, upload, hub_id, which), tokenizer or "default", prompt_t, completion_t,
-                          MODE_OF.get(mode, "completion"), _max_length(max_length), bool(packing), strategy)
+    source, config, split = _source(sample, upload, hub_id, which)
+    return view.open_view(source, tokenizer or "default", prompt_t, completion_t, MODE_OF.get(mode, "completion"),
+                          _max_length(max_length), bool(packing), strategy, config, split)
 
 
 def _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index):
@@ -208,7 +211,7 @@ def build():
                     upload = gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
                                      type="filepath", elem_id="upload")
                 with gr.Tab("Hub"):
-                    hub_id = gr.Textbox(label="Hub dataset id", placeholder="e.g. openai/gsm8k (split 'train')",
+                    hub_id = gr.Textbox(label="Hub dataset: id [config [split]]", placeholder="e.g. openai/gsm8k main test",
                                         elem_id="hub-id")
                     hub_btn = gr.Button("Load from Hub", elem_id="hub-load")
                 tokenizer = gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",

@@ -53,28 +53,28 @@ class Loaded:
     tok: object
     tok_name: str
     mapping: object = None
+    key: tuple = ()  # what it was loaded from (dataset, config, split, tokenizer, templates)
     tokenized: dict = field(default_factory=dict)  # labels.prepare's cache: tokenize once for every mode
 
 
-def load(source, tokenizer="default", prompt_template=None, completion_template=None):
-    key = (source, tokenizer, prompt_template, completion_template)
+def load(source, tokenizer="default", prompt_template=None, completion_template=None, config=None, split="train"):
+    key = (source, config, split, tokenizer, prompt_template, completion_template)
 
     def make():
-        raw = data.load(source, limit=MAX_ROWS)
+        raw = data.load(source, config, split, limit=MAX_ROWS)
         kind = data.detect(raw)
         mapping = None
         if kind in data.DEFAULT_MAPPINGS:
             base = data.DEFAULT_MAPPINGS[kind]
             mapping = data.Mapping(prompt_template or base.prompt, completion_template or base.completion)
         rows = data.to_trl(raw, kind, mapping)
-        return Loaded(source, kind, raw, rows, load_tokenizer(tokenizer), tokenizer, mapping)
+        return Loaded(source, kind, raw, rows, load_tokenizer(tokenizer), tokenizer, mapping, key)
 
     return _loads.get(key, make)
 
 
 def prepared(loaded, options):
-    key = (loaded.source, loaded.tok_name, loaded.mapping and (loaded.mapping.prompt, loaded.mapping.completion),
-           options.mode, options.max_length, options.packing, options.packing_strategy)
+    key = (loaded.key, options.mode, options.max_length, options.packing, options.packing_strategy)
     return _preps.get(key, lambda: prepare(loaded.rows, loaded.tok, options, cache=loaded.tokenized))
 
 
@@ -119,8 +119,9 @@ class View:
                         f"here consecutive examples), right-padded to the longest: {pad} padding tokens.")
 
 
-def open_view(source, tokenizer, prompt_template, completion_template, mode, max_length, packing, strategy):
-    loaded = load(source, tokenizer, prompt_template or None, completion_template or None)
+def open_view(source, tokenizer, prompt_template, completion_template, mode, max_length, packing, strategy,
+              config=None, split="train"):
+    loaded = load(source, tokenizer, prompt_template or None, completion_template or None, config, split)
     options = Options(mode, max_length, packing, strategy)
     return View(loaded, options, prepared(loaded, options))
 

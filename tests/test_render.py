@@ -66,3 +66,16 @@ def test_bad_inputs_give_clear_errors():
         view.open_view("nope", "default", "", "", "completion", 1024, False, "bfd")
     with pytest.raises(ValueError, match="not conversational"):
         view.open_view("quiz_prompt_completion", "default", "", "", "assistant", 1024, False, "bfd")
+
+
+def test_hub_box_takes_id_config_split(tmp_path):
+    import app
+    assert app._source("s", None, "openai/gsm8k main test", "hub") == ("openai/gsm8k", "main", "test")
+    assert app._source("s", None, "openai/gsm8k", "hub") == ("openai/gsm8k", None, "train")
+    assert app._source("s", None, "", "hub") == ("s", None, "train")
+    # the same load_dataset call a Hub id gets, on a local folder with two splits
+    (tmp_path / "train.jsonl").write_text('{"text": "a"}\n')
+    (tmp_path / "test.jsonl").write_text('{"text": "b"}\n{"text": "c"}\n')
+    v_train = view.open_view(str(tmp_path), "default", "", "", "whole", 64, False, "bfd")
+    v_test = view.open_view(str(tmp_path), "default", "", "", "whole", 64, False, "bfd", None, "test")
+    assert (v_train.n, v_test.n) == (1, 2)
