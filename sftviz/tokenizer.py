@@ -176,7 +176,8 @@ def token_texts(tok, ids):
             out.append(piece)
         elif byte_level:
             raw = bytes(_BYTES.get(ch, 63) for ch in piece)
-            out.append(raw.decode("utf-8", errors="replace").translate(VISIBLE))
+            # a piece of a multi-byte character (e.g. half of "’") shows as its bytes: \xe2\x80
+            out.append(raw.decode("utf-8", errors="backslashreplace").translate(VISIBLE))
         elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):  # SentencePiece byte fallback
             out.append(chr(int(piece[3:5], 16)).translate(VISIBLE) if int(piece[3:5], 16) < 128 else piece)
         else:

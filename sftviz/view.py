@@ -165,7 +165,8 @@ def example_html(view, i):
     i = max(0, min(int(i), view.n - 1))
     texts = view.token_texts(i)
     seq, note = view.displayed(i)
-    texts = texts + [view.loaded.tok.pad_token or "<pad>"] * (len(seq.input_ids) - len(texts))
+    pad_text = token_texts(view.loaded.tok, [view.prep.pad_token_id])[0]  # GPT-2 pads with its EOS
+    texts = texts + [pad_text] * (len(seq.input_ids) - len(texts))
     token = render.token_view(seq, texts, note)
     shift = render.shift_view(seq, texts)
     pack = ""
