@@ -153,12 +153,15 @@ def to_trl(rows, kind=None, mapping=None, text_field="text"):
                         f"messages / conversations / question+answer / instruction+output / prompt+answer "
                         f"(or set the text field)")
     mapping = mapping or DEFAULT_MAPPINGS[kind]
-    from jinja2 import TemplateError
+    from jinja2 import StrictUndefined, TemplateError, UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(keep_trailing_newline=True)
+    # StrictUndefined: a misspelled column is an error, not a silently empty prompt.
+    env = ImmutableSandboxedEnvironment(keep_trailing_newline=True, undefined=StrictUndefined)
     try:
         p, c = env.from_string(mapping.prompt), env.from_string(mapping.completion)
         return [{"prompt": p.render(**r), "completion": c.render(**r)} for r in rows]
+    except UndefinedError as e:
+        raise DataError(f"template error: {e} (the row's columns: {', '.join(rows[0])})") from None
     except TemplateError as e:
         raise DataError(f"template error: {e}") from None

@@ -81,8 +81,9 @@ def shift_view(seq, texts, window=28, show_all=False):
     if show_all or n <= window:
         lo, hi = 0, n
     else:
-        centre = targets[0] if targets else 0
-        lo = max(0, min(centre - window // 3, n - window))
+        # start just before the first trained pair, so it is on screen without scrolling
+        first = targets[0] if targets else 0
+        lo = max(0, first - 6)
         hi = min(n, lo + window)
     head, sees, arrows, scored = ["<th>position</th>"], ["<th>the model sees</th>"], ["<th></th>"], [
         "<th>it is scored on</th>"]

@@ -51,6 +51,11 @@ def test_shift_view_pairs_each_input_with_the_next_label():
     scored = re.findall(r'<td class="sv-pair-on">', html)
     assert len(scored) == 3 * seq.num_scored  # token row, arrow row, scored row for each scored pair
     assert "never scored" in html and "predicts nothing" in html
+    # the default window starts just before the first trained pair, so it is visible without scrolling
+    first = min(t for t in range(1, len(seq.labels)) if seq.labels[t] != -100)
+    windowed = render.shift_view(seq, v.token_texts(0) + ["<|pad|>"] * 20)
+    shown = [int(x) for x in re.findall(r"<td>(\d+)</td>", windowed)]
+    assert shown[0] <= first - 1 <= shown[0] + 8
 
 
 def test_html_is_escaped():
