@@ -69,7 +69,7 @@ def open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, 
 
 def _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index):
     if which == "upload":
-        return "(an uploaded file cannot be shared by link)"
+        return ""  # an uploaded file cannot travel in a link; the box's placeholder says so
     q = {"tokenizer": tokenizer, "mode": MODE_OF.get(mode, "completion"), "max_length": max_length or "none",
          "i": int(index or 0)}
     if which == "hub" and hub_id:
@@ -232,7 +232,7 @@ def build():
                 apply_t = gr.Button("Apply template", visible=False, size="sm", elem_id="apply-template")
                 preview = gr.HTML(visible=False, elem_id="template-preview")
                 share = gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
-                                   buttons=["copy"])
+                                   placeholder="(an uploaded file cannot be shared by link)", buttons=["copy"])
             with gr.Column(scale=3):
                 status = gr.HTML(elem_id="status")
                 with gr.Row(elem_id="nav"):
@@ -287,7 +287,7 @@ def build():
                 index, count, prompt_t, completion_t, apply_t, preview, share]
         nav_out = [token_view, shift_view, compare_view, packing_view, index, share]
         update_url = dict(fn=None, inputs=[share], outputs=None,
-                          js="(q) => { if (q && !q.startsWith('(')) history.replaceState(null, '', '?' + q); }")
+                          js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
 
         def choose(kind):
             return lambda: (kind, 0)

@@ -34,7 +34,7 @@ def parse_max_length(value):
     return n
 
 
-def load(args):
+def load_inputs(args):
     """The shared front half: rows in TRL's format, the detected shape, and the tokenizer."""
     from .data import DEFAULT_MAPPINGS, Mapping, detect, load, to_trl
     from .tokenizer import load_tokenizer
@@ -54,7 +54,7 @@ def inspect(args):
     from .labels import Options, prepare
     from .tokenizer import token_texts
 
-    rows, kind, tok = load(args)
+    rows, kind, tok = load_inputs(args)
     opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
     prepared = prepare(rows, tok, opts)
     for w in prepared.warnings:
@@ -86,7 +86,7 @@ def inspect(args):
 def train(args):
     from .train import PairedTraining, TrainConfig
 
-    rows, kind, tok = load(args)
+    rows, kind, tok = load_inputs(args)
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     bad = [m for m in modes if m not in ("whole", "completion", "assistant", "auto")]
     if bad:
@@ -142,7 +142,7 @@ def legend(color):
 
 def render_sequence(i, seq, texts, color, packed):
     roles = seq.roles
-    counts = {r: roles.count(r) for r in ("target", "context", "masked")}
+    counts = seq.role_counts()
     docs = sorted(set(seq.sources))
     head = f"── {'row' if packed else 'example'} {i}"
     head += f" (documents {', '.join(map(str, docs))})" if packed else ""

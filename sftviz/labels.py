@@ -12,6 +12,7 @@ Modes map onto SFTConfig exactly as a user would set them:
     assistant   assistant_only_loss=True   (only tokens the chat template marks as the assistant's)
 """
 
+import json
 from dataclasses import dataclass, field
 
 from . import one_line
@@ -56,6 +57,11 @@ class Sequence:
         """Per position: 'masked' (padding, not attended), 'target' (has a label) or 'context' (-100)."""
         mask = self.attention_mask or [1] * len(self.input_ids)
         return ["masked" if not m else "context" if lab == IGNORE else "target" for m, lab in zip(mask, self.labels)]
+
+    def role_counts(self):
+        """{"target": n, "context": n, "masked": n}."""
+        roles = self.roles
+        return {r: roles.count(r) for r in ("target", "context", "masked")}
 
     @property
     def next_targets(self):
@@ -316,7 +322,6 @@ def chat(tok, rows, key, chat_template, assistant_mask, add_generation_prompt=Fa
         for r in rows:
             tools = r.get("tools")
             if isinstance(tools, str):
-                import json
                 tools = json.loads(tools)
             result += one_call([r[key]], {"tools": tools, **(r.get("chat_template_kwargs") or {})})
         return result

@@ -54,13 +54,8 @@ def tokens_html(seq, texts, changed=None, show_positions=False):
     return f'<div class="sv-tokens">{"".join(parts)}</div>'
 
 
-def counts(seq):
-    roles = seq.roles
-    return {r: roles.count(r) for r in ("target", "context", "masked")}
-
-
 def summary_html(seq, note=""):
-    c = counts(seq)
+    c = seq.role_counts()
     real = c["target"] + c["context"]
     pct = 100 * c["target"] / real if real else 0
     drop = ('<div class="sv-dropped">✗ TRL drops this example: after truncation to max_length no token has a '
@@ -117,7 +112,7 @@ def compare_view(a_name, a_seq, b_name, b_seq, texts):
     changed = {t for t, (x, y) in enumerate(zip(a_seq.roles, b_seq.roles)) if x != y}
     out = []
     for name, seq in ((a_name, a_seq), (b_name, b_seq)):
-        c = counts(seq)
+        c = seq.role_counts()
         real = c["target"] + c["context"]
         pct = 100 * c["target"] / real if real else 0
         out.append(f'<div class="sv-compare-head"><b>{escape(name)}</b>: {c["target"]} of {real} tokens trained '

@@ -259,15 +259,13 @@ class Run:
 
     def __init__(self, mode, model, plan, events, stop, device):
         self.mode, self.model, self.plan, self.events, self.stop, self.device = mode, model, plan, events, stop, device
-        self.error = None
         self.thread = threading.Thread(target=self._guarded, name=f"sftviz-train-{mode}", daemon=True)
 
     def _guarded(self):
         try:
             self.train()
         except Exception as e:  # reported, never raised into another thread
-            self.error = f"{type(e).__name__}: {e}"
-            self.events.put({"record": "error", "mode": self.mode, "error": self.error})
+            self.events.put({"record": "error", "mode": self.mode, "error": f"{type(e).__name__}: {e}"})
 
     def train_step(self, optimizer, step):
         """One optimizer step; the loss is the model's own (shift + -100 handling, per-token mean)."""

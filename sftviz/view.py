@@ -214,8 +214,9 @@ def stats(view):
             p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy))
         except TRLRefusal:
             continue
-        roles = [r for s in p.sequences if not s.dropped for r in s.roles]
-        per_mode[MODE_NAMES[mode]] = {"target": roles.count("target"), "context": roles.count("context"),
+        kept = [s.role_counts() for s in p.sequences if not s.dropped]
+        per_mode[MODE_NAMES[mode]] = {"target": sum(c["target"] for c in kept),
+                                      "context": sum(c["context"] for c in kept),
                                       "dropped": sum(s.dropped for s in p.sequences)}
     lengths = [len(s.input_ids) for s in prepared(loaded, Options(opts.mode, None)).sequences] \
         if not opts.packing else [len(s.input_ids) for s in view.prep.sequences]
