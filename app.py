@@ -1,4 +1,9 @@
-"""sftviz web app: wires Gradio components to sftviz.view (and sftviz.train). Run: python app.py"""
+"""sftviz web app: wires Gradio components to sftviz.view (what to show) and sftviz.live (training).
+Run: python app.py
+
+Every component is known by its elem_id. A handler takes the page's form as one dict (elem_id -> value),
+turns it into one `view.ViewRequest`, and returns a dict (elem_id -> new value) of just what changes.
+"""
 
 import os
 
@@ -6,108 +11,204 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import contextlib  # noqa: E402
 import html  # noqa: E402
+import inspect  # noqa: E402
+import logging  # noqa: E402
 import re  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, one_line, render, view  # noqa: E402
-from sftviz.train import PRESETS  # noqa: E402
+from sftviz import TRL_VERSION, data, live, one_line, render, view  # noqa: E402
+from sftviz.labels import MODES, Options  # noqa: E402
+from sftviz.packing import STRATEGIES  # noqa: E402
+from sftviz.train import PRESETS, TrainConfig, resolve_modes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
 SAMPLES = list(data.samples())
-MODES = [label for label, _ in view.MODE_CHOICES]
-MODE_OF = dict(view.MODE_CHOICES)
-LABEL_OF = {m: label for label, m in view.MODE_CHOICES}
+DEFAULT_MODE = "completion"
+log = logging.getLogger("sftviz.app")
+
+# The page's form: what every view handler reads. "source-tab" is which of sample / upload / Hub is in use.
+FORM = ("source-tab", "sample", "upload", "hub-id", "tokenizer", "prompt-template", "completion-template", "mode",
+        "max-length", "packing", "packing-strategy", "example-index")
+TRAIN_FORM = FORM + ("preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model")
+TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 
 INTRO = f"""# sftviz — what does SFT train on?
 Each token below is **context** (the model reads it, label -100, no loss), a **target** (the model is trained
 to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
 TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
 
-EXPLAIN_LABELS = """**What is a label?** For every position, the token the model should produce there. The loss
-compares the model's prediction with it. **-100** is PyTorch's "ignore" value: that position adds no loss, but
-its token is still read as input. **Answer only** sets the prompt's labels to -100, so the model learns to
-answer without learning to write prompts; **whole text** trains on everything."""
+EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
+only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
+(whole text: every token; answer only: answer tokens), so the curves are **not comparable**. The **right** plot
+scores every run on the *same* held-out tokens: the answer tokens (solid) and the prompt tokens (dotted). That is
+the fair comparison. Answer-only training never learns to write prompts (its prompt loss goes up), and a tiny
+model trained from scratch may still gain from prompt tokens as extra signal: results depend on data and settings."""
 
-EXPLAIN_SHIFT = """**Why the shift?** A causal LM at position *t* sees tokens 0…t and predicts token *t+1*. So the
-label stored at position *t+1* is scored using the output at *t*. The first token is never predicted (nothing
-comes before it); the last position has nothing to predict. Greyed pairs carry no loss."""
 
-EXPLAIN_PACKING = """**Packing** fills each row with several examples (documents) to avoid padding. With `bfd`,
-position ids restart at every document and documents cannot see each other; with `wrapped`, text flows across
-boundaries."""
-
+# --- From the form to one request ------------------------------------------------------------------
 
 def _max_length(value):
     if value in (None, ""):
         return None
-    if int(value) < 1:
+    if float(value) != int(value) or int(value) < 1:
         raise ValueError("max_length must be a positive number of tokens (or empty for no truncation)")
     return int(value)
 
 
-def _source(sample, upload, hub_id, which):
+def _source(v):
     """(dataset, config, split): the Hub box takes "ID [CONFIG [SPLIT]]", e.g. "openai/gsm8k main test"."""
-    if which == "upload" and upload:
-        return upload, None, "train"
-    parts = (hub_id or "").split()
-    if which == "hub" and parts:
+    if v["source-tab"] == "upload" and v["upload"]:
+        return v["upload"], None, "train"
+    parts = (v["hub-id"] or "").split()
+    if v["source-tab"] == "hub" and parts:
         return parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else "train"
-    return sample, None, "train"
+    return v["sample"], None, "train"
 
 
-def open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-              strategy):
-    """The page's inputs -> a (cached) view of the labelled data."""
-    source, config, split = _source(sample, upload, hub_id, which)
-    return view.open_view(source, tokenizer or "default", prompt_t, completion_t, MODE_OF.get(mode, "completion"),
-                          _max_length(max_length), bool(packing), strategy, config, split)
+def mode_name(value):
+    """A mode's page label (or its name, from the API) -> its name; anything else is left for Options to refuse."""
+    return next((m.name for m in MODES.values() if value in (m.label, m.name)), value)
 
 
-def _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index):
-    if which == "upload":
+def page_request(v, packing=None):
+    """The form -> a view.ViewRequest (bad values are refused here, with the core's words)."""
+    source, config, split = _source(v)
+    options = Options(mode_name(v["mode"]), _max_length(v["max-length"]),
+                      bool(v["packing"]) if packing is None else packing, v["packing-strategy"] or "bfd")
+    return view.ViewRequest(source, (v["tokenizer"] or "").strip() or "default", v["prompt-template"] or None,
+                            v["completion-template"] or None, config, split, options)
+
+
+def _share_query(v, request, index):
+    if v["source-tab"] == "upload":
         return ""  # an uploaded file cannot travel in a link; the box's placeholder says so
-    q = {"tokenizer": tokenizer, "mode": MODE_OF.get(mode, "completion"), "max_length": max_length or "none",
-         "i": int(index or 0)}
-    if which == "hub" and hub_id:
-        q["data"] = hub_id
+    o = request.options
+    q = {"tokenizer": request.tokenizer, "mode": o.mode, "max_length": o.max_length or "none", "i": int(index)}
+    if v["source-tab"] == "hub" and v["hub-id"]:
+        q["data"] = v["hub-id"]
     else:
-        q["sample"] = sample
-    if packing:
-        q.update(packing=strategy)
+        q["sample"] = v["sample"]
+    if o.packing:
+        q.update(packing=o.packing_strategy)
     return urlencode(q)
 
 
-def refresh(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-            strategy, index, progress=gr.Progress()):
+def _failed(e):
+    """Any failure as a one-line message in the status box; the rest of the page keeps its last good view."""
+    if not isinstance(e, ValueError):  # not a bad input we know: log it for the operator
+        log.exception("unexpected error")
+    return render.error_html(one_line(e))
+
+
+# --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
+
+def refresh(v):
     """(Re)load data + labels; everything on the page is redrawn."""
-    progress(0.1, desc="Loading data and tokenizer")
     try:
-        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                      strategy)
-        progress(0.6, desc="Building labels")
-        index = max(0, min(int(index or 0), v.n - 1))
-        token, shift, pack = view.example_html(v, index)
-        stats_md, roles_fig, length_fig = view.stats(v)
-        mapping = v.loaded.mapping
-        status = view.describe(v)
-    except Exception as e:  # bad input: a clear message; the page keeps working
-        return (render.error_html(one_line(e)),) + (gr.skip(),) * 14
-    return (f'<div class="sv-status">{_md(status)}</div>', token, shift,
-            view.compare_html(v, index) if not packing else render.error_html(
-                "Mode comparison is per example: turn packing off to compare."),
-            pack, stats_md, roles_fig, length_fig, gr.update(value=index, maximum=max(v.n - 1, 0)),
-            f"{v.n} {'packed rows' if packing else 'examples'}",
-            gr.update(value=mapping.prompt if mapping else "", visible=mapping is not None),
-            gr.update(value=mapping.completion if mapping else "", visible=mapping is not None),
-            gr.update(visible=mapping is not None),
-            gr.update(value=render.mapping_preview(v.loaded.raw[0 if packing else index],
-                                                         v.loaded.rows[0 if packing else index]) if mapping else "",
-                      visible=mapping is not None),
-            _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
+        request = page_request(v)
+        vw = view.open_view(request)
+        index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
+        out = view.example_views(vw, index)
+        out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
+        out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
+    except data.NeedsMapping as e:  # open the template editor so the user can map their columns
+        return {"status": render.error_html(one_line(e)), **{k: gr.update(visible=True) for k in TEMPLATE_EDITOR}}
+    except Exception as e:
+        return {"status": _failed(e)}
+    mapping = vw.loaded.mapping
+    row = 0 if request.options.packing else index
+    out.update({
+        "example-index": gr.update(value=index, maximum=max(vw.n - 1, 0)),
+        "count": f"{vw.n} {'packed rows' if request.options.packing else 'examples'}",
+        "prompt-template": gr.update(value=mapping.prompt if mapping else "", visible=mapping is not None),
+        "completion-template": gr.update(value=mapping.completion if mapping else "", visible=mapping is not None),
+        "apply-template": gr.update(visible=mapping is not None),
+        "template-preview": gr.update(value=render.mapping_preview(vw.loaded.raw[row], vw.loaded.rows[row])
+                                      if mapping else "", visible=mapping is not None),
+        "share": _share_query(v, request, index),
+    })
+    return out
+
+
+def navigate(v, delta=0):
+    """Only the per-example views (index moved by `delta`): fast, since loads and labels are cached."""
+    try:
+        request = page_request(v)
+        vw = view.open_view(request)
+        index = max(0, min(int(v["example-index"] or 0) + delta, vw.n - 1))
+        out = view.example_views(vw, index)
+    except Exception as e:
+        return {"status": _failed(e)}
+    return {**out, "example-index": index, "share": _share_query(v, request, index)}
+
+
+def find(v):
+    """The next example whose text contains the search box's words."""
+    try:
+        vw = view.open_view(page_request(v))
+        return {"example-index": view.search(vw, v["search"], int(v["example-index"] or 0))}
+    except Exception as e:
+        return {"status": _failed(e)}
+
+
+def choose_source(kind):
+    """A new dataset: start at its first example, with its own mapping template (not the last one's)."""
+    return lambda: {"source-tab": kind, "example-index": 0, "prompt-template": "", "completion-template": ""}
+
+
+def _preset_name(label):
+    return "quick" if label.startswith("Quick") else "longer"
+
+
+def preset_values(v):
+    p = PRESETS[_preset_name(v["preset"])]
+    return {"train-steps": p["steps"], "train-lr": p["learning_rate"]}
+
+
+def train_stream(v):
+    """Stream the loss curves while the runs train; generations and heatmap at the end."""
+    try:
+        vw = view.open_view(page_request(v, packing=False))
+        steps, lr = v["train-steps"], v["train-lr"]
+        if not steps or int(steps) < 1 or int(steps) > 20000 or not lr or float(lr) <= 0:
+            raise ValueError("steps must be 1-20000 and the learning rate above 0")
+        chosen = [mode_name(m) for m in (v["train-modes"] or [])]
+        cfg = TrainConfig.preset(_preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
+                                 steps=int(steps), learning_rate=float(lr), seed=int(v["train-seed"] or 0),
+                                 model=(v["train-model"] or "tiny").strip())
+        yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
+               "loss-heatmap": ""}
+        with contextlib.closing(live.train_updates(vw, cfg)) as updates:
+            for fig, status, gens, heat in updates:
+                out = {"loss-plot": fig, "train-status": f'<div class="sv-summary">{html.escape(status)}</div>'}
+                if gens is not None:
+                    out.update({"generations": gens, "loss-heatmap": heat})
+                yield out
+    except Exception as e:
+        yield {"train-status": _failed(e)}
+
+
+URL_FIELDS = ("source-tab", "sample", "hub-id", "tokenizer", "mode", "max-length", "packing", "packing-strategy",
+              "example-index")
+
+
+def from_url(query):
+    """Restore the view from the query string (a teacher's shared link): {elem_id: value} of URL_FIELDS."""
+    mode = query.get("mode") if query.get("mode") in MODES else DEFAULT_MODE
+    ml = query.get("max_length", "1024")
+    index = int(query["i"]) if query.get("i", "").isdigit() else 0
+    return {"source-tab": "hub" if query.get("data") else "sample",
+            "sample": query.get("sample") if query.get("sample") in SAMPLES else data.DEFAULT_SAMPLE,
+            "hub-id": query.get("data", ""), "tokenizer": query.get("tokenizer", "default"),
+            "mode": MODES[mode].label, "max-length": None if ml == "none" else int(ml) if ml.isdigit() else 1024,
+            "packing": bool(query.get("packing")),
+            "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
+            "example-index": gr.update(value=index, maximum=max(index, 1))}
 
 
 def _md(text):
@@ -118,204 +219,153 @@ def _md(text):
     return "".join(f"<p>{p}</p>" for p in out.split("\n\n"))
 
 
-def navigate(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-             strategy, index, delta=0):
-    """Only the per-example views (index moved by `delta`): fast, since loads and labels are cached."""
-    try:
-        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                      strategy)
-        index = max(0, min(int(index or 0) + delta, v.n - 1))
-        token, shift, pack = view.example_html(v, index)
-        compare = view.compare_html(v, index) if not packing else gr.skip()
-    except Exception as e:
-        return (render.error_html(one_line(e)),) + (gr.skip(),) * 5
-    return (token, shift, compare, pack, index,
-            _share_query(which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index))
+# --- Layout and wiring ------------------------------------------------------------------------------
 
-
-def find(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing, strategy,
-         index, query):
-    try:
-        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                      strategy)
-        return view.search(v, query, int(index or 0))
-    except Exception:
-        return gr.skip()
-
-
-EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
-only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
-(whole text: every token; answer only: answer tokens), so the curves are **not comparable**. The **right** plot
-scores every run on the *same* held-out tokens: the answer tokens (solid) and the prompt tokens (dotted). That is
-the fair comparison. Answer-only training never learns to write prompts (its prompt loss goes up), and a tiny
-model trained from scratch may still gain from prompt tokens as extra signal: results depend on data and settings."""
-
-
-TRAIN_MODES = {"whole": "Whole text", "completion": "Answer only (assistant turns for chats)",
-               "assistant": "Assistant turns only"}
-
-
-def _preset_name(label):
-    return "quick" if label.startswith("Quick") else "longer"
-
-
-def preset_values(label):
-    p = PRESETS[_preset_name(label)]
-    return p["steps"], p["learning_rate"]
-
-
-def train_stream(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                 strategy, index, preset, modes, steps, lr, seed, model="tiny"):
-    """Stream both loss curves while the paired runs train; generations and heatmap at the end."""
-    from sftviz.train import TrainConfig
-
-    try:
-        v = open_view(which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, False, "bfd")
-        if not steps or int(steps) < 1 or int(steps) > 20000 or not lr or float(lr) <= 0:
-            raise ValueError("steps must be 1-20000 and the learning rate above 0")
-        chosen = view.train_modes(v.loaded.kind, [m for m in TRAIN_MODES if TRAIN_MODES[m] in (modes or [])])
-        if not chosen:
-            raise ValueError("choose at least one mode to train")
-        cfg = TrainConfig.preset(_preset_name(preset), modes=chosen, steps=int(steps), learning_rate=float(lr),
-                                 seed=int(seed or 0), model=(model or "tiny").strip())
-        yield gr.skip(), '<div class="sv-summary">Preparing the runs…</div>', "", ""
-        for fig, status, gens, heat in view.train_updates(v, cfg):
-            yield (fig, f'<div class="sv-summary">{html.escape(status)}</div>',
-                   gr.skip() if gens is None else gens, gr.skip() if heat is None else heat)
-    except Exception as e:
-        yield gr.skip(), render.error_html(one_line(e)), gr.skip(), gr.skip()
-
-
-def from_url(request: gr.Request):
-    """Restore the view from the query string (a teacher's shared link)."""
-    q = dict(request.query_params) if request else {}
-    which = "hub" if q.get("data") else "sample"
-    sample = q.get("sample") if q.get("sample") in SAMPLES else data.DEFAULT_SAMPLE
-    mode = LABEL_OF.get(q.get("mode"), LABEL_OF["completion"])
-    ml = q.get("max_length", "1024")
-    max_length = None if ml == "none" else int(ml) if ml.isdigit() else 1024
-    strategy = q.get("packing") if q.get("packing") in ("bfd", "bfd_split", "wrapped") else "bfd"
-    index = int(q["i"]) if q.get("i", "").isdigit() else 0
-    return (which, sample, q.get("data", ""), q.get("tokenizer", "default"), mode, max_length,
-            bool(q.get("packing")), strategy, gr.update(value=index, maximum=max(index, 1)))
+def _signature(names):
+    """A signature naming each form field, so the API (gradio_client) takes them by name."""
+    return inspect.Signature([inspect.Parameter(n.replace("-", "_"), inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                              for n in names])
 
 
 def build():
+    ui = {}  # elem_id -> component
+
+    def put(component):
+        ui[component.elem_id] = component
+        return component
+
+    def wire(fn, names, *args, **kwargs):
+        """fn(form dict, *args) -> {elem_id: value}, as a Gradio handler over the named components."""
+        def handler(*values):
+            return {ui[k]: val for k, val in fn(dict(zip(names, values)), *args, **kwargs).items()}
+
+        def streaming(*values):
+            with contextlib.closing(fn(dict(zip(names, values)), *args, **kwargs)) as updates:
+                for out in updates:
+                    yield {ui[k]: val for k, val in out.items()}
+
+        chosen = streaming if inspect.isgeneratorfunction(fn) else handler
+        chosen.__signature__ = _signature(names)
+        chosen.__name__ = fn.__name__  # the API endpoint's name
+        return chosen, [ui[k] for k in names]
+
+    def outputs(*names):
+        return [ui[k] for k in names]
+
     with gr.Blocks(title="sftviz — what does SFT train on?") as demo:
-        which = gr.State("sample")
+        ui["source-tab"] = gr.State("sample")
         gr.Markdown(INTRO, elem_id="intro")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
                 with gr.Tab("Sample"):
-                    sample = gr.Dropdown(SAMPLES, value=data.DEFAULT_SAMPLE, label="Bundled sample",
-                                         elem_id="sample")
+                    put(gr.Dropdown(SAMPLES, value=data.DEFAULT_SAMPLE, label="Bundled sample", elem_id="sample"))
                 with gr.Tab("Upload"):
-                    upload = gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
-                                     type="filepath", elem_id="upload")
+                    put(gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
+                                type="filepath", elem_id="upload"))
                 with gr.Tab("Hub"):
-                    hub_id = gr.Textbox(label="Hub dataset: id [config [split]]", placeholder="e.g. openai/gsm8k main test",
-                                        elem_id="hub-id")
-                    hub_btn = gr.Button("Load from Hub", elem_id="hub-load")
-                tokenizer = gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
-                                       elem_id="tokenizer")
-                mode = gr.Radio(MODES, value=LABEL_OF["completion"], label="What is trained (mode)", elem_id="mode")
-                max_length = gr.Number(1024, label="max_length (empty = none)", precision=0,
-                                       elem_id="max-length")
+                    put(gr.Textbox(label="Hub dataset: id [config [split]]", placeholder="e.g. openai/gsm8k main test",
+                                   elem_id="hub-id"))
+                    put(gr.Button("Load from Hub", elem_id="hub-load"))
+                put(gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
+                               elem_id="tokenizer"))
+                put(gr.Radio([m.label for m in MODES.values()], value=MODES[DEFAULT_MODE].label,
+                             label="What is trained (mode)", elem_id="mode"))
+                put(gr.Number(1024, label="max_length (empty = none)", precision=0, elem_id="max-length"))
                 with gr.Row():
-                    packing = gr.Checkbox(False, label="Packing", elem_id="packing")
-                    strategy = gr.Dropdown(["bfd", "bfd_split", "wrapped"], value="bfd", label="Packing strategy",
-                                           elem_id="packing-strategy")
-                prompt_t = gr.Textbox(label="Prompt template (Jinja, row columns as variables)", lines=3,
-                                      visible=False, elem_id="prompt-template")
-                completion_t = gr.Textbox(label="Completion template", lines=1, visible=False,
-                                          elem_id="completion-template")
-                apply_t = gr.Button("Apply template", visible=False, size="sm", elem_id="apply-template")
-                preview = gr.HTML(visible=False, elem_id="template-preview")
-                share = gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
-                                   placeholder="(an uploaded file cannot be shared by link)", buttons=["copy"])
+                    put(gr.Checkbox(False, label="Packing", elem_id="packing"))
+                    put(gr.Dropdown(list(STRATEGIES), value="bfd", label="Packing strategy",
+                                    elem_id="packing-strategy"))
+                put(gr.Textbox(label="Prompt template (Jinja, row columns as variables)", lines=3, visible=False,
+                               elem_id="prompt-template"))
+                put(gr.Textbox(label="Completion template", lines=1, visible=False, elem_id="completion-template"))
+                put(gr.Button("Apply template", visible=False, size="sm", elem_id="apply-template"))
+                put(gr.HTML(visible=False, elem_id="template-preview"))
+                put(gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
+                               placeholder="(an uploaded file cannot be shared by link)", buttons=["copy"]))
             with gr.Column(scale=3):
-                status = gr.HTML(elem_id="status")
+                put(gr.HTML(elem_id="status"))
                 with gr.Row(elem_id="nav"):
-                    prev_btn = gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=90)
-                    index = gr.Slider(0, 1, value=0, step=1, label="Example", elem_id="example-index", scale=3)
-                    count = gr.Markdown(elem_id="count")
-                    next_btn = gr.Button("Next ▶", elem_id="next", scale=0, min_width=90)
-                    query = gr.Textbox(placeholder="search text…", show_label=False, elem_id="search", scale=2)
-                with gr.Tab("Tokens"):
-                    token_view = gr.HTML(elem_id="token-view")
-                    gr.Markdown(EXPLAIN_LABELS)
-                with gr.Tab("Shift"):
-                    shift_view = gr.HTML(elem_id="shift-view")
-                    gr.Markdown(EXPLAIN_SHIFT)
-                with gr.Tab("Compare modes"):
-                    compare_view = gr.HTML(elem_id="mode-compare")
-                with gr.Tab("Packing"):
-                    packing_view = gr.HTML("<p>Turn packing on to see packed rows.</p>", elem_id="packing-view")
-                    gr.Markdown(EXPLAIN_PACKING)
+                    put(gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=90))
+                    put(gr.Slider(0, 1, value=0, step=1, label="Example", elem_id="example-index", scale=3))
+                    put(gr.Markdown(elem_id="count"))
+                    put(gr.Button("Next ▶", elem_id="next", scale=0, min_width=90))
+                    put(gr.Textbox(placeholder="search text…", show_label=False, elem_id="search", scale=2))
+                for tab in view.EXAMPLE_TABS:
+                    with gr.Tab(tab.title):
+                        put(gr.HTML(tab.initial, elem_id=tab.elem_id))
+                        if tab.explain:
+                            gr.Markdown(tab.explain)
                 with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
                     with gr.Row():
-                        preset = gr.Radio(["Quick demo (~10-30 s)", "Longer (minutes)"],
-                                          value="Quick demo (~10-30 s)", label="Preset", elem_id="preset")
-                        train_modes = gr.CheckboxGroup(list(TRAIN_MODES.values()),
-                                                       value=[TRAIN_MODES["whole"], TRAIN_MODES["completion"]],
-                                                       label="Runs to compare", elem_id="train-modes")
+                        put(gr.Radio(["Quick demo (~10-30 s)", "Longer (minutes)"], value="Quick demo (~10-30 s)",
+                                     label="Preset", elem_id="preset"))
+                        put(gr.CheckboxGroup([m.label for m in MODES.values() if m.trainable],
+                                             value=[MODES["whole"].label, MODES["completion"].label],
+                                             label="Runs to compare", info=f"For chat data, {MODES['completion'].title}"
+                                             f" trains the assistant turns ({MODES['completion'].on_chat}).",
+                                             elem_id="train-modes"))
                     with gr.Row():
-                        steps = gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0,
-                                          elem_id="train-steps")
-                        lr = gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate",
-                                       elem_id="train-lr")
-                        seed = gr.Number(0, label="seed", precision=0, elem_id="train-seed")
-                        model = gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
-                                           "(local dir / Hub id; GPU used when present)", elem_id="train-model")
+                        put(gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0,
+                                      elem_id="train-steps"))
+                        put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
+                        put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
+                        put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
+                                       "(local dir / Hub id; GPU used when present)", elem_id="train-model"))
                     with gr.Row():
-                        train_btn = gr.Button("Train both", variant="primary", elem_id="train-button")
-                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
-                    train_status = gr.HTML(elem_id="train-status")
-                    loss_plot = gr.Plot(elem_id="loss-plot", show_label=False)
+                        put(gr.Button("Train both", variant="primary", elem_id="train-button"))
+                        put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
+                    put(gr.HTML(elem_id="train-status"))
+                    put(gr.Plot(elem_id="loss-plot", show_label=False))
                     gr.Markdown(EXPLAIN_TRAIN)
-                    generations = gr.HTML(elem_id="generations")
-                    heatmap = gr.HTML(elem_id="loss-heatmap")
+                    put(gr.HTML(elem_id="generations"))
+                    put(gr.HTML(elem_id="loss-heatmap"))
                 with gr.Tab("Dataset stats"):
-                    stats_md = gr.Markdown(elem_id="stats")
+                    put(gr.Markdown(elem_id="stats"))
                     with gr.Row():
-                        roles_plot = gr.Plot(elem_id="roles-plot")
-                        length_plot = gr.Plot(elem_id="length-plot")
+                        put(gr.Plot(elem_id="roles-plot"))
+                        put(gr.Plot(elem_id="length-plot"))
 
-        inputs = [which, sample, upload, hub_id, tokenizer, prompt_t, completion_t, mode, max_length, packing,
-                  strategy, index]
-        full = [status, token_view, shift_view, compare_view, packing_view, stats_md, roles_plot, length_plot,
-                index, count, prompt_t, completion_t, apply_t, preview, share]
-        nav_out = [token_view, shift_view, compare_view, packing_view, index, share]
-        update_url = dict(fn=None, inputs=[share], outputs=None,
+        example_ids = [tab.elem_id for tab in view.EXAMPLE_TABS]
+        full = outputs("status", *example_ids, "stats", "roles-plot", "length-plot", "example-index", "count",
+                       *TEMPLATE_EDITOR, "share")
+        nav_out = outputs("status", *example_ids, "example-index", "share")
+        update_url = dict(fn=None, inputs=outputs("share"), outputs=None,
                           js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
+        on_refresh, form = wire(refresh, FORM)
 
-        def choose(kind):
-            return lambda: (kind, 0)
-
-        for trigger, kind in ((sample.input, "sample"), (upload.upload, "upload"), (hub_btn.click, "hub")):
-            trigger(choose(kind), None, [which, index], queue=False).then(
-                refresh, inputs, full, show_progress="minimal").then(**update_url)
-        for trigger in (mode.input, packing.input, strategy.input, max_length.submit, tokenizer.submit,
-                        completion_t.submit, apply_t.click):
-            trigger(refresh, inputs, full, show_progress="minimal").then(**update_url)
-        index.input(navigate, inputs, nav_out, show_progress="hidden", trigger_mode="always_last").then(
+        for trigger, kind in ((ui["sample"].input, "sample"), (ui["upload"].upload, "upload"),
+                              (ui["hub-load"].click, "hub")):
+            trigger(lambda choose=choose_source(kind): {ui[k]: val for k, val in choose().items()}, None,
+                    outputs("source-tab", "example-index", "prompt-template", "completion-template"), queue=False
+                    ).then(on_refresh, form, full, show_progress="minimal").then(**update_url)
+        for trigger in (ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
+                        ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
+            trigger(on_refresh, form, full, show_progress="minimal").then(**update_url)
+        on_nav, _ = wire(navigate, FORM)
+        ui["example-index"].input(on_nav, form, nav_out, show_progress="hidden", trigger_mode="always_last").then(
             **update_url)
-        for btn, delta in ((prev_btn, -1), (next_btn, 1)):
-            btn.click(lambda *a, d=delta: navigate(*a, delta=d), inputs, nav_out, show_progress="hidden",
-                      queue=False).then(**update_url)
-        query.submit(find, inputs + [query], index).then(navigate, inputs, nav_out).then(**update_url)
-        train_ev = train_btn.click(train_stream, inputs + [preset, train_modes, steps, lr, seed, model],
-                                   [loss_plot, train_status, generations, heatmap], concurrency_limit=2,
-                                   concurrency_id="training", show_progress="full")
-        stop_btn.click(None, None, None, cancels=[train_ev])
-        preset.input(preset_values, preset, [steps, lr], queue=False)
-        demo.load(from_url, None, [which, sample, hub_id, tokenizer, mode, max_length, packing, strategy, index],
-                  queue=False).then(refresh, inputs, full).then(**update_url)
+        for button, delta in (("prev", -1), ("next", 1)):
+            fn, _ = wire(navigate, FORM, delta=delta)
+            ui[button].click(fn, form, nav_out, show_progress="hidden", queue=False).then(**update_url)
+        on_find, find_in = wire(find, FORM + ("search",))
+        ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
+            on_nav, form, nav_out).then(**update_url)
+        on_train, train_in = wire(train_stream, TRAIN_FORM)
+        train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
+                                                                        "loss-heatmap"),
+                                            concurrency_limit=2, concurrency_id="training", show_progress="full")
+        ui["stop-button"].click(None, None, None, cancels=[train_ev])
+        on_preset, preset_in = wire(preset_values, ("preset",))
+        ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
+        def restore(request: gr.Request):
+            return {ui[k]: val for k, val in from_url(dict(request.query_params) if request else {}).items()}
+
+        demo.load(restore, None, outputs(*URL_FIELDS), queue=False).then(on_refresh, form, full).then(**update_url)
     return demo
 
 
 demo = build()
-view.warm(data.DEFAULT_SAMPLE, MODE_OF[MODES[0]])  # the first page view is then served from the cache
+view.warm(view.ViewRequest(data.DEFAULT_SAMPLE, options=Options(DEFAULT_MODE)))  # first page view from the cache
 LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False)
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import os
 import sys
 
 from . import TRL_VERSION, one_line
+from .labels import MODES, Options, prepare
+from .packing import STRATEGIES
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
 ALT = {"context": "\033[2;36m", "target": "\033[1;4;92m", "masked": "\033[9;37m"}  # every other token
@@ -28,34 +30,27 @@ def add_data_args(p):
 def parse_max_length(value):
     if str(value).lower() in ("none", "null"):
         return None
-    n = int(value)
-    if n < 1:
-        raise ValueError(f"--max-length must be a positive number or 'none', not {value}")
-    return n
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"--max-length must be a positive number or 'none', not {value!r}") from None
 
 
 def load_inputs(args):
-    """The shared front half: rows in TRL's format, the detected shape, and the tokenizer."""
-    from .data import DEFAULT_MAPPINGS, Mapping, detect, load, to_trl
+    """The shared front half: data.load_trl (the page's loading path too) and the tokenizer."""
+    from .data import load_trl
     from .tokenizer import load_tokenizer
 
-    rows = load(args.data, args.config, args.split, args.limit)
-    kind = detect(rows, args.text_field)
-    mapping = None
-    if args.prompt_template or args.completion_template:
-        base = DEFAULT_MAPPINGS.get(kind, Mapping("{{ prompt }}", "{{ completion }}"))
-        mapping = Mapping(args.prompt_template or base.prompt, args.completion_template or base.completion)
-        kind = kind if kind in DEFAULT_MAPPINGS else "prompt_answer"
-    rows = to_trl(rows, kind, mapping, args.text_field)
-    return rows, kind, load_tokenizer(args.tokenizer)
+    loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
+                      args.completion_template, args.text_field)
+    return loaded.rows, loaded.kind, load_tokenizer(args.tokenizer)
 
 
 def inspect(args):
-    from .labels import Options, prepare
     from .tokenizer import token_texts
 
-    rows, kind, tok = load_inputs(args)
     opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    rows, kind, tok = load_inputs(args)
     prepared = prepare(rows, tok, opts)
     for w in prepared.warnings:
         print(f"sftviz: warning: {w}", file=sys.stderr)
@@ -84,13 +79,10 @@ def inspect(args):
 
 
 def train(args):
-    from .train import PairedTraining, TrainConfig
+    from .train import PairedTraining, TrainConfig, resolve_modes
 
     rows, kind, tok = load_inputs(args)
-    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-    bad = [m for m in modes if m not in ("whole", "completion", "assistant", "auto")]
-    if bad:
-        raise ValueError(f"unknown mode(s) {', '.join(bad)}; use whole, completion, assistant")
+    modes = resolve_modes(rows, [m.strip() for m in args.modes.split(",") if m.strip()])
     cfg = TrainConfig.preset(args.preset, modes=modes, steps=args.steps, seed=args.seed,
                              batch_size=args.batch_size, learning_rate=args.lr,
                              max_length=None if args.max_length is None else parse_max_length(args.max_length),
@@ -165,23 +157,31 @@ def render_sequence(i, seq, texts, color, packed):
     return head + "\n" + "".join(out)
 
 
-def main(argv=None):
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = argparse.ArgumentParser(prog="python -m sftviz", description="See what SFT trains on, as TRL does.")
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (like every other bad input), not usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"sftviz: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser():
+    parser = Parser(prog="python -m sftviz", description="See what SFT trains on, as TRL does.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="show every token's role (context / target / masked)")
     add_data_args(p)
-    p.add_argument("--mode", choices=["auto", "whole", "completion", "assistant"], default="auto")
+    p.add_argument("--mode", choices=list(MODES), default="auto",
+                   help="; ".join(f"{m.name}: {m.meaning}" for m in MODES.values()))
     p.add_argument("--packing", action="store_true")
-    p.add_argument("--packing-strategy", choices=["bfd", "bfd_split", "wrapped"], default="bfd")
+    p.add_argument("--packing-strategy", choices=list(STRATEGIES), default="bfd",
+                   help="; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values()))
     p.add_argument("--json", action="store_true", help="one JSON object per sequence, in TRL's order")
     p.add_argument("--no-color", action="store_true")
     p.set_defaults(func=inspect)
     t = sub.add_parser("train", help="train a tiny model twice (whole text vs answer only) and compare")
     add_data_args(t)
     t.set_defaults(max_length=None)
-    t.add_argument("--modes", default="whole,completion", help="comma-separated: whole, completion, assistant")
+    t.add_argument("--modes", default="whole,completion",
+                   help=f"comma-separated, from: {', '.join(m.name for m in MODES.values() if m.trainable)}")
     t.add_argument("--preset", choices=["quick", "longer"], default="quick")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
@@ -190,7 +190,16 @@ def main(argv=None):
     t.add_argument("--model", default="tiny", help="'tiny' (built here) or a pretrained causal LM dir / Hub id")
     t.add_argument("--json", action="store_true", help="one object per evaluation point, then a final record")
     t.set_defaults(func=train)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument (already said in one line)
+        return e.code
     try:
         args.func(args)
     except KeyboardInterrupt:

@@ -13,6 +13,10 @@ Jinja template, so the user sees exactly what text the model gets:
     alpaca            {"instruction", "input", "output"}
     prompt_answer     {"prompt", "answer"} (+ maybe "text" = both glued together, ignored by the mapping)
     sharegpt          {"conversations": [{"from": "human"|"gpt", "value"}]} roles renamed to user/assistant
+    custom            any other columns, with a prompt and a completion template written by the user
+
+`load_trl()` is the one way in, for the page and the command line alike:
+source -> raw rows -> shape -> mapping decision (`choose_mapping`) -> rows in TRL's format.
 """
 
 import glob
@@ -106,6 +110,17 @@ def detect(rows, text_field="text"):
 TRL_TYPES = ("language_modeling", "prompt_completion", "conversational", "conversational_prompt_completion")
 
 
+class NeedsMapping(DataError):
+    """The columns are no shape we know: the user must write the prompt and completion templates."""
+
+    def __init__(self, columns):
+        self.columns = list(columns)
+        super().__init__(f"unrecognised columns {self.columns}: not a TRL format (text / prompt+completion / "
+                         f"messages / conversations) nor question+answer / instruction+output / prompt+answer; "
+                         f"write a prompt and a completion template with the columns as variables "
+                         f"(or set the text field)")
+
+
 @dataclass
 class Mapping:
     """Jinja templates that turn one row into TRL's prompt/completion strings (variables = the row's columns)."""
@@ -137,7 +152,51 @@ EXPLAIN = {
     "question_answer": "question/answer: not a TRL format; mapped to prompt/completion with the template.",
     "prompt_answer": "prompt/answer: not a TRL format (TRL needs 'completion'; a ready-made 'text' column would "
                      "be trained as whole text); mapped to prompt/completion with the template.",
+    "custom": "your own columns: mapped to prompt/completion with your templates.",
 }
+
+
+@dataclass
+class Loaded:
+    """A dataset on its way to TRL: the rows as read, their shape, the mapping used (if any), TRL's rows."""
+
+    source: str
+    raw: list
+    kind: str
+    mapping: Mapping | None
+    rows: list
+
+
+def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
+             text_field="text"):
+    """The one loading path of the page and the CLI: source -> raw rows -> shape -> mapping -> TRL rows."""
+    raw = load(source, config, split, limit)
+    kind = detect(raw, text_field)
+    mapping = choose_mapping(kind, raw[0], prompt_template or None, completion_template or None)
+    if kind == "unknown":
+        kind = "custom"
+    return Loaded(source, raw, kind, mapping, to_trl(raw, kind, mapping, text_field))
+
+
+def choose_mapping(kind, first_row, prompt_template=None, completion_template=None):
+    """When a mapping template applies, and which one. The rule, the same everywhere:
+
+    * data already in a TRL format (or ShareGPT, renamed) is used as it is, because that is what TRL
+      gets: a template given for it is refused rather than silently ignored;
+    * a shape we know (question/answer, Alpaca, prompt/answer) gets its default template, where the
+      user's template (prompt, completion or both) replaces the default part by part;
+    * other columns need both templates from the user."""
+    if kind in DEFAULT_MAPPINGS:
+        base = DEFAULT_MAPPINGS[kind]
+        return Mapping(prompt_template or base.prompt, completion_template or base.completion)
+    if kind == "unknown":
+        if prompt_template and completion_template:
+            return Mapping(prompt_template, completion_template)
+        raise NeedsMapping(first_row)
+    if prompt_template or completion_template:
+        raise DataError(f"this data is already in TRL's {kind} format and TRL uses it as it is: a mapping template "
+                        f"is for other shapes (question/answer, Alpaca, prompt/answer, your own columns)")
+    return None
 
 
 def to_trl(rows, kind=None, mapping=None, text_field="text"):
@@ -148,11 +207,10 @@ def to_trl(rows, kind=None, mapping=None, text_field="text"):
     if kind == "sharegpt":
         return [{"messages": [{"role": SHAREGPT_ROLES.get(str(m.get("from")).lower(), m.get("from")),
                                "content": m.get("value")} for m in r["conversations"]]} for r in rows]
-    if kind == "unknown":
-        raise DataError(f"unrecognised columns {sorted(rows[0])}: expected one of text / prompt+completion / "
-                        f"messages / conversations / question+answer / instruction+output / prompt+answer "
-                        f"(or set the text field)")
-    mapping = mapping or DEFAULT_MAPPINGS[kind]
+    if mapping is None:
+        if kind not in DEFAULT_MAPPINGS:
+            raise NeedsMapping(rows[0])
+        mapping = DEFAULT_MAPPINGS[kind]
     from jinja2 import StrictUndefined, TemplateError, UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 

@@ -5,40 +5,91 @@ in TRL's own order. A label is the token the model must predict at that position
 here". The model shifts labels itself: the token at position t is predicted from positions < t, so
 `labels[0]` is never scored (nothing comes before it).
 
-Modes map onto SFTConfig exactly as a user would set them:
-    auto        completion_only_loss=None  (TRL's default: True when examples have prompt+completion)
-    whole       completion_only_loss=False (every token is a target)
-    completion  completion_only_loss=True  (prompt tokens are -100)
-    assistant   assistant_only_loss=True   (only tokens the chat template marks as the assistant's)
+A mode is a pair of SFTConfig flags, exactly as a user would set them (the table MODES below). Every
+list of modes in sftviz (the CLI's choices, the page's buttons, plot titles, the tests' oracle) is
+read from that table.
 """
 
 import json
 from dataclasses import dataclass, field
 
 from . import one_line
-from .packing import pack
+from . import packing
 
 IGNORE = -100  # the label value torch's cross-entropy skips
 
-MODES = {  # mode -> (completion_only_loss, assistant_only_loss) as passed to SFTConfig
-    "auto": (None, False),
-    "whole": (False, False),
-    "completion": (True, False),
-    "assistant": (None, True),
-}
+
+@dataclass(frozen=True)
+class Mode:
+    name: str  # on the command line and in shared links
+    label: str  # on the page
+    title: str  # short, on plots and training results
+    completion_only_loss: bool | None  # SFTConfig flags, as passed to TRL
+    assistant_only_loss: bool
+    meaning: str  # one line: what is trained
+    on_chat: str  # what it means for chat (messages) data
+    trainable: bool = True  # offered as a live-training run
+
+    @property
+    def sft_config(self):
+        return {"completion_only_loss": self.completion_only_loss, "assistant_only_loss": self.assistant_only_loss}
+
+
+MODES = {m.name: m for m in (  # in the order the page lists them
+    Mode("completion", "Answer only (completion_only_loss)", "answer only", True, False,
+         "prompt tokens are context (-100); the completion and its EOS are trained",
+         "chats have no prompt/completion split, so TRL silently trains every token: for chats, "
+         "answer only means the assistant turns"),
+    Mode("whole", "Whole text", "whole text", False, False,
+         "every token is trained, prompt included",
+         "every token the chat template renders is trained, role headers included"),
+    Mode("assistant", "Assistant turns only (assistant_only_loss)", "assistant only", None, True,
+         "only the tokens the chat template marks as the assistant's ({% generation %}) are trained",
+         "the assistant's turns are trained; TRL refuses it for data that is not a chat"),
+    Mode("auto", "TRL default for this data", "TRL default", None, False,
+         "SFTConfig's defaults: answer only when the first example has prompt and completion, else whole text",
+         "chats are trained whole", trainable=False),
+)}
+
+
+def answer_mode(rows):
+    """The mode that trains on the answers only: the assistant turns for chats (messages or ShareGPT
+    conversations), the completion otherwise. The one place this rule lives."""
+    first = rows[0]
+    chat = "prompt" not in first and (is_conversational(first) or isinstance(first.get("conversations"), list))
+    return "assistant" if chat else "completion"
 
 
 class TRLRefusal(ValueError):
     """TRL would raise for this data/option combination; the message says why, like TRL does."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    mode: str = "auto"
-    max_length: int | None = 1024  # SFTConfig.max_length default
+    """The SFTConfig settings that decide the labels. Checked when made: the page, its API and the CLI
+    all refuse the same bad values with the same words."""
+
+    mode: str = "auto"  # a key of MODES
+    max_length: int | None = 1024  # SFTConfig.max_length default; None = no truncation
     packing: bool = False
-    packing_strategy: str = "bfd"  # bfd | bfd_split | wrapped
+    packing_strategy: str = "bfd"  # a key of packing.STRATEGIES
     text_field: str = "text"  # SFTConfig.dataset_text_field
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"Invalid mode '{self.mode}', must be one of {tuple(MODES)}.")
+        packing.refuse_unknown(self.packing_strategy)
+        if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                            or self.max_length < 1):
+            raise ValueError(f"max_length must be a positive whole number of tokens or None, not {self.max_length!r}")
+        if not isinstance(self.text_field, str) or not self.text_field:
+            raise ValueError("the text field (SFTConfig.dataset_text_field) must be a column name")
+
+    @property
+    def sft_config(self):
+        """These options as SFTConfig keyword arguments."""
+        return {**MODES[self.mode].sft_config, "max_length": self.max_length, "packing": self.packing,
+                "packing_strategy": self.packing_strategy, "dataset_text_field": self.text_field}
 
 
 @dataclass
@@ -107,6 +158,12 @@ def from_sharegpt(example):
 
 
 def common_prefix_length(a, b):
+    """How many leading tokens the tokenized prompt `a` and the tokenized prompt+completion `b` share.
+
+    TRL marks the completion from there, not from len(a): tokenizing prompt+completion as one text can
+    merge the prompt's last characters with the completion's first ones into a single token (a prompt
+    ending in a space, "Answer: " + "4" -> "Answer", ":", " 4"). That merged token belongs to neither
+    part alone; TRL counts it as completion, so it is trained."""
     if b[:len(a)] == a:  # the usual case, checked at C speed
         return len(a)
     n = 0
@@ -122,11 +179,10 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
 
     `cache`: an optional dict the caller keeps for one (rows, tokenizer) pair, so that preparing the
     same data under several modes tokenizes it once."""
-    if options.mode not in MODES:
-        raise ValueError(f"unknown mode {options.mode!r}; choose one of {', '.join(MODES)}")
     if not rows:
         raise ValueError("the dataset is empty")
-    completion_only_loss, assistant_only_loss = MODES[options.mode]
+    mode = MODES[options.mode]  # Options has checked the name
+    completion_only_loss, assistant_only_loss = mode.completion_only_loss, mode.assistant_only_loss
     first = rows[0]
     warnings = []
 
@@ -142,10 +198,8 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
         rows = [from_sharegpt(r) for r in rows]
         first = rows[0]
 
-    # BFD packing puts several documents in one row with no padding ("padding-free").
-    padding_free = options.packing and options.packing_strategy in ("bfd", "bfd_split")
-    if options.packing and options.packing_strategy not in ("bfd", "bfd_split", "wrapped"):
-        raise TRLRefusal(f"Invalid packing strategy {options.packing_strategy!r}, must be bfd, bfd_split or wrapped.")
+    # BFD packing puts several documents in one row with no padding ("padding-free"); wrapped does not.
+    padding_free = options.packing and packing.STRATEGIES[options.packing_strategy].padding_free
 
     # Assistant-only loss needs chat data and a template that marks the assistant's text with
     # {% generation %}. TRL swaps in its own training template for models it knows, else refuses.
@@ -201,7 +255,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
 
     if options.packing:
         # No truncation step and no filter: packing cuts rows to max_length itself (see packing.py).
-        rows_out = pack(ids, labels, options.max_length, options.packing_strategy)
+        rows_out = packing.pack(ids, labels, options.max_length, options.packing_strategy)
     else:
         rows_out = []
         for i, (row_ids, row_labels) in enumerate(zip(ids, labels)):
@@ -332,21 +386,15 @@ def chat(tok, rows, key, chat_template, assistant_mask, add_generation_prompt=Fa
 
 
 def training_chat_template(tok):
-    """None if the tokenizer's template has {% generation %} tags, else TRL's training template or refusal."""
-    import re
+    """None if the tokenizer's template has {% generation %} tags, else TRL's training template or refusal.
 
-    template = tok.chat_template
-    if isinstance(template, dict):
-        template = template.get("default")
-    if template is None:
+    TRL's own functions decide (they know which model templates they can swap)."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    if tok.chat_template is None:  # TRL would fail with a TypeError here; say what is missing instead
         raise TRLRefusal("assistant_only_loss needs a chat template, and this tokenizer has none.")
-    if re.search(r"\{%-?\s*generation\s*-?%\}", template):
+    if has_generation_markers(tok.chat_template):
         return None
-    try:
-        from trl.chat_template_utils import get_training_chat_template
-    except ImportError:
-        raise TRLRefusal("The chat template has no {% generation %} tags. TRL 1.16 swaps in a training template "
-                         "for the models it knows; install trl==1.16.0 so sftviz can do the same.") from None
     try:
         return get_training_chat_template(tok)
     except ValueError as e:
@@ -355,19 +403,10 @@ def training_chat_template(tok):
 
 
 def stop_token_trained(tok, chat_template):
-    """TRL's check that the assistant's end-of-turn token is inside the mask (only a warning)."""
-    msgs = [{"role": "user", "content": "dummy"}, {"role": "assistant", "content": "dummy"},
-            {"role": "user", "content": "dummy"}]
-    try:
-        out = tok.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
-                                      chat_template=chat_template)
-    except Exception:
-        return False
-    added = set(tok.get_added_vocab().values())
-    for t, m in reversed(list(zip(out["input_ids"], out["assistant_masks"]))):
-        if m and tok.decode([t]).strip():
-            return t in added
-    return False
+    """TRL's check that the assistant's end-of-turn token is inside the mask (TRL only warns)."""
+    from trl.chat_template_utils import is_chat_template_stop_token_trained
+
+    return is_chat_template_stop_token_trained(tok, chat_template=chat_template)
 
 
 def collate(sequences, pad_token_id):

@@ -1,7 +1,8 @@
 """Packing: several tokenized examples per row of max_length tokens, as TRL 1.16's `pack_dataset` does.
 
 TRL packs with `dataset.map(batched=True)`, so examples are packed within chunks of 1,000 (the
-`datasets` default batch size), never across them.
+`datasets` default batch size), never across them. The strategies (SFTConfig.packing_strategy) are the
+table STRATEGIES at the end of this file; every list of strategies in sftviz is read from it.
 
     bfd        Best Fit Decreasing: longest documents first, each into the fullest row it still fits;
                a document longer than max_length is cut (its tail is lost). Rows are padding-free.
@@ -17,19 +18,39 @@ Each packed row is returned as (input_ids, labels, sources, seq_lengths, dropped
 
 import bisect
 from collections import defaultdict, deque
+from dataclasses import dataclass
 
 CHUNK = 1000  # datasets.map's default batch_size
 
 
+@dataclass(frozen=True)
+class Strategy:
+    name: str  # SFTConfig.packing_strategy
+    padding_free: bool  # TRL's collator then sends position_ids and no attention mask (no padding at all)
+    description: str  # one line, for the page and the CLI's help
+    pack_chunk: object  # (docs, max_length) -> packed rows; docs are (input_ids, labels, source index)
+
+
+def refuse_unknown(strategy):
+    """TRL's own check and wording (trl.data_utils.pack_dataset)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Invalid packing strategy '{strategy}', must be one of {tuple(STRATEGIES)}.")
+
+
 def pack(ids, labels, max_length, strategy):
+    """Tokenized examples -> packed rows, chunk by chunk as TRL's batched `datasets.map` does."""
+    refuse_unknown(strategy)
+    pack_chunk = STRATEGIES[strategy].pack_chunk
     rows = []
     for start in range(0, len(ids), CHUNK):
         docs = [(ids[i], labels[i], i) for i in range(start, min(start + CHUNK, len(ids)))]
-        rows += wrapped(docs, max_length) if strategy == "wrapped" else bfd(docs, max_length, strategy == "bfd_split")
+        rows += pack_chunk(docs, max_length)
     return rows
 
 
 def wrapped(docs, max_length):
+    """One long stream of tokens cut every max_length: a row may start or end mid-document, nothing
+    separates documents (no position_ids restart, an ordinary attention mask over the whole row)."""
     flat_ids = [t for d, _, _ in docs for t in d]
     flat_labels = [t for _, lab, _ in docs for t in lab]
     flat_src = [i for d, _, i in docs for _ in d]
@@ -38,6 +59,8 @@ def wrapped(docs, max_length):
 
 
 def bfd(docs, max_length, split):
+    """Best Fit Decreasing bin packing, as TRL's `_pack_bfd`: pieces sorted longest first, each put into
+    the open row with the least free space that still holds it (a new row when none does)."""
     pieces = []
     for d, lab, i in docs:
         if not d:  # empty documents are removed
@@ -73,3 +96,15 @@ def bfd(docs, max_length, split):
         rows.append(([t for k in b for t in pieces[k][0]], [t for k in b for t in pieces[k][1]],
                      [pieces[k][2] for k in b for _ in pieces[k][0]], [len(pieces[k][0]) for k in b], False))
     return rows
+
+
+STRATEGIES = {s.name: s for s in (
+    Strategy("bfd", True, "best fit decreasing: longest documents first, each into the fullest row it fits; "
+             "a document longer than max_length loses its tail",
+             lambda docs, max_length: bfd(docs, max_length, split=False)),
+    Strategy("bfd_split", True, "best fit decreasing, but a document longer than max_length is split into "
+             "fragments that are packed like documents",
+             lambda docs, max_length: bfd(docs, max_length, split=True)),
+    Strategy("wrapped", False, "everything concatenated and cut every max_length tokens: documents attend to "
+             "each other", wrapped),
+)}

@@ -2,6 +2,8 @@
 
 import plotly.graph_objects as go
 
+from .labels import MODES
+
 COLORS = {"target": "#0072B2", "context": "#E69F00", "masked": "#999999"}  # Okabe-Ito, color-blind safe
 RUN_COLORS = ["#0072B2", "#D55E00", "#009E73"]
 
@@ -39,9 +41,6 @@ def length_figure(lengths, max_length):
     return _layout(fig, "Length histogram")
 
 
-MODE_TITLES = {"whole": "whole text", "completion": "answer only", "assistant": "assistant only", "auto": "TRL default"}
-
-
 def loss_figure(curves, steps=None):
     """Left: each run's own training loss (not comparable). Right: the same held-out tokens for every run."""
     from plotly.subplots import make_subplots
@@ -50,7 +49,7 @@ def loss_figure(curves, steps=None):
         "training loss, each on its own tokens (not comparable)",
         "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
     for k, (mode, c) in enumerate(curves.items()):
-        color, name = RUN_COLORS[k % len(RUN_COLORS)], MODE_TITLES.get(mode, mode)
+        color, name = RUN_COLORS[k % len(RUN_COLORS)], MODES[mode].title
         if c["train"]:
             xs, ys = zip(*c["train"])
             fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{name}: train", line=dict(color=color, width=1.5),

@@ -6,7 +6,7 @@ Every token is a <span data-role="context|target|masked">; the role comes straig
 
 from html import escape
 
-from .labels import IGNORE
+from .labels import IGNORE, MODES
 
 ROLE_WORDS = {
     "target": "target: trained, the model learns to predict this token",
@@ -143,10 +143,10 @@ def error_html(message):
     return f'<div class="sv-error" role="alert">⚠ {escape(message)}</div>'
 
 
-def generations_html(final, mode_titles):
+def generations_html(final):
     """Greedy answers of each trained model to held-out prompts, side by side."""
     modes = list(final["generations"][0]["outputs"]) if final["generations"] else []
-    head = "".join(f"<th>{escape(mode_titles.get(m, m))}</th>" for m in modes)
+    head = "".join(f"<th>{escape(MODES[m].title)}</th>" for m in modes)
     rows = []
     for g in final["generations"]:
         cells = []
@@ -161,7 +161,10 @@ def generations_html(final, mode_titles):
             f'{"".join(rows)}</table>')
 
 
-def heatmap_html(final, texts, mode_titles):
+HEAT_FULL = 8.0  # nats: a loss this high or higher is drawn fully dark (ln of a 3,000-token vocabulary)
+
+
+def heatmap_html(final, texts):
     """Per-token loss of one held-out example under each trained model (darker = higher loss)."""
     heat = final["heatmap"]
     answer = set(heat["answer_positions"])
@@ -172,13 +175,13 @@ def heatmap_html(final, texts, mode_titles):
             if loss is None:
                 spans.append(f'<span class="sv-heat" title="position 0: not predicted">{escape(text)}</span>')
                 continue
-            a = min(loss / 8.0, 1.0)
+            a = min(loss / HEAT_FULL, 1.0)
             cls = "sv-heat sv-heat-answer" if t in answer else "sv-heat"
             spans.append(f'<span class="{cls}" style="background: rgba(213,94,0,{a:.2f})" '
                          f'title="loss {loss:.2f} predicting this token">{escape(text)}</span>')
             if text.endswith("↵"):
                 spans.append("<br>")
-        out.append(f'<div class="sv-compare-head"><b>{escape(mode_titles.get(mode, mode))}</b></div>'
+        out.append(f'<div class="sv-compare-head"><b>{escape(MODES[mode].title)}</b></div>'
                    f'<div class="sv-tokens">{"".join(spans)}</div>')
     return ('<div class="sv-summary">Per-token loss on a held-out example (darker = the model was more surprised;'
             ' answer tokens are underlined).</div>' + "".join(out))

@@ -143,7 +143,6 @@ def load_tokenizer(name):
         raise TokenizerError(f"tokenizer {name!r} is not a fast (Rust) tokenizer; sftviz needs token offsets")
     if tok.eos_token is None:
         raise TokenizerError(f"tokenizer {name!r} has no EOS token; TRL needs one")
-    tok.sftviz_name = name
     return tok
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import one_line
-from .labels import IGNORE, Options, TRLRefusal, collate, prepare
+from .labels import IGNORE, MODES, Options, TRLRefusal, answer_mode, collate, prepare
 
 PRESETS = {
     "quick": dict(steps=240, batch_size=8, learning_rate=1e-3, max_length=128, hidden_size=128, num_layers=2,
@@ -55,6 +55,10 @@ class TrainConfig:
         return cls(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
 
+MIN_EXAMPLES = 8  # a batch's worth, so there is something to train on and something to hold out
+EVAL_BATCH = 16  # held-out examples scored per forward pass
+
+
 class TrainError(ValueError):
     """The data or options cannot be trained on; the message says why."""
 
@@ -78,59 +82,54 @@ class Plan:
     notes: list = field(default_factory=list)
 
 
-def answer_mode(prepared_rows):
-    """The mode that marks answer tokens for this data: assistant turns for chats, else the completion."""
-    first = prepared_rows[0]
-    return "assistant" if "messages" in first else "completion"
+def resolve_modes(rows, chosen):
+    """The modes to train, as the page and the CLI both offer them: "completion" (answer only) means the
+    assistant turns for chat data (labels.answer_mode); a mode that is not trainable is refused."""
+    for m in chosen:
+        Options(m)  # an unknown mode is refused with the same words everywhere
+        if not MODES[m].trainable:
+            raise TrainError(f"mode {m!r} is not offered for training; choose from "
+                             f"{', '.join(k for k, v in MODES.items() if v.trainable)}")
+    modes = tuple(dict.fromkeys(answer_mode(rows) if m == "completion" else m for m in chosen))
+    if not modes:
+        raise TrainError("choose at least one mode to train")
+    return modes
 
 
 def make_plan(rows, tok, config):
+    """Everything the runs share, in named steps: labels per mode, which examples can be used, the
+    held-out split, the compact vocabulary, the batch order and the prompts to generate from."""
     modes = list(dict.fromkeys(config.modes))
-    if len(modes) < 1:
+    if not modes:
         raise TrainError("choose at least one mode to train")
     rows = rows[:config.max_examples]
-    if len(rows) < 8:
-        raise TrainError(f"need at least 8 examples to train and hold some out, got {len(rows)}")
+    if len(rows) < MIN_EXAMPLES:
+        raise TrainError(f"need at least {MIN_EXAMPLES} examples to train and hold some out, got {len(rows)}")
+    rng = random.Random(config.seed)
     ans_mode = answer_mode(rows)
-    opts = {m: Options(m, config.max_length) for m in set(modes) | {"whole", ans_mode}}
-    preps = {}
-    for m, o in opts.items():
-        try:
-            preps[m] = prepare(rows, tok, o)
-        except TRLRefusal as e:
-            if m in modes:
-                raise TrainError(f"mode {m!r}: {e}") from None
+    preps = label_every_mode(rows, tok, config, modes, ans_mode)
+    whole = preps["whole"].sequences
+    answer = preps[ans_mode].sequences if ans_mode in preps else whole
+
     notes = []
     if "prompt" not in rows[0] and "messages" not in rows[0]:
         notes.append("This data has no prompt/answer split: answer loss = loss on every token.")
-    whole = preps["whole"].sequences
-    answer = preps[ans_mode].sequences if ans_mode in preps else whole
-    for m in modes:  # same inputs for every mode, only labels differ
-        assert all(a.input_ids == b.input_ids for a, b in zip(preps[m].sequences, whole)), m
-    eligible = [i for i in range(len(rows)) if not any(preps[m].sequences[i].dropped for m in preps)
-                and answer[i].num_scored > 0]
+    eligible = usable_examples(preps, answer)
     if len(eligible) < len(rows):
         notes.append(f"{len(rows) - len(eligible)} examples left out: no answer token within max_length "
                      f"{config.max_length} (TRL would drop them in answer-only mode).")
-    if len(eligible) < 8:
+    if len(eligible) < MIN_EXAMPLES:
         raise TrainError(f"only {len(eligible)} examples have an answer within max_length {config.max_length}")
-    rng = random.Random(config.seed)
-    rng.shuffle(eligible)
-    n_eval = min(config.n_eval, max(2, len(eligible) // 5))
-    eval_idx, train_idx = eligible[:n_eval], eligible[n_eval:]
+    eval_idx, train_idx = held_out_split(eligible, config.n_eval, rng)
 
-    # Compact vocabulary: the ids that occur in the data, plus the specials the model must produce.
     pad_orig = preps["whole"].pad_token_id
-    if config.model == "tiny":
-        used = {t for s in whole for t in s.input_ids} | {pad_orig, tok.eos_token_id}
-        vocab = sorted(t for t in used if t is not None)
+    vocab = compact_vocabulary(whole, pad_orig, tok.eos_token_id) if config.model == "tiny" else None
+    if vocab:
         notes.append(f"The tiny model's vocabulary: the {len(vocab)} token ids that occur in this data "
                      f"(of the tokenizer's {len(tok)}), remapped to 0..{len(vocab) - 1}.")
-    else:
-        vocab = None
     to_c = {t: i for i, t in enumerate(vocab)} if vocab else None
 
-    def c(ids):
+    def c(ids):  # original ids -> the model's ids
         return [to_c[t] for t in ids] if to_c else list(ids)
 
     def c_labels(labels):
@@ -139,33 +138,85 @@ def make_plan(rows, tok, config):
     train_ids = [c(whole[i].input_ids) for i in train_idx]
     train_labels = {m: [c_labels(preps[m].sequences[i].labels) for i in train_idx] for m in modes}
     eval_ids = [c(whole[i].input_ids) for i in eval_idx]
+    eval_answer, eval_prompt = held_out_positions(whole, answer, eval_idx)
+    gen_prompts, refs = [], []
+    for i in eval_idx[:config.n_generate]:
+        prompt, reference = first_answer(whole[i].input_ids, answer[i].labels)
+        gen_prompts.append(c(prompt))
+        refs.append(tok.decode(reference))
+    return Plan(config, train_ids, train_labels, eval_ids, eval_answer, eval_prompt,
+                batch_schedule(len(train_idx), config, rng), vocab,
+                to_c[pad_orig] if to_c else pad_orig, to_c[tok.eos_token_id] if to_c else tok.eos_token_id,
+                gen_prompts, refs, notes)
+
+
+def label_every_mode(rows, tok, config, modes, ans_mode):
+    """labels.prepare for each trained mode, plus whole text and the answer mode (the held-out metrics
+    need both). A refusal matters only for a mode that is trained."""
+    preps = {}
+    for m in dict.fromkeys([*modes, "whole", ans_mode]):
+        try:
+            preps[m] = prepare(rows, tok, Options(m, config.max_length))
+        except TRLRefusal as e:
+            if m in modes:
+                raise TrainError(f"mode {m!r}: {e}") from None
+    whole = preps["whole"].sequences
+    for m in modes:  # the same inputs in every mode: only the labels differ
+        assert all(a.input_ids == b.input_ids for a, b in zip(preps[m].sequences, whole)), m
+    return preps
+
+
+def usable_examples(preps, answer):
+    """Examples no mode drops, with at least one answer token scored."""
+    return [i for i in range(len(answer)) if not any(p.sequences[i].dropped for p in preps.values())
+            and answer[i].num_scored > 0]
+
+
+def held_out_split(eligible, n_eval, rng):
+    """(eval indices, train indices): a seeded shuffle, a fifth at most held out (and at least 2)."""
+    eligible = list(eligible)
+    rng.shuffle(eligible)
+    n = min(n_eval, max(2, len(eligible) // 5))
+    return eligible[:n], eligible[n:]
+
+
+def compact_vocabulary(sequences, pad_id, eos_id):
+    """The token ids that occur in the data plus pad and EOS, sorted: the tiny model's output layer only
+    needs these, and it dominates the CPU time (a 150k vocabulary would cost 50x more per step)."""
+    used = {t for s in sequences for t in s.input_ids} | {pad_id, eos_id}
+    return sorted(t for t in used if t is not None)
+
+
+def held_out_positions(whole, answer, eval_idx):
+    """Per held-out example, the positions (t >= 1, so they are predicted) of answer tokens and of the
+    others (prompt): the same positions score every run."""
     eval_answer, eval_prompt = [], []
     for i in eval_idx:
         a = {t for t in range(1, len(answer[i].labels)) if answer[i].labels[t] != IGNORE}
         eval_answer.append(sorted(a))
         eval_prompt.append([t for t in range(1, len(whole[i].labels)) if t not in a])
+    return eval_answer, eval_prompt
 
-    # One shuffled pass over the training set after another, the same for every run.
+
+def batch_schedule(n_train, config, rng):
+    """step -> training example indices: one shuffled pass after another, the same for every run."""
     order, batches = [], []
     for _ in range(config.steps):
         if len(order) < config.batch_size:
-            epoch = list(range(len(train_idx)))
+            epoch = list(range(n_train))
             rng.shuffle(epoch)
             order += epoch
         batches.append(order[:config.batch_size])
         order = order[config.batch_size:]
+    return batches
 
-    gen_prompts, refs = [], []
-    for i in eval_idx[:config.n_generate]:
-        labels = answer[i].labels
-        start = end = min(t for t in range(1, len(labels)) if labels[t] != IGNORE)  # the first answer
-        while end < len(labels) and labels[end] != IGNORE:
-            end += 1
-        gen_prompts.append(c(whole[i].input_ids[:start]))
-        refs.append(tok.decode(labels[start:end]))
-    return Plan(config, train_ids, train_labels, eval_ids, eval_answer, eval_prompt, batches, vocab,
-                to_c[pad_orig] if to_c else pad_orig, to_c[tok.eos_token_id] if to_c else tok.eos_token_id,
-                gen_prompts, refs, notes)
+
+def first_answer(input_ids, labels):
+    """(the tokens before the first answer, the first answer's tokens) of one example."""
+    start = end = min(t for t in range(1, len(labels)) if labels[t] != IGNORE)
+    while end < len(labels) and labels[end] != IGNORE:
+        end += 1
+    return input_ids[:start], labels[start:end]
 
 
 def build_model(plan):
@@ -207,8 +258,8 @@ def evaluate(model, plan, device="cpu"):
     sums, counts = [0.0, 0.0], [0, 0]
     model.eval()
     with torch.no_grad():
-        for k in range(0, len(plan.eval_ids), 16):
-            ids = plan.eval_ids[k:k + 16]
+        for k in range(0, len(plan.eval_ids), EVAL_BATCH):
+            ids = plan.eval_ids[k:k + EVAL_BATCH]
             x, am, _ = tensors(ids, ids, plan.pad_id)
             logits = model(input_ids=x.to(device), attention_mask=am.to(device)).logits.float()
             # position t is predicted by the output at t-1

@@ -1,5 +1,8 @@
-"""What the web page shows, computed without gradio: load + label (cached, shared by all users), then
-HTML and figures for one example. app.py only wires these functions to components.
+"""What the web page shows, computed without gradio: one request in, a cached load + labels, then HTML
+and figures for one example or the whole dataset. app.py only wires these functions to components.
+
+To add a per-example view: write a function (view, i) -> HTML below and add a row to EXAMPLE_TABS;
+the page creates its tab and keeps it up to date.
 """
 
 import os
@@ -8,18 +11,31 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from . import TRL_VERSION, data, plots, render
-from .labels import Options, TRLRefusal, collate, prepare
+from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
+from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
 
 BATCH = 8  # SFTConfig.per_device_train_batch_size default
 MAX_ROWS = 5000  # the page loads at most this many rows of a dataset, so a shared Space stays responsive
-MODE_CHOICES = [  # (label on the page, engine mode)
-    ("Answer only (completion_only_loss)", "completion"),
-    ("Whole text", "whole"),
-    ("Assistant turns only (assistant_only_loss)", "assistant"),
-    ("TRL default for this data", "auto"),
-]
-MODE_NAMES = {m: label for label, m in MODE_CHOICES}
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Everything the page asks for, in one object: which data, which tokenizer, which templates, which options."""
+
+    source: str  # a bundled sample name, an uploaded file or a Hub id
+    tokenizer: str = "default"
+    prompt_template: str | None = None  # mapping templates (None: the shape's default, if it needs one)
+    completion_template: str | None = None
+    config: str | None = None  # Hub dataset config and split
+    split: str = "train"
+    options: Options = Options("completion")
+
+    @property
+    def data_key(self):
+        """What the loaded rows and tokenizer depend on (not the mode, max_length or packing)."""
+        return (self.source, self.config, self.split, self.tokenizer, self.prompt_template or None,
+                self.completion_template or None, self.options.text_field)
 
 
 class _LRU:
@@ -45,44 +61,25 @@ _loads, _preps = _LRU(8), _LRU(32)
 
 
 @dataclass
-class Loaded:
-    source: str
-    kind: str
-    raw: list
-    rows: list
-    tok: object
-    tok_name: str
-    mapping: object = None
-    key: tuple = ()  # what it was loaded from (dataset, config, split, tokenizer, templates)
-    tokenized: dict = field(default_factory=dict)  # labels.prepare's cache: tokenize once for every mode
+class Loaded(data.Loaded):
+    """data.Loaded plus the tokenizer, and labels.prepare's cache (tokenize once for every mode)."""
+
+    tok: object = None
+    key: tuple = ()
+    tokenized: dict = field(default_factory=dict)
 
 
-def load(source, tokenizer="default", prompt_template=None, completion_template=None, config=None, split="train"):
-    key = (source, config, split, tokenizer, prompt_template, completion_template)
-
+def load(request):
     def make():
-        raw = data.load(source, config, split, limit=MAX_ROWS)
-        kind = data.detect(raw)
-        mapping = None
-        if kind in data.DEFAULT_MAPPINGS:
-            base = data.DEFAULT_MAPPINGS[kind]
-            mapping = data.Mapping(prompt_template or base.prompt, completion_template or base.completion)
-        rows = data.to_trl(raw, kind, mapping)
-        return Loaded(source, kind, raw, rows, load_tokenizer(tokenizer), tokenizer, mapping, key)
+        loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
+                               request.completion_template, request.options.text_field)
+        return Loaded(**vars(loaded), tok=load_tokenizer(request.tokenizer), key=request.data_key)
 
-    return _loads.get(key, make)
+    return _loads.get(request.data_key, make)
 
 
 def prepared(loaded, options):
-    key = (loaded.key, options.mode, options.max_length, options.packing, options.packing_strategy)
-    return _preps.get(key, lambda: prepare(loaded.rows, loaded.tok, options, cache=loaded.tokenized))
-
-
-def compare_modes(kind):
-    """The two modes worth comparing for this kind of data."""
-    if kind in ("conversational", "sharegpt"):
-        return "whole", "assistant"
-    return "whole", "completion"
+    return _preps.get((loaded.key, options), lambda: prepare(loaded.rows, loaded.tok, options, cache=loaded.tokenized))
 
 
 @dataclass
@@ -118,19 +115,24 @@ class View:
         return padded, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
                         f"here consecutive examples), right-padded to the longest: {pad} padding tokens.")
 
+    def displayed_texts(self, i):
+        """(sequence as shown, its token texts, the note); padding shows the real pad token (EOS for GPT-2)."""
+        seq, note = self.displayed(i)
+        texts = self.token_texts(i)
+        pad_text = token_texts(self.loaded.tok, [self.prep.pad_token_id])[0]
+        return seq, texts + [pad_text] * (len(seq.input_ids) - len(texts)), note
 
-def open_view(source, tokenizer, prompt_template, completion_template, mode, max_length, packing, strategy,
-              config=None, split="train"):
-    loaded = load(source, tokenizer, prompt_template or None, completion_template or None, config, split)
-    options = Options(mode, max_length, packing, strategy)
-    return View(loaded, options, prepared(loaded, options))
+
+def open_view(request):
+    loaded = load(request)
+    return View(loaded, request.options, prepared(loaded, request.options))
 
 
-def warm(source, mode):
+def warm(request):
     """Load, label and compute stats for the default view ahead of the first visitor, and import the
     training stack (torch, the model class), so the first Train click starts in well under 3 s."""
-    v = open_view(source, "default", "", "", mode, 1024, False, "bfd")
-    example_html(v, 0), compare_html(v, 0), stats(v)
+    v = open_view(request)
+    example_views(v, 0), stats(v)
     import torch  # noqa: F401
     from transformers import LlamaForCausalLM  # noqa: F401
 
@@ -138,11 +140,12 @@ def warm(source, mode):
 def describe(view):
     kind = view.loaded.kind
     p = view.prep
+    mode = MODES[view.options.mode]
     dropped = sum(s.dropped for s in p.sequences)
     n = len(view.loaded.rows)
     first = f" (the first {MAX_ROWS} rows)" if n == MAX_ROWS else ""
     lines = [f"**{os.path.basename(view.loaded.source)}**: {n} examples{first} — {data.EXPLAIN.get(kind, kind)}",
-             f"Mode **{MODE_NAMES[view.options.mode]}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
+             f"Mode **{mode.label}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
              f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
     if view.options.packing:
         lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
@@ -160,34 +163,84 @@ def describe(view):
     return "\n\n".join(lines)
 
 
-def example_html(view, i):
-    """(token view, shift view, packing view) for sequence i."""
-    i = max(0, min(int(i), view.n - 1))
-    texts = view.token_texts(i)
-    seq, note = view.displayed(i)
-    pad_text = token_texts(view.loaded.tok, [view.prep.pad_token_id])[0]  # GPT-2 pads with its EOS
-    texts = texts + [pad_text] * (len(seq.input_ids) - len(texts))
-    token = render.token_view(seq, texts, note)
-    shift = render.shift_view(seq, texts)
-    pack = ""
-    if view.options.packing:
-        pack = render.packing_view(seq, i, f"{view.n} packed rows in all; bfd sorts documents longest-first, so "
-                                           "row order differs from the dataset order.")
-    return token, shift, pack
+# --- Per-example views: each is (view, i) -> HTML, one tab on the page --------------------------------
+
+def tokens_tab(view, i):
+    seq, texts, note = view.displayed_texts(i)
+    return render.token_view(seq, texts, note)
 
 
-def compare_html(view, i):
+def shift_tab(view, i):
+    seq, texts, _ = view.displayed_texts(i)
+    return render.shift_view(seq, texts)
+
+
+def compare_modes(rows):
+    """The two modes worth comparing for this data: whole text, and answers only."""
+    return "whole", answer_mode(rows)
+
+
+def compare_tab(view, i):
     """The same example under the two modes that matter for this data, changes outlined."""
     if view.options.packing:
         return render.error_html("Mode comparison is per example: turn packing off to compare.")
-    a, b = compare_modes(view.loaded.kind)
     seqs = []
-    for mode in (a, b):
+    names = compare_modes(view.loaded.rows)
+    for mode in names:
         try:
-            seqs.append(prepared(view.loaded, Options(mode, view.options.max_length)).sequences[i])
+            seqs.append(prepared(view.loaded, Options(mode, view.options.max_length, text_field=view.options.text_field))
+                        .sequences[i])
         except TRLRefusal as e:
-            return render.error_html(f"{MODE_NAMES[mode]}: TRL refuses: {e}")
-    return render.compare_view(MODE_NAMES[a], seqs[0], MODE_NAMES[b], seqs[1], view.token_texts(i))
+            return render.error_html(f"{MODES[mode].label}: TRL refuses: {e}")
+    a, b = (MODES[m].label for m in names)
+    return render.compare_view(a, seqs[0], b, seqs[1], view.token_texts(i))
+
+
+def packing_tab(view, i):
+    if not view.options.packing:
+        return PACKING_OFF
+    strategy = STRATEGIES[view.options.packing_strategy]
+    seq, _, _ = view.displayed_texts(i)
+    return render.packing_view(seq, i, f"{view.n} packed rows in all. {strategy.name}: {strategy.description}.")
+
+
+EXPLAIN_LABELS = """**What is a label?** For every position, the token the model should produce there. The loss
+compares the model's prediction with it. **-100** is PyTorch's "ignore" value: that position adds no loss, but
+its token is still read as input. **Answer only** sets the prompt's labels to -100, so the model learns to
+answer without learning to write prompts; **whole text** trains on everything."""
+
+EXPLAIN_SHIFT = """**Why the shift?** A causal LM at position *t* sees tokens 0…t and predicts token *t+1*. So the
+label stored at position *t+1* is scored using the output at *t*. The first token is never predicted (nothing
+comes before it); the last position has nothing to predict. Greyed pairs carry no loss."""
+
+EXPLAIN_PACKING = ("**Packing** fills each row with several examples (documents) to avoid padding. " + " ".join(
+    f"`{s.name}`: {s.description}{' (padding-free: position ids restart at every document)' if s.padding_free else ''}."
+    for s in STRATEGIES.values()))
+
+PACKING_OFF = "<p>Turn packing on to see packed rows.</p>"
+
+
+@dataclass(frozen=True)
+class Tab:
+    title: str
+    elem_id: str  # the component's id on the page (and the key of its value in the handlers' results)
+    render: object  # (view, i) -> HTML
+    explain: str = ""  # Markdown under the view
+    initial: str = ""  # HTML before the first view
+
+
+EXAMPLE_TABS = [
+    Tab("Tokens", "token-view", tokens_tab, EXPLAIN_LABELS),
+    Tab("Shift", "shift-view", shift_tab, EXPLAIN_SHIFT),
+    Tab("Compare modes", "mode-compare", compare_tab),
+    Tab("Packing", "packing-view", packing_tab, EXPLAIN_PACKING, PACKING_OFF),
+]
+
+
+def example_views(view, i):
+    """{elem_id: HTML} of every per-example view for example (or packed row) i."""
+    i = max(0, min(int(i), view.n - 1))
+    return {tab.elem_id: tab.render(view, i) for tab in EXAMPLE_TABS}
 
 
 def search(view, query, start):
@@ -209,70 +262,25 @@ def stats(view):
     """Dataset-level numbers and figures: roles per mode, zero-trained examples, lengths vs max_length."""
     loaded, opts = view.loaded, view.options
     per_mode = {}
-    for mode in dict.fromkeys([opts.mode, *compare_modes(loaded.kind)]):
+    for mode in dict.fromkeys([opts.mode, *compare_modes(loaded.rows)]):
         try:
-            p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy))
+            p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy, opts.text_field))
         except TRLRefusal:
             continue
         kept = [s.role_counts() for s in p.sequences if not s.dropped]
-        per_mode[MODE_NAMES[mode]] = {"target": sum(c["target"] for c in kept),
-                                      "context": sum(c["context"] for c in kept),
-                                      "dropped": sum(s.dropped for s in p.sequences)}
-    lengths = [len(s.input_ids) for s in prepared(loaded, Options(opts.mode, None)).sequences] \
-        if not opts.packing else [len(s.input_ids) for s in view.prep.sequences]
-    cur = per_mode.get(MODE_NAMES[opts.mode], {"target": 0, "context": 0, "dropped": 0})
+        per_mode[MODES[mode].label] = {"target": sum(c["target"] for c in kept),
+                                       "context": sum(c["context"] for c in kept),
+                                       "dropped": sum(s.dropped for s in p.sequences)}
+    if opts.packing:
+        lengths = [len(s.input_ids) for s in view.prep.sequences]
+    else:  # the lengths before truncation: the same data without max_length
+        untruncated = Options(opts.mode, None, text_field=opts.text_field)
+        lengths = [len(s.input_ids) for s in prepared(loaded, untruncated).sequences]
+    cut = sum(n > opts.max_length for n in lengths) if opts.max_length else 0
+    cur = per_mode.get(MODES[opts.mode].label, {"target": 0, "context": 0, "dropped": 0})
     total = cur["target"] + cur["context"]
     md = (f"**{len(loaded.rows)}** examples · **{total}** tokens kept · **{cur['target']}** target / "
           f"**{cur['context']}** context ({100 * cur['target'] / max(total, 1):.0f}% trained) · "
           f"**{cur['dropped']}** examples with zero trained tokens (dropped by TRL) · "
-          f"{sum(n > (opts.max_length or 10**9) for n in lengths)} longer than max_length.")
+          f"{cut} longer than max_length.")
     return md, plots.roles_figure(per_mode), plots.length_figure(lengths, opts.max_length)
-
-
-def train_modes(kind, chosen):
-    """The modes to train, with "answer only" meaning assistant turns for chat data."""
-    chat = kind in ("conversational", "sharegpt")
-    modes = [("assistant" if chat and m == "completion" else m) for m in chosen]
-    return tuple(dict.fromkeys(modes))
-
-
-def train_updates(v, config, throttle=0.4):
-    """Run the paired training on the view's data; yield (figure, status, generations, heatmap) as it goes.
-
-    Closing the generator (Stop button, closed tab) stops and joins the training threads."""
-    import time
-
-    from . import train
-
-    started = time.perf_counter()
-    curves = {m: {"train": [], "answer": [], "prompt": []} for m in config.modes}
-    done = {m: 0 for m in config.modes}
-    with train.PairedTraining(v.loaded.rows, v.loaded.tok, config) as pt:
-        notes = " ".join(pt.plan.notes)
-        last = 0.0
-        for batch in iter(lambda: pt.poll(0.05), None):
-            for ev in batch:
-                c = curves[ev["mode"]]
-                if ev["record"] == "train":
-                    c["train"].append((ev["step"], ev["train_loss"]))
-                    done[ev["mode"]] = ev["step"]
-                elif ev["record"] == "eval":
-                    c["answer"].append((ev["step"], ev["eval_answer_loss"]))
-                    c["prompt"].append((ev["step"], ev["eval_prompt_loss"]))
-                elif ev["record"] == "error":
-                    raise train.TrainError(f"{ev['mode']} run failed: {ev['error']}")
-            finished = not pt.alive() and pt.events.empty()
-            if finished or time.perf_counter() - last >= throttle:
-                last = time.perf_counter()
-                progress = " · ".join(f"{plots.MODE_TITLES.get(m, m)} step {done[m]}/{config.steps}"
-                                      for m in config.modes)
-                status = f"Training… {progress} · {last - started:.1f} s. {notes}"
-                if finished:
-                    break
-                yield plots.loss_figure(curves, config.steps), status, None, None
-        final = pt.results()
-    texts = token_texts(v.loaded.tok, final["heatmap"]["input_ids"])
-    status = (f"Done in {final['seconds']} s ({config.steps} steps per run, batch {config.batch_size}). {notes} "
-              f"Compare the right-hand plot: the same held-out tokens for every run.")
-    yield (plots.loss_figure(curves, config.steps), status,
-           render.generations_html(final, plots.MODE_TITLES), render.heatmap_html(final, texts, plots.MODE_TITLES))

@@ -81,6 +81,29 @@ def test_upload_sample_file_then_bad_file_then_recover(page, server, tmp_path):
     assert page.locator("#status .sv-error").count() == 0
 
 
+def test_own_columns_open_the_template_editor_and_a_new_dataset_gets_its_own_template(page, server, tmp_path):
+    open_page(page, server)
+    page.get_by_role("tab", name="Upload").click()
+    own = tmp_path / "own_columns.csv"
+    own.write_text("input,target\nCapital of France?,Paris\nCapital of Peru?,Lima\n")
+    page.locator("#upload input[type=file]").set_input_files(str(own))
+    page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
+    assert "unrecognised columns ['input', 'target']" in page.locator("#status").inner_text()
+    page.locator("#prompt-template textarea").fill("Q: {{ input }}\nA:")
+    page.locator("#completion-template textarea").fill(" {{ target }}")
+    page.locator("#apply-template").click()
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('Paris')", timeout=20000)
+    assert "your own columns" in page.locator("#status").inner_text()
+    assert "context" in page.evaluate(ROLES_JS) and "target" in page.evaluate(ROLES_JS)
+    # another dataset starts from its own default template, not the last one's
+    page.get_by_role("tab", name="Sample").click()
+    page.locator("#sample input").click()
+    page.get_by_role("option", name="quiz_question_answer").click()
+    page.wait_for_function("() => document.querySelector('#prompt-template textarea').value.startsWith('Question:')",
+                           timeout=20000)
+    assert page.locator("#status .sv-error").count() == 0
+
+
 def test_shared_url_restores_the_view(page, server):
     open_page(page, server.rstrip("/") + "/?sample=quiz_chat&mode=assistant&max_length=512&i=3")
     page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
@@ -88,7 +111,8 @@ def test_shared_url_restores_the_view(page, server):
     assert page.locator("#mode input[type=radio]:checked").get_attribute("value").startswith("Assistant")
     assert page.locator("#max-length input").input_value() == "512"
     from sftviz import view
-    v = view.open_view("quiz_chat", "default", "", "", "assistant", 512, False, "bfd")
+    from sftviz.labels import Options
+    v = view.open_view(view.ViewRequest("quiz_chat", options=Options("assistant", 512)))
     seq, _ = v.displayed(3)
     assert page.evaluate(ROLES_JS) == seq.roles
 
@@ -165,11 +189,11 @@ def test_at_most_two_trainings_run_and_the_third_waits_in_the_queue(server):
     from gradio_client.utils import Status
 
     client = Client(server, verbose=False)
-    args = dict(sample="quiz_prompt_completion", upload=None, hub_id="", tokenizer="default", prompt_t="",
-                completion_t="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
-                strategy="bfd", index=0, preset="Quick demo (~10-30 s)",
-                modes=["Whole text", "Answer only (assistant turns for chats)"], steps=20000, lr=0.001, seed=0,
-                model="tiny")
+    args = dict(sample="quiz_prompt_completion", upload=None, hub_id="", tokenizer="default", prompt_template="",
+                completion_template="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+                packing_strategy="bfd", example_index=0, preset="Quick demo (~10-30 s)",
+                train_modes=["Whole text", "Answer only (completion_only_loss)"], train_steps=20000, train_lr=0.001,
+                train_seed=0, train_model="tiny")
     jobs = [client.submit(**args, api_name="/train_stream") for _ in range(3)]
     try:
         end = time.time() + 30

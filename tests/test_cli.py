@@ -55,7 +55,8 @@ def test_inspect_human_output_without_color_marks_roles():
     (["inspect", "missing.jsonl"], "not a bundled sample"),
     (["inspect", "quiz_chat", "--tokenizer", "./no/such/dir"], "no tokenizer directory"),
     (["inspect", "quiz_prompt_completion", "--mode", "assistant"], "not conversational"),
-    (["inspect", "quiz_prompt_completion", "--max-length", "zero"], "invalid literal"),
+    (["inspect", "quiz_prompt_completion", "--max-length", "zero"], "positive number"),
+    (["inspect", "quiz_prompt_completion", "--max-length", "0"], "max_length must be a positive"),
     (["inspect", "some-user/some-dataset"], "not reachable"),
     (["inspect", "quiz_chat", "--packing", "--max-length", "none"], "max_length"),
 ])

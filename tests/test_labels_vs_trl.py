@@ -6,7 +6,8 @@ import pytest
 
 from conftest import get_tokenizer, shared_path
 from sftviz import data
-from sftviz.labels import Options, TRLRefusal, prepare
+from sftviz.labels import MODES, Options, TRLRefusal, prepare
+from sftviz.packing import STRATEGIES
 from trl_reference import trl_rows
 
 pytest.importorskip("trl")
@@ -49,7 +50,7 @@ def check(rows, tok_name, mode="auto", max_length=1024, packing=False, strategy=
 
 # Every TRL dataset type x every mode x tokenizers with different BOS/EOS/pad/template behaviour.
 @pytest.mark.parametrize("tok_name", ["default", "gpt2", "llamastyle", "chatml", "phi3"])
-@pytest.mark.parametrize("mode", ["auto", "whole", "completion", "assistant"])
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("sample", ["lm_text", "prompt_completion", "messages", "conv_prompt_completion"])
 def test_type_by_mode(sample, mode, tok_name):
     check(oracle_sample(sample), tok_name, mode)
@@ -72,7 +73,7 @@ def test_long_prompt_is_dropped_in_answer_only_mode_but_kept_in_whole_mode():
     assert not any(s.dropped for s in whole.sequences)
 
 
-@pytest.mark.parametrize("strategy", ["bfd", "bfd_split", "wrapped"])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 @pytest.mark.parametrize("max_length", [16, 64])
 @pytest.mark.parametrize("sample", ["lm_text", "prompt_completion", "messages"])
 @pytest.mark.parametrize("tok_name", ["default", "gpt2"])
@@ -80,7 +81,7 @@ def test_packing(sample, max_length, strategy, tok_name):
     check(oracle_sample(sample), tok_name, "auto", max_length, True, strategy)
 
 
-@pytest.mark.parametrize("mode", ["auto", "whole", "completion", "assistant"])
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("sample", ["quiz_prompt_completion", "quiz_chat"])
 def test_bundled_samples_with_default_tokenizer(sample, mode):
     got = check(data.load(sample, limit=80), "default", mode)

@@ -7,6 +7,10 @@ import pytest
 from sftviz import render, view
 from sftviz.labels import Options, prepare
 
+
+def open_view(source, mode, max_length=1024, packing=False, **kw):
+    return view.open_view(view.ViewRequest(source, options=Options(mode, max_length, packing), **kw))
+
 SPAN = re.compile(r'<span class="sv-tok[^"]*" data-role="(\w+)" data-pos="(\d+)"')
 
 
@@ -15,10 +19,10 @@ SPAN = re.compile(r'<span class="sv-tok[^"]*" data-role="(\w+)" data-pos="(\d+)"
     ("quiz_chat", "assistant", False), ("quiz_chat", "whole", True), ("quiz_question_answer", "auto", False),
 ])
 def test_rendered_roles_equal_engine_roles(sample, mode, packing):
-    v = view.open_view(sample, "default", "", "", mode, 256, packing, "bfd")
+    v = open_view(sample, mode, 256, packing)
     engine = prepare(v.loaded.rows, v.loaded.tok, Options(mode, 256, packing, "bfd"))
     for i in (0, 1, v.n - 1):
-        token_html, shift_html, _ = view.example_html(v, i)
+        token_html = view.example_views(v, i)["token-view"]
         shown, _ = v.displayed(i)
         spans = SPAN.findall(token_html)
         assert [int(p) for _, p in spans] == list(range(len(shown.input_ids)))
@@ -33,7 +37,7 @@ def test_rendered_roles_equal_engine_roles(sample, mode, packing):
 def test_padding_is_masked_and_batch_matches_trl_collator():
     pytest.importorskip("trl")
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-    v = view.open_view("quiz_prompt_completion", "default", "", "", "completion", 1024, False, "bfd")
+    v = open_view("quiz_prompt_completion", "completion")
     seqs = v.prep.sequences[:8]
     batch = DataCollatorForLanguageModeling(pad_token_id=v.prep.pad_token_id)(
         [{"input_ids": s.input_ids, "labels": s.labels} for s in seqs])
@@ -45,7 +49,7 @@ def test_padding_is_masked_and_batch_matches_trl_collator():
 
 
 def test_shift_view_pairs_each_input_with_the_next_label():
-    v = view.open_view("quiz_prompt_completion", "default", "", "", "completion", 1024, False, "bfd")
+    v = open_view("quiz_prompt_completion", "completion")
     seq, _ = v.displayed(0)
     html = render.shift_view(seq, v.token_texts(0) + ["<|pad|>"] * 20, show_all=True)
     scored = re.findall(r'<td class="sv-pair-on">', html)
@@ -68,19 +72,22 @@ def test_html_is_escaped():
 def test_bad_inputs_give_clear_errors():
     from sftviz.data import DataError
     with pytest.raises(DataError):
-        view.open_view("nope", "default", "", "", "completion", 1024, False, "bfd")
+        open_view("nope", "completion")
     with pytest.raises(ValueError, match="not conversational"):
-        view.open_view("quiz_prompt_completion", "default", "", "", "assistant", 1024, False, "bfd")
+        open_view("quiz_prompt_completion", "assistant")
 
 
 def test_hub_box_takes_id_config_split(tmp_path):
     import app
-    assert app._source("s", None, "openai/gsm8k main test", "hub") == ("openai/gsm8k", "main", "test")
-    assert app._source("s", None, "openai/gsm8k", "hub") == ("openai/gsm8k", None, "train")
-    assert app._source("s", None, "", "hub") == ("s", None, "train")
+
+    def source(hub_id):
+        return app._source({"source-tab": "hub", "sample": "s", "upload": None, "hub-id": hub_id})
+    assert source("openai/gsm8k main test") == ("openai/gsm8k", "main", "test")
+    assert source("openai/gsm8k") == ("openai/gsm8k", None, "train")
+    assert source("") == ("s", None, "train")
     # the same load_dataset call a Hub id gets, on a local folder with two splits
     (tmp_path / "train.jsonl").write_text('{"text": "a"}\n')
     (tmp_path / "test.jsonl").write_text('{"text": "b"}\n{"text": "c"}\n')
-    v_train = view.open_view(str(tmp_path), "default", "", "", "whole", 64, False, "bfd")
-    v_test = view.open_view(str(tmp_path), "default", "", "", "whole", 64, False, "bfd", None, "test")
+    v_train = open_view(str(tmp_path), "whole", 64)
+    v_test = open_view(str(tmp_path), "whole", 64, split="test")
     assert (v_train.n, v_test.n) == (1, 2)

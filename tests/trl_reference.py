@@ -9,13 +9,9 @@ import logging
 import os
 import tempfile
 
+from sftviz.labels import Options
+
 ROW = "oracle_source_row"
-MODES = {
-    "auto": {"completion_only_loss": None, "assistant_only_loss": False},
-    "whole": {"completion_only_loss": False, "assistant_only_loss": False},
-    "completion": {"completion_only_loss": True, "assistant_only_loss": False},
-    "assistant": {"completion_only_loss": None, "assistant_only_loss": True},
-}
 
 
 def tiny_model(tok, seed=0):
@@ -39,10 +35,10 @@ def trl_rows(rows, tok, mode="auto", max_length=1024, packing=False, packing_str
     logging.getLogger("trl").setLevel(logging.ERROR)
     tok = copy.deepcopy(tok)
     ds = datasets.Dataset.from_list([{**r, ROW: i} for i, r in enumerate(rows)])
+    # The SFTConfig a user would write for these options (the flags of each mode come from labels.MODES).
+    flags = Options(mode, max_length, packing, packing_strategy, text_field).sft_config
     args = SFTConfig(output_dir=os.path.join(tempfile.gettempdir(), "sftviz_oracle"), report_to="none",
-                     use_cpu=True, bf16=False, save_strategy="no", logging_strategy="no", max_length=max_length,
-                     packing=packing, packing_strategy=packing_strategy, dataset_text_field=text_field,
-                     **MODES[mode])
+                     use_cpu=True, bf16=False, save_strategy="no", logging_strategy="no", **flags)
     trainer = SFTTrainer(model=tiny_model(tok), args=args, train_dataset=ds, processing_class=tok)
     prepared = trainer.train_dataset
     dropped = None
