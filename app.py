@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import html  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
@@ -20,27 +21,36 @@ from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, live, one_line, render, view  # noqa: E402
-from sftviz.labels import MODES, Options  # noqa: E402
+from sftviz import TRL_VERSION, data, live, one_line, render, uploads, view  # noqa: E402
+from sftviz.labels import MAX_LENGTH_LIMIT, MODES, Options  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
-from sftviz.train import PRESETS, TrainConfig, resolve_modes  # noqa: E402
+from sftviz.train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, resolve_modes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
 SAMPLES = list(data.samples())
 DEFAULT_MODE = "completion"
 log = logging.getLogger("sftviz.app")
+# Reading files and folders on the server from the page (Hub box, tokenizer, model fields) is for a private,
+# local run only: the operator opts in with SFTVIZ_LOCAL_PATHS=1. Hosted, the page reaches bundled samples,
+# the visitor's own uploads and Hub ids.
+LOCAL_PATHS = os.environ.get("SFTVIZ_LOCAL_PATHS", "").lower() in ("1", "true", "yes")
 
-# The page's form: what every view handler reads. "source-tab" is which of sample / upload / Hub is in use.
-FORM = ("source-tab", "sample", "upload", "hub-id", "tokenizer", "prompt-template", "completion-template", "mode",
-        "max-length", "packing", "packing-strategy", "example-index")
-TRAIN_FORM = FORM + ("preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model")
+# The page's form: what a (re)load reads. "source-tab" is which of sample / upload / Hub is in use, and
+# "upload-path" the session's private copy of its upload (both server-side state).
+FORM = ("source-tab", "sample", "upload-path", "hub-id", "tokenizer", "prompt-template", "completion-template",
+        "mode", "max-length", "packing", "packing-strategy", "example-index")
+# Browsing and training read the last good request instead ("view-request", server-side state).
+NAV_FORM = ("view-request", "example-index")
+TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model")
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 
 INTRO = f"""# sftviz — what does SFT train on?
 Each token below is **context** (the model reads it, label -100, no loss), a **target** (the model is trained
 to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
 TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
+
+STOPPED = '<div class="sv-summary">⏹ Stopped: both runs were ended; the curves show the steps they finished.</div>'
 
 EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
 only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
@@ -55,19 +65,25 @@ model trained from scratch may still gain from prompt tokens as extra signal: re
 def _max_length(value):
     if value in (None, ""):
         return None
-    if float(value) != int(value) or int(value) < 1:
-        raise ValueError("max_length must be a positive number of tokens (or empty for no truncation)")
+    if float(value) != int(value):
+        raise ValueError("max_length must be a whole number of tokens (or empty for no truncation)")
     return int(value)
 
 
 def _source(v):
-    """(dataset, config, split): the Hub box takes "ID [CONFIG [SPLIT]]", e.g. "openai/gsm8k main test"."""
-    if v["source-tab"] == "upload" and v["upload"]:
-        return v["upload"], None, "train"
+    """(dataset, where, config, split) of the tab in use. The Hub box takes "ID [CONFIG [SPLIT]]", e.g.
+    "openai/gsm8k main test". The upload is the session's own private copy (server-side state)."""
+    if v["source-tab"] == "upload":
+        if not v["upload-path"]:
+            raise ValueError("no file uploaded in this session yet")
+        return v["upload-path"], "file", None, "train"
     parts = (v["hub-id"] or "").split()
-    if v["source-tab"] == "hub" and parts:
-        return parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else "train"
-    return v["sample"], None, "train"
+    if v["source-tab"] == "hub":
+        if not parts:
+            raise ValueError("type a Hub dataset id, e.g. openai/gsm8k main test")
+        return parts[0], "any" if LOCAL_PATHS else "hub", parts[1] if len(parts) > 1 else None, \
+            parts[2] if len(parts) > 2 else "train"
+    return v["sample"], "sample", None, "train"
 
 
 def mode_name(value):
@@ -75,24 +91,27 @@ def mode_name(value):
     return next((m.name for m in MODES.values() if value in (m.label, m.name)), value)
 
 
-def page_request(v, packing=None):
+def page_request(v):
     """The form -> a view.ViewRequest (bad values are refused here, with the core's words)."""
-    source, config, split = _source(v)
-    options = Options(mode_name(v["mode"]), _max_length(v["max-length"]),
-                      bool(v["packing"]) if packing is None else packing, v["packing-strategy"] or "bfd")
-    return view.ViewRequest(source, (v["tokenizer"] or "").strip() or "default", v["prompt-template"] or None,
+    source, where, config, split = _source(v)
+    options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
+                      v["packing-strategy"] or "bfd")
+    return view.ViewRequest(source, where, (v["tokenizer"] or "").strip() or "default",
+                            "any" if LOCAL_PATHS else "hub", v["prompt-template"] or None,
                             v["completion-template"] or None, config, split, options)
 
 
-def _share_query(v, request, index):
-    if v["source-tab"] == "upload":
-        return ""  # an uploaded file cannot travel in a link; the box's placeholder says so
+def share_query(request, index):
+    """The query string that reopens this view (an upload cannot travel in a link)."""
+    if request.where == "file":
+        return ""
     o = request.options
     q = {"tokenizer": request.tokenizer, "mode": o.mode, "max_length": o.max_length or "none", "i": int(index)}
-    if v["source-tab"] == "hub" and v["hub-id"]:
-        q["data"] = v["hub-id"]
+    if request.where == "sample":
+        q["sample"] = request.source
     else:
-        q["sample"] = v["sample"]
+        extra = [request.config or "default", request.split] if request.split != "train" else [request.config]
+        q["data"] = " ".join(filter(None, [request.source, *extra]))
     if o.packing:
         q.update(packing=o.packing_strategy)
     return urlencode(q)
@@ -108,7 +127,9 @@ def _failed(e):
 # --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
 
 def refresh(v):
-    """(Re)load data + labels; everything on the page is redrawn."""
+    """(Re)load data + labels; everything on the page is redrawn. On success the request becomes the
+    session's "view-request": what Prev / Next / search / Train use, so a failed load keeps the last
+    good view working."""
     try:
         request = page_request(v)
         vw = view.open_view(request)
@@ -123,34 +144,39 @@ def refresh(v):
     mapping = vw.loaded.mapping
     row = 0 if request.options.packing else index
     out.update({
-        "example-index": gr.update(value=index, maximum=max(vw.n - 1, 0)),
-        "count": f"{vw.n} {'packed rows' if request.options.packing else 'examples'}",
+        "view-request": request,
+        "example-index": gr.update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
+        "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",
         "prompt-template": gr.update(value=mapping.prompt if mapping else "", visible=mapping is not None),
         "completion-template": gr.update(value=mapping.completion if mapping else "", visible=mapping is not None),
         "apply-template": gr.update(visible=mapping is not None),
         "template-preview": gr.update(value=render.mapping_preview(vw.loaded.raw[row], vw.loaded.rows[row])
                                       if mapping else "", visible=mapping is not None),
-        "share": _share_query(v, request, index),
+        "share": share_query(request, index),
     })
     return out
 
 
 def navigate(v, delta=0):
-    """Only the per-example views (index moved by `delta`): fast, since loads and labels are cached."""
+    """Only the per-example views of the last good view (index moved by `delta`): fast, from the cache."""
+    request = v["view-request"]
+    if request is None:
+        return {}
     try:
-        request = page_request(v)
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0) + delta, vw.n - 1))
         out = view.example_views(vw, index)
     except Exception as e:
         return {"status": _failed(e)}
-    return {**out, "example-index": index, "share": _share_query(v, request, index)}
+    return {**out, "example-index": index, "share": share_query(request, index)}
 
 
 def find(v):
     """The next example whose text contains the search box's words."""
+    if v["view-request"] is None:
+        return {}
     try:
-        vw = view.open_view(page_request(v))
+        vw = view.open_view(v["view-request"])
         return {"example-index": view.search(vw, v["search"], int(v["example-index"] or 0))}
     except Exception as e:
         return {"status": _failed(e)}
@@ -161,8 +187,25 @@ def choose_source(kind):
     return lambda: {"source-tab": kind, "example-index": 0, "prompt-template": "", "completion-template": ""}
 
 
+def receive_upload(path, session):
+    """An upload goes into the session's private folder; the page keeps only that path (server-side)."""
+    try:
+        return {"upload-path": uploads.receive(path, session), **choose_source("upload")()}
+    except Exception as e:
+        return {"status": _failed(e)}
+
+
+def end_session(session):
+    """The visitor left: their uploads and everything cached from them are deleted."""
+    try:
+        folder = uploads.discard(session)
+    except uploads.UploadError:
+        return
+    view.forget(lambda key: not str(key[0]).startswith(folder + os.sep))
+
+
 def _preset_name(label):
-    return "quick" if label.startswith("Quick") else "longer"
+    return "quick" if label.startswith("Quick") else "longer" if label.startswith("Longer") else label
 
 
 def preset_values(v):
@@ -170,17 +213,26 @@ def preset_values(v):
     return {"train-steps": p["steps"], "train-lr": p["learning_rate"]}
 
 
+def _number(value, name):
+    if value in (None, ""):
+        raise ValueError(f"{name} is empty")
+    return value
+
+
 def train_stream(v):
-    """Stream the loss curves while the runs train; generations and heatmap at the end."""
+    """Stream the loss curves while the runs train on the last good view's data (unpacked); generations
+    and heatmap at the end."""
     try:
-        vw = view.open_view(page_request(v, packing=False))
-        steps, lr = v["train-steps"], v["train-lr"]
-        if not steps or int(steps) < 1 or int(steps) > 20000 or not lr or float(lr) <= 0:
-            raise ValueError("steps must be 1-20000 and the learning rate above 0")
+        request = v["view-request"]
+        if request is None:
+            raise ValueError("load a dataset first")
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, packing=False))
+        vw = view.open_view(request)
         chosen = [mode_name(m) for m in (v["train-modes"] or [])]
-        cfg = TrainConfig.preset(_preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
-                                 steps=int(steps), learning_rate=float(lr), seed=int(v["train-seed"] or 0),
-                                 model=(v["train-model"] or "tiny").strip())
+        model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
+        cfg = TrainConfig.preset(_preset_name(v["preset"] or ""), modes=resolve_modes(vw.loaded.rows, chosen),
+                                 steps=_number(v["train-steps"], "steps"), learning_rate=_number(v["train-lr"], "lr"),
+                                 seed=_number(v["train-seed"], "seed"), model=model)
         yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
                "loss-heatmap": ""}
         with contextlib.closing(live.train_updates(vw, cfg)) as updates:
@@ -197,16 +249,24 @@ URL_FIELDS = ("source-tab", "sample", "hub-id", "tokenizer", "mode", "max-length
               "example-index")
 
 
+def _whole(text, high, default):
+    """A query-string number: digits, at most `high`; anything else is the default (a link is never an error)."""
+    text = str(text or "")
+    return int(text) if text.isdigit() and len(text) <= 9 and int(text) <= high else default
+
+
 def from_url(query):
-    """Restore the view from the query string (a teacher's shared link): {elem_id: value} of URL_FIELDS."""
+    """Restore the view from the query string (a teacher's shared link): {elem_id: value} of URL_FIELDS.
+    A link is a visitor's input like any other: values are checked here, and loading checks them again."""
     mode = query.get("mode") if query.get("mode") in MODES else DEFAULT_MODE
-    ml = query.get("max_length", "1024")
-    index = int(query["i"]) if query.get("i", "").isdigit() else 0
+    index = _whole(query.get("i"), view.MAX_ROWS, 0)
     return {"source-tab": "hub" if query.get("data") else "sample",
             "sample": query.get("sample") if query.get("sample") in SAMPLES else data.DEFAULT_SAMPLE,
-            "hub-id": query.get("data", ""), "tokenizer": query.get("tokenizer", "default"),
-            "mode": MODES[mode].label, "max-length": None if ml == "none" else int(ml) if ml.isdigit() else 1024,
-            "packing": bool(query.get("packing")),
+            "hub-id": query.get("data", "")[:300], "tokenizer": query.get("tokenizer", "default")[:200],
+            "mode": MODES[mode].label,
+            "max-length": None if query.get("max_length") == "none" else _whole(query.get("max_length"),
+                                                                                MAX_LENGTH_LIMIT, 1024),
+            "packing": query.get("packing") in STRATEGIES,
             "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
             "example-index": gr.update(value=index, maximum=max(index, 1))}
 
@@ -252,8 +312,10 @@ def build():
     def outputs(*names):
         return [ui[k] for k in names]
 
-    with gr.Blocks(title="sftviz — what does SFT train on?") as demo:
-        ui["source-tab"] = gr.State("sample")
+    # Gradio's own copies of uploads and outputs go after an hour (ours are moved out at once: sftviz.uploads)
+    with gr.Blocks(title="sftviz — what does SFT train on?", delete_cache=(600, 3600)) as demo:
+        for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None)):
+            ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
         gr.Markdown(INTRO, elem_id="intro")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
@@ -326,47 +388,59 @@ def build():
                         put(gr.Plot(elem_id="length-plot"))
 
         example_ids = [tab.elem_id for tab in view.EXAMPLE_TABS]
-        full = outputs("status", *example_ids, "stats", "roles-plot", "length-plot", "example-index", "count",
-                       *TEMPLATE_EDITOR, "share")
+        full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "example-index",
+                       "count", *TEMPLATE_EDITOR, "share")
         nav_out = outputs("status", *example_ids, "example-index", "share")
+        new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template")
         update_url = dict(fn=None, inputs=outputs("share"), outputs=None,
                           js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
         on_refresh, form = wire(refresh, FORM)
 
-        for trigger, kind in ((ui["sample"].input, "sample"), (ui["upload"].upload, "upload"),
-                              (ui["hub-load"].click, "hub")):
-            trigger(lambda choose=choose_source(kind): {ui[k]: val for k, val in choose().items()}, None,
-                    outputs("source-tab", "example-index", "prompt-template", "completion-template"), queue=False
-                    ).then(on_refresh, form, full, show_progress="minimal").then(**update_url)
+        for trigger, kind in ((ui["sample"].input, "sample"), (ui["hub-load"].click, "hub")):
+            trigger(lambda choose=choose_source(kind): {ui[k]: val for k, val in choose().items()}, None, new_source,
+                    queue=False).then(on_refresh, form, full, show_progress="minimal").then(**update_url)
+
+        def upload(path, request: gr.Request):
+            return {ui[k]: val for k, val in receive_upload(path, request.session_hash).items()}
+
+        ui["upload"].upload(upload, ui["upload"], outputs("upload-path", "status") + new_source, queue=False).then(
+            on_refresh, form, full, show_progress="minimal").then(**update_url)
         for trigger in (ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
                         ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
             trigger(on_refresh, form, full, show_progress="minimal").then(**update_url)
-        on_nav, _ = wire(navigate, FORM)
-        ui["example-index"].input(on_nav, form, nav_out, show_progress="hidden", trigger_mode="always_last").then(
+        on_nav, nav_in = wire(navigate, NAV_FORM)
+        ui["example-index"].input(on_nav, nav_in, nav_out, show_progress="hidden", trigger_mode="always_last").then(
             **update_url)
         for button, delta in (("prev", -1), ("next", 1)):
-            fn, _ = wire(navigate, FORM, delta=delta)
-            ui[button].click(fn, form, nav_out, show_progress="hidden", queue=False).then(**update_url)
-        on_find, find_in = wire(find, FORM + ("search",))
+            fn, _ = wire(navigate, NAV_FORM, delta=delta)
+            ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False).then(**update_url)
+        on_find, find_in = wire(find, NAV_FORM + ("search",))
         ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
-            on_nav, form, nav_out).then(**update_url)
+            on_nav, nav_in, nav_out).then(**update_url)
         on_train, train_in = wire(train_stream, TRAIN_FORM)
         train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
                                                                         "loss-heatmap"),
                                             concurrency_limit=2, concurrency_id="training", show_progress="full")
-        ui["stop-button"].click(None, None, None, cancels=[train_ev])
+        ui["stop-button"].click(lambda: {ui["train-status"]: STOPPED}, None, outputs("train-status"),
+                                cancels=[train_ev], queue=False)
         on_preset, preset_in = wire(preset_values, ("preset",))
         ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
+
         def restore(request: gr.Request):
             return {ui[k]: val for k, val in from_url(dict(request.query_params) if request else {}).items()}
 
         demo.load(restore, None, outputs(*URL_FIELDS), queue=False).then(on_refresh, form, full).then(**update_url)
+        def leave(request: gr.Request):
+            end_session(request.session_hash)
+
+        demo.unload(leave)
     return demo
 
 
 demo = build()
 view.warm(view.ViewRequest(data.DEFAULT_SAMPLE, options=Options(DEFAULT_MODE)))  # first page view from the cache
-LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False)
+uploads.start_sweeper()
+LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb")
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=os.environ.get("HOST", "0.0.0.0"),

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -103,9 +104,9 @@ def train(args):
                 raise RuntimeError(f"run {ev['mode']} failed: {ev['error']}")
             if ev["record"] != "eval":
                 continue
-            rec = {k: ev[k] for k in ("step", "mode", "train_loss", "eval_answer_loss", "eval_prompt_loss")}
+            rec = finite({k: ev[k] for k in ("step", "mode", "train_loss", "eval_answer_loss", "eval_prompt_loss")})
             if args.json:
-                print(json.dumps(rec), flush=True)
+                print(json.dumps(rec, allow_nan=False), flush=True)
             else:
                 fmt = lambda x: "   -  " if x is None else f"{x:6.3f}"  # noqa: E731
                 print(f"step {rec['step']:>5}  {rec['mode']:<10} train_loss {fmt(rec['train_loss'])}  "
@@ -113,7 +114,7 @@ def train(args):
                       flush=True)
         final = pt.results()
     if args.json:
-        print(json.dumps(final, ensure_ascii=False))
+        print(json.dumps(finite(final), ensure_ascii=False, allow_nan=False))
         return
     print(f"done in {final['seconds']} s. Greedy generations on held-out prompts:")
     for g in final["generations"]:
@@ -122,6 +123,17 @@ def train(args):
             flags = ("stops at EOS" if out["stopped_at_eos"] else "no EOS") + (
                 ", writes the next turn" if out["next_turn"] else "")
             print(f"    {mode:<10} {out['text']!r} ({flags})")
+
+
+def finite(value):
+    """JSON has no NaN or infinity: a diverged loss is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def legend(color):

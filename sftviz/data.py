@@ -23,12 +23,12 @@ import glob
 import os
 from dataclasses import dataclass
 
-from . import hub, one_line
+from . import hub, one_line, readers
 from .tokenizer import ASSETS
 
 SAMPLES_DIR = os.path.join(ASSETS, "samples")
 DEFAULT_SAMPLE = "quiz_prompt_completion"
-EXTENSIONS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+EXTENSIONS = readers.EXTENSIONS
 
 
 class DataError(ValueError):
@@ -41,44 +41,65 @@ def samples():
     return {os.path.splitext(os.path.basename(p))[0]: p for p in paths if os.path.splitext(p)[1] in EXTENSIONS}
 
 
-def load(source, config=None, split="train", limit=None):
-    """A bundled sample name, a local file, or a Hub dataset id -> list of row dicts."""
-    import datasets
 
-    datasets.disable_progress_bars()
+def load(source, config=None, split="train", limit=None, where="any"):
+    """A bundled sample, a local file or folder, or a Hub dataset id -> list of row dicts (at most `limit`).
+
+    `where` says what the source may be: "any" (the command line, on the user's own machine), or, for the
+    hosted page, "sample", "file" (a file the server itself wrote: the visitor's upload) or "hub" (a Hub
+    id, never a path on the server)."""
     source = (source or "").strip()
     if not source:
         raise DataError("no dataset given")
-    path = samples().get(source, source)
     try:
-        if os.path.isfile(path):
-            ext = os.path.splitext(path)[1].lower()
-            if ext not in EXTENSIONS:
-                raise DataError(f"{os.path.basename(path)}: unsupported file type {ext or '(none)'}; "
-                                f"use {', '.join(EXTENSIONS)}")
-            ds = datasets.load_dataset(EXTENSIONS[ext], data_files=path, split="train")
-        elif os.path.isdir(path):
-            ds = datasets.load_dataset(path, config, split=split or "train")
-        else:
-            if "/" not in source and not source.replace("-", "").replace("_", "").isalnum():
-                raise DataError(f"{source!r} is not a bundled sample, a file, or a Hub dataset id")
-            if not hub.offline() and not hub.reachable():
-                raise DataError(f"cannot load Hub dataset {source!r}: it is not a bundled sample or a local file, "
-                                f"and the Hugging Face Hub is not reachable (offline)")
-            ds = datasets.load_dataset(source, config, split=split or "train")
-    except DataError:
-        raise
-    except Exception as e:
-        msg = one_line(e)[:200]
-        if not os.path.exists(path):
-            raise DataError(f"cannot load Hub dataset {source!r} (the Hub is not reachable (offline), or there is "
-                            f"no such dataset/config/split): {msg}") from None
-        raise DataError(f"cannot read {os.path.basename(path)}: {msg}") from None
-    if limit:
-        ds = ds.select(range(min(int(limit), len(ds))))
-    rows = ds.to_list()
+        if where in ("any", "sample") and source in samples():
+            return readers.read(samples()[source], limit)
+        if where == "sample":
+            raise DataError(f"{source!r} is not a bundled sample; choose one of {', '.join(samples())}")
+        if where == "file":
+            if not os.path.isfile(source):
+                raise DataError("the uploaded file is gone (uploads are deleted when the session ends): "
+                                "upload it again")
+            return readers.read(source, limit)
+        if where == "any" and os.path.isfile(source):
+            return readers.read(source, limit)
+        if where == "any" and os.path.isdir(source):
+            return load_hub(source, config, split, limit)  # load_dataset reads a local folder as it reads a repo
+        if where == "any" and (source.startswith((".", "/", "~")) or source.lower().endswith(EXTENSIONS)):
+            raise DataError(f"{source!r} is not a bundled sample, a file or a folder")
+        hub.check_id(source, "dataset", DataError)
+        hub.check_config(config, "config")
+        hub.check_config(split, "split")
+        if not hub.reachable():
+            raise DataError(hub.unavailable("dataset", source))
+        return load_hub(source, config, split, limit)
+    except readers.FileError as e:
+        raise DataError(str(e)) from None
+
+
+MAX_HUB_BYTES = int(os.environ.get("SFTVIZ_MAX_HUB_MB", 64)) * 2**20  # read from a Hub dataset at most
+
+
+def load_hub(source, config, split, limit):
+    """Stream the first `limit` rows (and at most MAX_HUB_BYTES) of a Hub dataset or a local dataset folder:
+    nothing is downloaded whole and nothing is written to the datasets cache."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    rows, size = [], 0
+    try:
+        for row in datasets.load_dataset(source, config, split=split or "train", streaming=True):
+            rows.append(row)
+            size += len(repr(row))
+            if (limit and len(rows) >= limit) or size > MAX_HUB_BYTES:
+                break
+    except Exception as e:  # datasets raises many types for one meaning: this cannot be loaded
+        if os.path.isdir(source):
+            raise DataError(f"cannot read the dataset folder {os.path.basename(source)!r}: {one_line(e)[:200]}") \
+                from None
+        raise DataError(f"{hub.unavailable('dataset', source)} ({one_line(e)[:160]})") from None
     if not rows:
-        raise DataError(f"{os.path.basename(path)}: the dataset is empty")
+        raise DataError(f"{source}: the dataset has no rows")
     return rows
 
 
@@ -92,8 +113,8 @@ def detect(rows, text_field="text"):
     first = rows[0]
     if "prompt" in cols and "completion" in cols:
         return "conversational_prompt_completion" if _is_messages(first["prompt"]) else "prompt_completion"
-    if _is_messages(first.get("messages")):
-        return "conversational"
+    if _is_messages(first.get("messages")) or isinstance(first.get("messages"), list):
+        return "conversational"  # (messages without roles are then refused by check_rows, naming the row)
     if _is_messages(first.get("conversations"), ("from", "value")):
         return "sharegpt"
     if {"instruction", "output"} <= cols:
@@ -168,14 +189,14 @@ class Loaded:
 
 
 def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
-             text_field="text"):
+             text_field="text", where="any"):
     """The one loading path of the page and the CLI: source -> raw rows -> shape -> mapping -> TRL rows."""
-    raw = load(source, config, split, limit)
+    raw = load(source, config, split, limit, where)
     kind = detect(raw, text_field)
     mapping = choose_mapping(kind, raw[0], prompt_template or None, completion_template or None)
     if kind == "unknown":
         kind = "custom"
-    return Loaded(source, raw, kind, mapping, to_trl(raw, kind, mapping, text_field))
+    return Loaded(source, raw, kind, mapping, check_rows(to_trl(raw, kind, mapping, text_field), text_field))
 
 
 def choose_mapping(kind, first_row, prompt_template=None, completion_template=None):
@@ -199,6 +220,9 @@ def choose_mapping(kind, first_row, prompt_template=None, completion_template=No
     return None
 
 
+MAX_TEXT_BYTES = int(os.environ.get("SFTVIZ_MAX_TEXT_MB", 64)) * 2**20  # what mapping templates may write in all
+
+
 def to_trl(rows, kind=None, mapping=None, text_field="text"):
     """Rows in TRL's format (unchanged if they already are). Raises DataError on unknown shapes."""
     kind = kind or detect(rows, text_field)
@@ -206,11 +230,19 @@ def to_trl(rows, kind=None, mapping=None, text_field="text"):
         return rows
     if kind == "sharegpt":
         return [{"messages": [{"role": SHAREGPT_ROLES.get(str(m.get("from")).lower(), m.get("from")),
-                               "content": m.get("value")} for m in r["conversations"]]} for r in rows]
+                               "content": m.get("value")} for m in _list_of_dicts(r.get("conversations"), i,
+                                                                                  "conversations")]}
+                for i, r in enumerate(rows)]
     if mapping is None:
         if kind not in DEFAULT_MAPPINGS:
             raise NeedsMapping(rows[0])
         mapping = DEFAULT_MAPPINGS[kind]
+    return render_mapping(rows, mapping)
+
+
+def render_mapping(rows, mapping):
+    """Each row through the prompt and completion templates, in Jinja's sandbox (no access to Python
+    internals). Time and memory are bounded by the caller (sftviz.bounded); the text written is bounded here."""
     from jinja2 import StrictUndefined, TemplateError, UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -218,8 +250,61 @@ def to_trl(rows, kind=None, mapping=None, text_field="text"):
     env = ImmutableSandboxedEnvironment(keep_trailing_newline=True, undefined=StrictUndefined)
     try:
         p, c = env.from_string(mapping.prompt), env.from_string(mapping.completion)
-        return [{"prompt": p.render(**r), "completion": c.render(**r)} for r in rows]
-    except UndefinedError as e:
-        raise DataError(f"template error: {e} (the row's columns: {', '.join(rows[0])})") from None
     except TemplateError as e:
-        raise DataError(f"template error: {e}") from None
+        raise DataError(f"template error: {one_line(e)}") from None
+    out, size = [], 0
+    for i, r in enumerate(rows):
+        try:
+            mapped = {"prompt": p.render(r), "completion": c.render(r)}
+        except UndefinedError as e:
+            raise DataError(f"template error: {e} (the row's columns: {', '.join(map(str, r))})") from None
+        except MemoryError:  # the work budget's to report (sftviz.bounded)
+            raise
+        except Exception as e:  # any failure inside a template is the template's: say which row
+            raise DataError(f"template error in row {i}: {type(e).__name__}: {one_line(e)}") from None
+        size += len(mapped["prompt"]) + len(mapped["completion"])
+        if size > MAX_TEXT_BYTES:
+            raise DataError(f"the templates write more than {MAX_TEXT_BYTES // 2**20} MB of text (row {i}): "
+                            f"is a loop or a * repeating text?")
+        out.append(mapped)
+    return out
+
+
+def _list_of_dicts(value, i, column):
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise DataError(f"row {i}: {column!r} must be a list of messages ({{role, content}}), "
+                        f"not {type(value).__name__}")
+    return value
+
+
+def check_rows(rows, text_field="text"):
+    """Every row is something TRL can read, with text where text belongs; else say which row and column.
+    (TRL decides the format per row, so each row is checked on its own.)"""
+    for i, r in enumerate(rows):
+        if "prompt" in r or "completion" in r:
+            prompt, completion = r.get("prompt"), r.get("completion")
+            if isinstance(prompt, list) or isinstance(completion, list):
+                for column in ("prompt", "completion"):
+                    _check_messages(r.get(column), i, column)
+            else:
+                for column, value in (("prompt", prompt), ("completion", completion)):
+                    if not isinstance(value, str):
+                        raise DataError(f"row {i}: {column!r} must be text, not {type(value).__name__}")
+        elif "messages" in r:
+            _check_messages(r["messages"], i, "messages")
+        elif text_field in r:
+            if not isinstance(r[text_field], str):
+                raise DataError(f"row {i}: {text_field!r} must be text, not {type(r[text_field]).__name__}")
+        else:
+            raise DataError(f"row {i} has no {text_field!r}, no prompt/completion and no messages "
+                            f"(its columns: {', '.join(map(str, r))}); every row needs the same shape")
+    return rows
+
+
+def _check_messages(value, i, column):
+    for k, m in enumerate(_list_of_dicts(value, i, column)):
+        if not isinstance(m.get("role"), str):
+            raise DataError(f"row {i}: message {k} of {column!r} has no text 'role'")
+        if not isinstance(m.get("content"), str):
+            raise DataError(f"row {i}: message {k} of {column!r}: 'content' must be text, not "
+                            f"{type(m.get('content')).__name__}")

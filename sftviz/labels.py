@@ -17,6 +17,7 @@ from . import one_line
 from . import packing
 
 IGNORE = -100  # the label value torch's cross-entropy skips
+MAX_LENGTH_LIMIT = 1_000_000  # no model reads more tokens than this; a larger max_length is a typo
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ class Options:
             raise ValueError(f"Invalid mode '{self.mode}', must be one of {tuple(MODES)}.")
         packing.refuse_unknown(self.packing_strategy)
         if self.max_length is not None and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
-                                            or self.max_length < 1):
-            raise ValueError(f"max_length must be a positive whole number of tokens or None, not {self.max_length!r}")
+                                            or not 1 <= self.max_length <= MAX_LENGTH_LIMIT):
+            raise ValueError(f"max_length must be a whole number of tokens from 1 to {MAX_LENGTH_LIMIT:,} (or none), "
+                             f"not {self.max_length!r}")
         if not isinstance(self.text_field, str) or not self.text_field:
             raise ValueError("the text field (SFTConfig.dataset_text_field) must be a column name")
 

@@ -116,13 +116,17 @@ def default_path():
     return path
 
 
-def load_tokenizer(name):
-    """`default`, a local tokenizer directory, or a Hugging Face Hub id (never with trust_remote_code)."""
+def load_tokenizer(name, where="any"):
+    """`default`, a local tokenizer directory, or a Hugging Face Hub id (never with trust_remote_code).
+
+    where="hub" (the hosted page): `default` or a Hub id only, never a directory on the server."""
     from transformers import AutoTokenizer
 
     name = (name or DEFAULT_NAME).strip()
     source = default_path() if name == DEFAULT_NAME else name
-    if source.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(source)):
+    if name != DEFAULT_NAME and where == "hub":
+        hub.check_id(name, "tokenizer", TokenizerError)
+    elif source.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(source)):
         raise TokenizerError(f"no tokenizer directory {name!r}")
     try:
         try:  # a local directory, or a Hub id already in the local cache
@@ -131,14 +135,15 @@ def load_tokenizer(name):
             if os.path.isdir(source):
                 raise
             if not hub.reachable():
-                raise TokenizerError(f"cannot load tokenizer {name!r}: not a local directory, and the Hugging Face "
-                                     f"Hub is not reachable (offline)") from None
+                raise TokenizerError(hub.unavailable("tokenizer", name)) from None
             tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except TokenizerError:
         raise
     except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load"
-        where = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
-        raise TokenizerError(f"cannot load tokenizer {name!r} as a {where}: {one_line(e)[:200]}") from None
+        if where == "hub" and name != DEFAULT_NAME:
+            raise TokenizerError(hub.unavailable("tokenizer", name)) from None
+        kind = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
+        raise TokenizerError(f"cannot load tokenizer {name!r} as a {kind}: {one_line(e)[:200]}") from None
     if not getattr(tok, "is_fast", False):
         raise TokenizerError(f"tokenizer {name!r} is not a fast (Rust) tokenizer; sftviz needs token offsets")
     if tok.eos_token is None:

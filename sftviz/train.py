@@ -15,13 +15,15 @@ so a 32k-150k tokenizer costs no more than a small one: the output layer dominat
 """
 
 import copy
+import math
+import os
 import queue
 import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import one_line
+from . import hub, one_line
 from .labels import IGNORE, MODES, Options, TRLRefusal, answer_mode, collate, prepare
 
 PRESETS = {
@@ -52,7 +54,30 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, name, **overrides):
+        if name not in PRESETS:
+            raise TrainError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+    def __post_init__(self):
+        """The same checks for the page and the CLI: whole numbers in range, a finite learning rate."""
+        for name, low, high in LIMITS:
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+                setattr(self, name, value)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise TrainError(f"{name.replace('_', ' ')} must be a whole number from {low:,} to {high:,}, "
+                                 f"not {value!r}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1:
+            raise TrainError(f"the learning rate must be a number above 0 and at most 1, not {lr!r}")
+
+
+LIMITS = (  # (field, lowest, highest): what a CPU run can finish, and what torch and Python's random accept
+    ("steps", 1, 20_000), ("batch_size", 1, 256), ("max_length", 8, 8192), ("hidden_size", 8, 4096),
+    ("num_layers", 1, 64), ("eval_every", 1, 20_000), ("max_examples", 8, 100_000), ("n_eval", 2, 1000),
+    ("n_generate", 0, 64), ("max_new_tokens", 1, 1024), ("seed", 0, 2**32 - 1), ("threads", 1, 64),
+)
 
 
 MIN_EXAMPLES = 8  # a batch's worth, so there is something to train on and something to hold out
@@ -217,6 +242,41 @@ def first_answer(input_ids, labels):
     while end < len(labels) and labels[end] != IGNORE:
         end += 1
     return input_ids[:start], labels[start:end]
+
+
+MAX_MODEL_PARAMS = int(float(os.environ.get("SFTVIZ_MAX_MODEL_PARAMS", 150e6)))  # the page's limit
+
+
+def check_model(name, where="any", max_params=None):
+    """Before any weights are fetched: the model name is allowed here (where="hub": a Hub id, never a
+    folder on the server), and its size, counted from its config alone, is at most `max_params`."""
+    name = (name or "tiny").strip()
+    if name == "tiny":
+        return name
+    if where == "hub":
+        hub.check_id(name, "model", TrainError)
+    if max_params is None:
+        return name
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        try:
+            config = AutoConfig.from_pretrained(name, trust_remote_code=False, local_files_only=True)
+        except Exception:
+            if os.path.isdir(name) or not hub.reachable():
+                raise
+            config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+        with torch.device("meta"):  # the shapes without the memory
+            n = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    except Exception as e:
+        if where == "hub":
+            raise TrainError(hub.unavailable("model", name)) from None
+        raise TrainError(f"cannot load model {name!r}: {one_line(e)[:200]}") from None
+    if n > max_params:
+        raise TrainError(f"model {name!r} has {n / 1e6:,.0f}M parameters; this page trains models of at most "
+                         f"{max_params / 1e6:,.0f}M (SFTVIZ_MAX_MODEL_PARAMS)")
+    return name
 
 
 def build_model(plan):

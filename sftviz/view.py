@@ -10,13 +10,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import TRL_VERSION, data, plots, render
+from . import TRL_VERSION, bounded, data, plots, render
 from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
 
 BATCH = 8  # SFTConfig.per_device_train_batch_size default
 MAX_ROWS = 5000  # the page loads at most this many rows of a dataset, so a shared Space stays responsive
+CACHE_MB = int(os.environ.get("SFTVIZ_CACHE_MB", 1024))  # loaded and labelled data kept for every visitor
+HUB_SECONDS = float(os.environ.get("SFTVIZ_HUB_SECONDS", 60))  # streaming rows from the Hub takes longer
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,9 @@ class ViewRequest:
     """Everything the page asks for, in one object: which data, which tokenizer, which templates, which options."""
 
     source: str  # a bundled sample name, an uploaded file or a Hub id
+    where: str = "any"  # what the source may be, for data.load: any | sample | file | hub
     tokenizer: str = "default"
+    tokenizer_where: str = "any"  # for load_tokenizer: any | hub
     prompt_template: str | None = None  # mapping templates (None: the shape's default, if it needs one)
     completion_template: str | None = None
     config: str | None = None  # Hub dataset config and split
@@ -34,30 +38,56 @@ class ViewRequest:
     @property
     def data_key(self):
         """What the loaded rows and tokenizer depend on (not the mode, max_length or packing)."""
-        return (self.source, self.config, self.split, self.tokenizer, self.prompt_template or None,
-                self.completion_template or None, self.options.text_field)
+        return (self.source, self.where, self.config, self.split, self.tokenizer, self.tokenizer_where,
+                self.prompt_template or None, self.completion_template or None, self.options.text_field)
+
+    @property
+    def name(self):
+        return os.path.basename(self.source)
 
 
 class _LRU:
-    """A small thread-safe cache: many students on one Space load the same sample."""
+    """A thread-safe cache bounded in bytes, shared by every visitor (a class loads the same sample).
+    `make()` returns (value, bytes), the bytes a fair estimate of what keeping the value costs."""
 
-    def __init__(self, size):
-        self.size, self.data, self.lock = size, OrderedDict(), threading.Lock()
+    def __init__(self, max_bytes):
+        self.max_bytes, self.data, self.sizes, self.lock = max_bytes, OrderedDict(), {}, threading.Lock()
 
     def get(self, key, make):
         with self.lock:
             if key in self.data:
                 self.data.move_to_end(key)
                 return self.data[key]
-        value = make()
+        value, size = make()
         with self.lock:
-            self.data[key] = value
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
+            self.data[key], self.sizes[key] = value, size
+            self._evict()
         return value
 
+    def grow(self, key, size):
+        """The cached value at `key` now holds `size` bytes more."""
+        with self.lock:
+            if key in self.sizes:
+                self.sizes[key] += size
+                self._evict()
 
-_loads, _preps = _LRU(8), _LRU(32)
+    def forget(self, keep):
+        """Drop every entry whose key fails keep(key) (e.g. a closed session's upload)."""
+        with self.lock:
+            for key in [k for k in self.data if not keep(k)]:
+                del self.data[key], self.sizes[key]
+
+    def _evict(self):
+        while len(self.data) > 1 and sum(self.sizes.values()) > self.max_bytes:
+            key, _ = self.data.popitem(last=False)
+            del self.sizes[key]
+
+    def total(self):
+        with self.lock:
+            return sum(self.sizes.values())
+
+
+_loads, _preps = _LRU(CACHE_MB * 2**20 // 2), _LRU(CACHE_MB * 2**20 // 2)
 
 
 @dataclass
@@ -70,16 +100,45 @@ class Loaded(data.Loaded):
 
 
 def load(request):
-    def make():
-        loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
-                               request.completion_template, request.options.text_field)
-        return Loaded(**vars(loaded), tok=load_tokenizer(request.tokenizer), key=request.data_key)
+    """Load, map and check the rows and load the tokenizer: in a child process within the work budget
+    (a visitor's template, file or Hub id is computed there), then cached for everyone."""
+    seconds = HUB_SECONDS if request.where in ("hub", "any") and request.source not in data.samples() \
+        else None  # bounded.SECONDS
+    what = f"loading {request.name}" + (" with your template" if request.prompt_template or
+                                        request.completion_template else "")
+    return _loads.get(request.data_key, lambda: bounded.run(_load, request, seconds=seconds, what=what))
 
-    return _loads.get(request.data_key, make)
+
+def _load(request):  # in the child process
+    loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
+                           request.completion_template, request.options.text_field, request.where)
+    return Loaded(**vars(loaded), tok=load_tokenizer(request.tokenizer, request.tokenizer_where),
+                  key=request.data_key)
 
 
 def prepared(loaded, options):
-    return _preps.get((loaded.key, options), lambda: prepare(loaded.rows, loaded.tok, options, cache=loaded.tokenized))
+    """labels.prepare for these options, in a child process (chat templates run there), cached. The
+    tokenization it did is kept with the loaded data, so other modes of the same data reuse it."""
+    def make():
+        (prep, tokenized), size = bounded.run(_prepare, loaded, options,
+                                              what=f"labelling {os.path.basename(loaded.source)}")
+        loaded.tokenized.update(tokenized)
+        _loads.grow(loaded.key, size)
+        return prep, size
+
+    return _preps.get((loaded.key, options), make)
+
+
+def _prepare(loaded, options):  # in the child process
+    cache = dict(loaded.tokenized)
+    prep = prepare(loaded.rows, loaded.tok, options, cache=cache)
+    return prep, {k: v for k, v in cache.items() if k not in loaded.tokenized}
+
+
+def forget(keep):
+    """Drop cached data whose request key fails keep(key): a visitor's upload when they leave."""
+    _loads.forget(keep)
+    _preps.forget(lambda key: keep(key[0]))
 
 
 @dataclass
@@ -144,7 +203,8 @@ def describe(view):
     dropped = sum(s.dropped for s in p.sequences)
     n = len(view.loaded.rows)
     first = f" (the first {MAX_ROWS} rows)" if n == MAX_ROWS else ""
-    lines = [f"**{os.path.basename(view.loaded.source)}**: {n} examples{first} — {data.EXPLAIN.get(kind, kind)}",
+    lines = [f"**{os.path.basename(view.loaded.source)}**: {n} example{'s' if n != 1 else ''}{first} — "
+             f"{data.EXPLAIN.get(kind, kind)}",
              f"Mode **{mode.label}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
              f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
     if view.options.packing:

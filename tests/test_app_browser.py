@@ -72,7 +72,7 @@ def test_upload_sample_file_then_bad_file_then_recover(page, server, tmp_path):
     page.locator("#upload button[aria-label*='Clear' i], #upload button[aria-label*='Remove' i]").first.click()
     page.locator("#upload input[type=file]").set_input_files(str(bad))
     page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
-    assert "cannot read broken.jsonl" in page.locator("#status").inner_text()
+    assert "broken.jsonl: line 2 is not valid JSON" in page.locator("#status").inner_text()
     # the page keeps working
     page.get_by_role("tab", name="Sample").click()
     page.locator("#sample input").click()
@@ -189,11 +189,11 @@ def test_at_most_two_trainings_run_and_the_third_waits_in_the_queue(server):
     from gradio_client.utils import Status
 
     client = Client(server, verbose=False)
-    args = dict(sample="quiz_prompt_completion", upload=None, hub_id="", tokenizer="default", prompt_template="",
-                completion_template="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
-                packing_strategy="bfd", example_index=0, preset="Quick demo (~10-30 s)",
-                train_modes=["Whole text", "Answer only (completion_only_loss)"], train_steps=20000, train_lr=0.001,
-                train_seed=0, train_model="tiny")
+    client.predict(sample="quiz_prompt_completion", hub_id="", tokenizer="default", prompt_template="",
+                   completion_template="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+                   packing_strategy="bfd", example_index=0, api_name="/refresh")  # this session's view
+    args = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
+                train_steps=20000, train_lr=0.001, train_seed=0, train_model="tiny")
     jobs = [client.submit(**args, api_name="/train_stream") for _ in range(3)]
     try:
         end = time.time() + 30

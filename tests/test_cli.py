@@ -56,7 +56,7 @@ def test_inspect_human_output_without_color_marks_roles():
     (["inspect", "quiz_chat", "--tokenizer", "./no/such/dir"], "no tokenizer directory"),
     (["inspect", "quiz_prompt_completion", "--mode", "assistant"], "not conversational"),
     (["inspect", "quiz_prompt_completion", "--max-length", "zero"], "positive number"),
-    (["inspect", "quiz_prompt_completion", "--max-length", "0"], "max_length must be a positive"),
+    (["inspect", "quiz_prompt_completion", "--max-length", "0"], "max_length must be a whole number of tokens from 1"),
     (["inspect", "some-user/some-dataset"], "not reachable"),
     (["inspect", "quiz_chat", "--packing", "--max-length", "none"], "max_length"),
 ])
@@ -71,11 +71,11 @@ def test_bad_files(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "a", "completion": "b"}\n{not json\n')
     r = run("inspect", str(bad))
-    assert r.returncode == 2 and "cannot read bad.jsonl" in r.stderr
+    assert r.returncode == 2 and "bad.jsonl: line 2 is not valid JSON" in r.stderr
     empty = tmp_path / "empty.csv"
     empty.write_text("prompt,completion\n")
     r = run("inspect", str(empty))
-    assert r.returncode == 2 and "empty" in r.stderr
+    assert r.returncode == 2 and "empty.csv: the file has no rows" in r.stderr
     cols = tmp_path / "cols.csv"
     cols.write_text("foo,bar\n1,2\n")
     r = run("inspect", str(cols))

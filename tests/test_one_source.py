@@ -25,7 +25,7 @@ def form(source, mode="completion", max_length=256, packing=False, prompt="", co
     """The page's form as app.py's handlers receive it."""
     import app
     return {"source-tab": "upload" if "/" in source else "sample", "sample": source,
-            "upload": source if "/" in source else None, "hub-id": "", "tokenizer": "default",
+            "upload-path": source if "/" in source else None, "hub-id": "", "tokenizer": "default",
             "prompt-template": prompt, "completion-template": completion, "mode": MODES[mode].label,
             "max-length": max_length, "packing": packing, "packing-strategy": "bfd", "example-index": index,
             "_app": app}
@@ -175,7 +175,7 @@ def test_a_new_strategy_and_a_new_view_are_one_row_each(monkeypatch):
     f.pop("_app")
     out = app.refresh(f)
     assert out["id-view"].startswith("<p>[") and "token-view" in out
-    assert set(app.navigate(f, 1)) >= {"id-view", "token-view"}
+    assert set(app.navigate({"view-request": out["view-request"], "example-index": 0}, 1)) >= {"id-view", "token-view"}
 
 
 def test_answer_only_means_assistant_turns_for_chats_everywhere():

@@ -80,11 +80,13 @@ def test_bad_inputs_give_clear_errors():
 def test_hub_box_takes_id_config_split(tmp_path):
     import app
 
-    def source(hub_id):
-        return app._source({"source-tab": "hub", "sample": "s", "upload": None, "hub-id": hub_id})
-    assert source("openai/gsm8k main test") == ("openai/gsm8k", "main", "test")
-    assert source("openai/gsm8k") == ("openai/gsm8k", None, "train")
-    assert source("") == ("s", None, "train")
+    def source(hub_id, tab="hub"):
+        return app._source({"source-tab": tab, "sample": "s", "upload-path": None, "hub-id": hub_id})
+    assert source("openai/gsm8k main test") == ("openai/gsm8k", "hub", "main", "test")
+    assert source("openai/gsm8k") == ("openai/gsm8k", "hub", None, "train")
+    assert source("openai/gsm8k", tab="sample") == ("s", "sample", None, "train")
+    with pytest.raises(ValueError, match="type a Hub dataset id"):
+        source("")
     # the same load_dataset call a Hub id gets, on a local folder with two splits
     (tmp_path / "train.jsonl").write_text('{"text": "a"}\n')
     (tmp_path / "test.jsonl").write_text('{"text": "b"}\n{"text": "c"}\n')

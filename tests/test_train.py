@@ -86,7 +86,7 @@ def test_answer_only_run_learns_within_quick_preset(tok):
 
 
 def test_stop_ends_every_thread(tok):
-    pt = train.PairedTraining(rows(), tok, small(steps=100000))
+    pt = train.PairedTraining(rows(), tok, small(steps=20000))
     with pt:
         seen = 0
         while seen < 5:

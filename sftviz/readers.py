@@ -1,0 +1,120 @@
+"""Reading a local data file (.jsonl .json .csv .parquet) into rows, ourselves, with a row limit.
+
+Not `datasets.load_dataset("json", data_files=...)`: that writes an Arrow copy of every new file into
+the shared datasets cache (a visitor's upload would outlive the visitor), and its errors say "An error
+occurred while generating the dataset" for a binary file, a latin-1 file or a ragged CSV alike. Each
+reader here stops after `limit` rows and says in one line what is wrong, and where.
+"""
+
+import csv
+import json
+import os
+
+EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
+
+
+class FileError(ValueError):
+    """The file cannot be read as data; the message says why, in one line."""
+
+
+def read(path, limit=None):
+    """path -> list of row dicts (at most `limit`)."""
+    name = os.path.basename(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS:
+        raise FileError(f"{name}: unsupported file type {ext or '(none)'}; use {', '.join(EXTENSIONS)}")
+    if os.path.getsize(path) == 0:
+        raise FileError(f"{name}: the file is empty")
+    reader = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet": read_parquet}[ext]
+    rows = reader(path, name, limit)
+    if not rows:
+        raise FileError(f"{name}: the file has no rows")
+    return rows
+
+
+def _text_lines(path, name):
+    """The file's lines as text; a file that is not UTF-8 is refused with where it fails."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if b"\0" in raw:
+                raise FileError(f"{name}: line {number} has NUL bytes: this is a binary file, not text")
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise FileError(f"{name}: line {number} is not UTF-8 text (byte {e.start + 1}); save the file as "
+                                f"UTF-8") from None
+
+
+def _row(value, name, where):
+    if not isinstance(value, dict):
+        raise FileError(f"{name}: {where} is a JSON {type(value).__name__}, not an object with columns")
+    return value
+
+
+def read_jsonl(path, name, limit):
+    rows = []
+    for number, line in _text_lines(path, name):
+        if not line.strip():
+            continue
+        try:
+            rows.append(_row(json.loads(line), name, f"line {number}"))
+        except json.JSONDecodeError as e:
+            raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
+        if limit and len(rows) >= limit:
+            break
+    return rows
+
+
+def read_json(path, name, limit):
+    """A JSON array of objects, an object of equal-length column lists, or JSON lines in a .json file."""
+    text = "".join(line for _, line in _text_lines(path, name))
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return read_jsonl(path, name, limit)
+    if isinstance(value, list):
+        return [_row(v, name, f"item {i}") for i, v in enumerate(value[:limit] if limit else value)]
+    if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+        lengths = {len(v) for v in value.values()}
+        if len(lengths) != 1:
+            raise FileError(f"{name}: the column lists have different lengths {sorted(lengths)}")
+        n = min(lengths.pop(), limit or float("inf"))
+        return [{k: v[i] for k, v in value.items()} for i in range(int(n))]
+    raise FileError(f"{name}: expected a JSON array of objects (or JSON lines), got a JSON {type(value).__name__}")
+
+
+def read_csv(path, name, limit):
+    rows = []
+    lines = (line for _, line in _text_lines(path, name))
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise FileError(f"{name}: the file has no header row")
+    if len(set(header)) != len(header):
+        raise FileError(f"{name}: the header repeats a column name: {header}")
+    for record in reader:
+        if not record:
+            continue
+        if len(record) != len(header):
+            raise FileError(f"{name}: CSV line {reader.line_num} has {len(record)} fields, the header has "
+                            f"{len(header)} ({', '.join(header)})")
+        rows.append(dict(zip(header, record)))
+        if limit and len(rows) >= limit:
+            break
+    return rows
+
+
+def read_parquet(path, name, limit):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        rows = []
+        for batch in parquet.iter_batches(batch_size=1000):
+            rows += batch.to_pylist()
+            if limit and len(rows) >= limit:
+                return rows[:limit]
+        return rows
+    except (pa.ArrowException, OSError) as e:
+        raise FileError(f"{name}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None

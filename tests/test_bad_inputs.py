@@ -1,0 +1,312 @@
+"""The bad-input corpus: malformed files, hostile form values and impossible training settings, through
+the core, the CLI, the page's handlers (as its API calls them) and the real browser. Each case asserts the
+one-line message, and that the next normal request works (and, on the page, that the last good view
+still does)."""
+
+import html
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from sftviz import cli, data, labels, train, uploads, view
+
+GOOD = ('{"prompt": "2+2?", "completion": " 4"}\n{"prompt": "3+3?", "completion": " 6"}\n'
+        '{"prompt": "1+1?", "completion": " 2"}\n')
+
+FILES = {  # name -> (content, the message it must give)
+    "empty.jsonl": (b"", "empty.jsonl: the file is empty"),
+    "blank.jsonl": (b"\n\n  \n", "blank.jsonl: the file has no rows"),
+    "binary.jsonl": (b'{"text": "a"}\n\x00\x01\x02\x89PNG\n', "line 2 has NUL bytes: this is a binary file"),
+    "latin1.jsonl": ('{"text": "caf\u00e9 cr\u00e8me"}\n'.encode("latin-1"), "line 1 is not UTF-8 text"),
+    "ragged.csv": (b"prompt,completion\nWhat?,This\nWhy?,Because,extra\n", "CSV line 3 has 3 fields, the header has 2"),
+    "header_only.csv": (b"prompt,completion\n", "header_only.csv: the file has no rows"),
+    "twice.csv": (b"prompt,prompt\na,b\n", "the header repeats a column name"),
+    "bad_json.jsonl": (GOOD.encode() + b'{"prompt": "x", completion: 1}\n', "line 4 is not valid JSON"),
+    "not_object.jsonl": (b"[1, 2]\n", "line 1 is a JSON list, not an object with columns"),
+    "scalar.json": (b"42", "expected a JSON array of objects"),
+    "ragged_columns.json": (b'{"prompt": ["a", "b"], "completion": ["c"]}', "column lists have different lengths"),
+    "own_columns.csv": (b"input,target\na,b\n", "unrecognised columns ['input', 'target']"),
+    "missing_completion.jsonl": (GOOD.encode() + b'{"prompt": "5+5?"}\n', "row 3: 'completion' must be text, not NoneType"),
+    "number_completion.jsonl": (b'{"prompt": "5+5?", "completion": 10}\n', "row 0: 'completion' must be text, not int"),
+    "mixed_shapes.jsonl": (GOOD.encode() + b'{"foo": 1}\n', "row 3 has no 'text', no prompt/completion and no messages"),
+    "content_list.jsonl": (b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}\n',
+                           "message 0 of 'messages': 'content' must be text, not list"),
+    "content_number.jsonl": (b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 4}]}\n',
+                             "message 1 of 'messages': 'content' must be text, not int"),
+    "no_role.jsonl": (b'{"messages": [{"content": "hi"}]}\n', "message 0 of 'messages' has no text 'role'"),
+    "sharegpt_string.jsonl": (b'{"conversations": [{"from": "human", "value": "hi"}]}\n{"conversations": "hi"}\n',
+                              "row 1: 'conversations' must be a list of messages"),
+    "notes.txt": (b"hello\n", "unsupported file type .txt"),
+}
+
+
+def nested_parquet(path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"prompt": [{"q": "2+2?", "lang": "en"}], "completion": [" 4"]}), path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    for name, (content, _) in FILES.items():
+        (folder / name).write_bytes(content)
+    nested_parquet(folder / "nested.parquet")
+    (folder / "good.jsonl").write_text(GOOD)
+    (folder / "one_row.jsonl").write_text('{"prompt": "Only one?", "completion": " Yes."}\n')
+    return folder
+
+
+ALL_FILES = {**{n: m for n, (_, m) in FILES.items()}, "nested.parquet": "row 0: 'prompt' must be text, not dict"}
+
+
+# --- core -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(ALL_FILES))
+def test_core_refuses_bad_files_in_one_line(files, name):
+    with pytest.raises(ValueError) as e:
+        data.load_trl(str(files / name))
+    assert ALL_FILES[name] in str(e.value) and "\n" not in str(e.value)
+    assert len(data.load_trl(str(files / "good.jsonl")).rows) == 3
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda: labels.Options("nope"), "Invalid mode 'nope'"),
+    (lambda: labels.Options(packing_strategy="first_fit"), "Invalid packing strategy 'first_fit'"),
+    (lambda: labels.Options(max_length=0), "max_length must be a whole number of tokens from 1"),
+    (lambda: labels.Options(max_length=10 ** 20), "max_length must be a whole number of tokens from 1"),
+    (lambda: labels.Options(max_length=True), "max_length must be a whole number"),
+    (lambda: train.TrainConfig.preset("quick", steps=0), "steps must be a whole number from 1 to 20,000"),
+    (lambda: train.TrainConfig.preset("quick", steps=10 ** 9), "steps must be a whole number from 1 to 20,000"),
+    (lambda: train.TrainConfig.preset("quick", learning_rate=float("inf")), "the learning rate must be"),
+    (lambda: train.TrainConfig.preset("quick", learning_rate=float("nan")), "the learning rate must be"),
+    (lambda: train.TrainConfig.preset("quick", seed=2 ** 70), "seed must be a whole number from 0"),
+    (lambda: train.TrainConfig.preset("quick", steps=2.5), "steps must be a whole number"),
+    (lambda: train.TrainConfig.preset("fastest"), "unknown preset 'fastest'"),
+    (lambda: data.load("./no/such/folder"), "is not a bundled sample, a file or a folder"),
+    (lambda: data.load("x", where="sample"), "'x' is not a bundled sample"),
+    (lambda: data.load("/etc/passwd", where="hub"), "is not a Hub dataset id"),
+    (lambda: data.load("owner/name", "../../etc", where="hub"), "is not a dataset config"),
+    (lambda: data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("{{ question ", "x")),
+     "template error"),
+    (lambda: data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("{{ question + 1 }}", "x")),
+     "template error in row 0: TypeError"),
+])
+def test_core_refuses_bad_values_in_one_line(make, needle):
+    with pytest.raises(ValueError) as e:
+        make()
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert labels.Options("whole", 64) and train.TrainConfig.preset("quick", steps=5)
+
+
+def test_templates_that_write_too_much_are_stopped(monkeypatch):
+    monkeypatch.setattr(data, "MAX_TEXT_BYTES", 10_000)
+    rows = [{"question": "q", "answer": "a"}] * 10
+    with pytest.raises(data.DataError, match="the templates write more than"):
+        data.to_trl(rows, mapping=data.Mapping("{{ question * 2000 }}", "{{ answer }}"))
+    assert data.to_trl(rows)[0]["prompt"].startswith("Question:")
+
+
+# --- CLI ----------------------------------------------------------------------------------------------
+
+def cli_fails(capsys, args, needle):
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err, (args, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert cli.main(["inspect", "quiz_chat", "--limit", "1", "--json"]) == 0  # the next normal command works
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["labels"]
+
+
+@pytest.mark.parametrize("name", ["empty.jsonl", "binary.jsonl", "latin1.jsonl", "ragged.csv", "nested.parquet",
+                                  "content_list.jsonl", "scalar.json", "mixed_shapes.jsonl"])
+def test_cli_refuses_bad_files_in_one_line(capsys, files, name):
+    cli_fails(capsys, ["inspect", str(files / name)], ALL_FILES[name])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--steps", "0"], "steps must be a whole number from 1 to 20,000, not 0"),
+    (["--steps", "-5"], "steps must be a whole number from 1 to 20,000, not -5"),
+    (["--steps", "1000000000"], "steps must be a whole number from 1 to 20,000"),
+    (["--lr", "inf"], "the learning rate must be a number above 0"),
+    (["--lr", "0"], "the learning rate must be a number above 0"),
+    (["--seed", str(2 ** 70)], "seed must be a whole number from 0 to"),
+    (["--modes", "auto"], "mode 'auto' is not offered for training"),
+    (["--model", "./no/such/model"], "cannot load model"),
+])
+def test_cli_train_validates_like_the_page(capsys, args, needle):
+    cli_fails(capsys, ["train", "quiz_prompt_completion", *args], needle)
+
+
+def test_cli_train_json_never_writes_nan(capsys):
+    assert cli.finite({"loss": float("nan"), "l": [float("inf"), 1.5]}) == {"loss": None, "l": [None, 1.5]}
+    assert cli.main(["train", "quiz_prompt_completion", "--steps", "3", "--lr", "1", "--json"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the JSON output"))
+
+
+# --- the page's handlers ----------------------------------------------------------------------------
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    import app as app_module
+    monkeypatch.setattr(app_module, "LOCAL_PATHS", False)
+    monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
+    return app_module
+
+
+def form(**kw):
+    f = {"source-tab": "sample", "sample": "quiz_question_answer", "upload-path": None, "hub-id": "",
+         "tokenizer": "default", "prompt-template": "", "completion-template": "",
+         "mode": "Answer only (completion_only_loss)", "max-length": 1024, "packing": False,
+         "packing-strategy": "bfd", "example-index": 0}
+    f.update(kw)
+    return f
+
+
+def uploaded(app, files, name, session="s1"):
+    copy = files.parent / f"incoming-{session}-{name}"
+    shutil.copy(files / name, copy)
+    out = app.receive_upload(str(copy), session)
+    return out.get("upload-path"), out
+
+
+def page_fails(app, out, needle):
+    """One line in the status box, nothing else changed; the last good view and a fresh load still work."""
+    message = html.unescape(out["status"])
+    assert "sv-error" in message and needle in message, message
+    assert "view-request" not in out and "token-view" not in out  # the last good view stays on the page
+    good = app.refresh(form())
+    assert "sv-error" not in good["status"] and "data-role" in good["token-view"]
+    nxt = app.navigate({"view-request": good["view-request"], "example-index": 0}, 1)
+    assert nxt["example-index"] == 1 and "data-role" in nxt["token-view"]
+
+
+@pytest.mark.parametrize("name", sorted(set(ALL_FILES) - {"notes.txt"}))
+def test_page_refuses_bad_uploads_in_one_line(app, files, name):
+    path, _ = uploaded(app, files, name)
+    page_fails(app, app.refresh(form(**{"source-tab": "upload", "upload-path": path})), ALL_FILES[name])
+
+
+def test_page_refuses_an_upload_of_the_wrong_type(app, files):
+    path, out = uploaded(app, files, "notes.txt")
+    assert path is None
+    page_fails(app, out, "unsupported file type .txt")
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"mode": "nope"}, "Invalid mode 'nope'"),
+    ({"packing": True, "packing-strategy": "first_fit"}, "Invalid packing strategy 'first_fit'"),
+    ({"max-length": 0}, "max_length must be a whole number of tokens from 1"),
+    ({"max-length": 10 ** 20}, "max_length must be a whole number of tokens from 1"),
+    ({"max-length": 12.5}, "max_length must be a whole number"),
+    ({"mode": "Assistant turns only (assistant_only_loss)"}, "the dataset is not conversational"),
+    ({"packing": True, "max-length": None}, "max_length` can't be `None`"),
+    ({"tokenizer": "no such tokenizer!"}, "is not a Hub tokenizer id"),
+    ({"tokenizer": "/etc"}, "is not a Hub tokenizer id"),
+    ({"tokenizer": "someone/" + "x" * 200}, "is not a Hub tokenizer id"),
+    ({"source-tab": "hub", "hub-id": "/"}, "'/' is not a Hub dataset id"),
+    ({"source-tab": "hub", "hub-id": ""}, "type a Hub dataset id"),
+    ({"source-tab": "hub", "hub-id": "owner/name ../../etc"}, "is not a dataset config"),
+    ({"source-tab": "hub", "hub-id": "owner/name"}, "cannot load dataset 'owner/name' from the Hub"),
+    ({"sample": "nope"}, "'nope' is not a bundled sample"),
+    ({"source-tab": "upload"}, "no file uploaded in this session yet"),
+    ({"prompt-template": "{{ question "}, "template error"),
+    ({"prompt-template": "Q: {{ questoin }}"}, "'questoin' is undefined (the row's columns: question, answer)"),
+    ({"prompt-template": "{{ question.__class__.__mro__ }}"}, "template error"),
+    ({"sample": "quiz_prompt_completion", "prompt-template": "{{ prompt }}!"}, "already in TRL's prompt_completion"),
+])
+def test_page_refuses_bad_form_values_in_one_line(app, fields, needle):
+    page_fails(app, app.refresh(form(**fields)), needle)
+
+
+def test_one_row_and_cut_prompts_are_shown_not_refused(app, files):
+    path, _ = uploaded(app, files, "one_row.jsonl")
+    out = app.refresh(form(**{"source-tab": "upload", "upload-path": path}))
+    assert "sv-error" not in out["status"] and out["count"] == "1 example"
+    assert out["example-index"]["maximum"] >= 1  # a slider needs max > min; navigation clamps to row 0
+    assert app.navigate({"view-request": out["view-request"], "example-index": 0}, 1)["example-index"] == 0
+    cut = app.refresh(form(**{"max-length": 5}))  # every prompt is longer than max_length
+    assert "TRL drops them" in html.unescape(cut["status"]) and "sv-dropped" in cut["token-view"]
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"train-steps": 0}, "steps must be a whole number from 1 to 20,000"),
+    ({"train-steps": 10 ** 9}, "steps must be a whole number from 1 to 20,000"),
+    ({"train-steps": None}, "steps is empty"),
+    ({"train-lr": float("inf")}, "the learning rate must be"),
+    ({"train-lr": -1}, "the learning rate must be"),
+    ({"train-seed": 2 ** 70}, "seed must be a whole number from 0"),
+    ({"train-modes": []}, "choose at least one mode to train"),
+    ({"train-modes": ["TRL default for this data"]}, "mode 'auto' is not offered for training"),
+    ({"train-model": "/etc"}, "is not a Hub model id"),
+    ({"preset": "Turbo"}, "unknown preset 'Turbo'"),
+])
+def test_page_training_refuses_bad_settings_in_one_line(app, fields, needle):
+    good = app.refresh(form())
+    train_form = {"view-request": good["view-request"], "preset": "Quick demo (~10-30 s)",
+                  "train-modes": ["Whole text", "Answer only (completion_only_loss)"], "train-steps": 5,
+                  "train-lr": 0.001, "train-seed": 0, "train-model": "tiny", **fields}
+    updates = list(app.train_stream(train_form))
+    assert len(updates) == 1 and needle in html.unescape(updates[0]["train-status"])
+    ok = list(app.train_stream({**train_form, **{k: v for k, v in {
+        "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 3, "train-lr": 0.001,
+        "train-seed": 0, "train-model": "tiny"}.items()}}))
+    assert "Done in" in ok[-1]["train-status"] and ok[-1]["generations"]
+
+
+def test_a_link_is_never_an_error(app):
+    restored = app.from_url({"max_length": "9" * 20, "i": "9" * 20, "mode": "<script>", "packing": "nope",
+                             "sample": "../../etc/passwd", "tokenizer": "t" * 5000})
+    assert restored["max-length"] == 1024 and restored["example-index"]["value"] == 0
+    assert restored["mode"] == "Answer only (completion_only_loss)" and restored["sample"] == data.DEFAULT_SAMPLE
+    assert restored["packing"] is False and len(restored["tokenizer"]) <= 200
+
+
+# --- a few through the real browser -------------------------------------------------------------------
+
+TEXT_JS = "() => (document.querySelector('#token-view .sv-tokens') || {}).innerText || ''"
+
+
+def test_browser_twenty_digit_max_length_link_still_shows_the_page(page, server):
+    page.goto(server.rstrip("/") + "/?sample=quiz_chat&max_length=" + "9" * 20 + "&i=" + "9" * 20, wait_until="load")
+    page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
+    assert page.locator("#max-length input").input_value() == "1024"
+    assert page.locator("#status .sv-error").count() == 0
+
+
+def test_browser_one_row_upload_then_bad_upload_keeps_the_working_view(page, server, files):
+    page.goto(server, wait_until="load")
+    page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload input[type=file]").set_input_files(str(files / "good.jsonl"))
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('2+2?')", timeout=20000)
+    page.locator("#upload button[aria-label*='Clear' i], #upload button[aria-label*='Remove' i]").first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(files / "latin1.jsonl"))
+    page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
+    assert "latin1.jsonl: line 1 is not UTF-8 text" in page.locator("#status").inner_text()
+    page.locator("#next").click()  # the last good view still browses
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('3+3?')", timeout=20000)
+    page.locator("#upload button[aria-label*='Clear' i], #upload button[aria-label*='Remove' i]").first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(files / "one_row.jsonl"))
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('one?')", timeout=20000)
+    assert page.locator("#status .sv-error").count() == 0 and "1 example" in page.locator("#count").inner_text()
+
+
+def test_browser_hub_box_with_a_server_path_says_so_and_the_page_recovers(page, server):
+    page.goto(server, wait_until="load")
+    page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
+    page.get_by_role("tab", name="Hub").click()
+    page.locator("#hub-id textarea, #hub-id input").first.fill("/etc")
+    page.locator("#hub-load").click()
+    page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
+    assert "'/etc' is not a Hub dataset id" in page.locator("#status").inner_text()
+    assert "root" not in page.evaluate(TEXT_JS)
+    page.get_by_role("tab", name="Sample").click()
+    page.locator("#sample input").click()
+    page.get_by_role("option", name="quiz_chat").click()
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
+    assert page.locator("#status .sv-error").count() == 0

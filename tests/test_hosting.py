@@ -1,0 +1,232 @@
+"""Hosted means untrusted: in the default configuration the page (and its API) reaches only bundled
+samples, the visitor's own uploads and Hub ids; a runaway template is stopped within its budget while
+other visitors are served; uploads are private to their session and deleted with it."""
+
+import html
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, shared_path
+from sftviz import bounded, data, uploads, view
+
+SAMPLE = os.path.join(ROOT, "assets", "samples", "quiz_question_answer.jsonl")
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    import app as app_module
+    monkeypatch.setattr(app_module, "LOCAL_PATHS", False)  # the default: hosted
+    monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
+    return app_module
+
+
+def form(**kw):
+    f = {"source-tab": "sample", "sample": "quiz_prompt_completion", "upload-path": None, "hub-id": "",
+         "tokenizer": "default", "prompt-template": "", "completion-template": "",
+         "mode": "Answer only (completion_only_loss)", "max-length": 1024, "packing": False,
+         "packing-strategy": "bfd", "example-index": 0}
+    f.update(kw)
+    return f
+
+
+def status(out):
+    return html.unescape(out.get("status", ""))
+
+
+def everything(out):
+    return html.unescape(" ".join(str(v) for v in out.values()))
+
+
+def upload(app, path, session):
+    """What the page does with an upload: a copy (Gradio's temp file) moved into the session's folder."""
+    tmp = os.path.join(os.path.dirname(uploads.ROOT), f"gradio-{session}-{os.path.basename(path)}")
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
+    shutil.copy(path, tmp)
+    out = app.receive_upload(tmp, session)
+    assert "status" not in out, out
+    return out["upload-path"]
+
+
+def test_the_hub_box_and_data_links_cannot_read_server_paths(app, tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "notes.txt").write_text("the staff room code is 4711\n")
+    (secret / "rows.jsonl").write_text('{"text": "the staff room code is 4711"}\n')
+    messages = {}
+    for hub_id in ["/etc/passwd", "/etc", str(secret), str(secret / "rows.jsonl"), "..", "~", "~/.cache",
+                   "./assets", "../shared", "assets/samples", "/", "a/../../etc", "tests", "sftviz", "assets",
+                   "no-such-folder-here", "someone/nothing-here"]:
+        out = app.refresh(form(**{"source-tab": "hub", "hub-id": hub_id}))
+        assert "sv-error" in out["status"] and "4711" not in everything(out), hub_id
+        assert "view-request" not in out  # nothing was loaded
+        messages[hub_id] = status(out).replace(repr(hub_id), "NAME")
+    # a name that is a folder here answers exactly as a name that is nothing: no way to probe the disk
+    assert messages["tests"] == messages["sftviz"] == messages["assets"] == messages["no-such-folder-here"] \
+        == messages["someone/nothing-here"]
+    assert messages["/etc"] == messages["/etc/passwd"] == messages[str(secret)] == messages["/"]
+    # a shared link carries its data= into the Hub box, with the same rules
+    restored = app.from_url({"data": str(secret / "rows.jsonl")})
+    assert restored["source-tab"] == "hub"
+    out = app.refresh(form(**{"source-tab": "hub", "hub-id": restored["hub-id"]}))
+    assert "sv-error" in out["status"] and "4711" not in everything(out)
+    # the sample box takes bundled names only (the API can send anything)
+    out = app.refresh(form(sample="../../../etc/passwd"))
+    assert "is not a bundled sample" in status(out)
+
+
+def test_tokenizer_and_model_fields_cannot_load_server_folders(app):
+    gpt2 = shared_path("assets", "tokenizers", "gpt2")
+    for name in (gpt2, "../shared/assets/tokenizers/gpt2", "~/.cache", "/"):
+        out = app.refresh(form(tokenizer=name))
+        assert "is not a Hub tokenizer id" in status(out), name
+    assert status(app.refresh(form(tokenizer="assets"))) == \
+        status(app.refresh(form(tokenizer="zzz-nothing"))).replace("zzz-nothing", "assets")
+    good = app.refresh(form())
+    for name, needle in ((gpt2, "is not a Hub model id"), ("/tmp", "is not a Hub model id"),
+                         ("assets", "cannot load model 'assets' from the Hub")):
+        train_form = {"view-request": good["view-request"], "preset": "Quick demo (~10-30 s)",
+                      "train-modes": ["Whole text"], "train-steps": 5, "train-lr": 0.001, "train-seed": 0,
+                      "train-model": name}
+        updates = list(app.train_stream(train_form))
+        assert len(updates) == 1 and needle in html.unescape(updates[0]["train-status"]), name
+
+
+def test_an_operator_can_opt_in_to_local_paths_and_model_size_is_checked_first(app, monkeypatch, tmp_path):
+    from transformers import LlamaConfig
+
+    from sftviz import train
+    monkeypatch.setattr(app, "LOCAL_PATHS", True)
+    gsm = shared_path("assets", "data", "gsm8k_test.jsonl")
+    out = app.refresh(form(**{"source-tab": "hub", "hub-id": gsm},
+                           tokenizer=shared_path("assets", "tokenizers", "gpt2")))
+    assert "sv-error" not in out["status"] and out["view-request"].where == "any"
+    # a model's size comes from its config alone, before any weights exist
+    big = tmp_path / "big"
+    LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                num_attention_heads=32, num_key_value_heads=4).save_pretrained(big)
+    with pytest.raises(train.TrainError, match=r"has 1,100M parameters; this page trains models of at most 150M"):
+        train.check_model(str(big), "any", train.MAX_MODEL_PARAMS)
+    small = tmp_path / "small"
+    LlamaConfig(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=2).save_pretrained(small)
+    assert train.check_model(str(small), "any", train.MAX_MODEL_PARAMS) == str(small)
+
+
+def test_uploads_are_private_to_their_session_and_deleted_with_it(app):
+    import datasets
+    cache = datasets.config.HF_DATASETS_CACHE
+    before = set(os.listdir(cache)) if os.path.isdir(cache) else set()
+    a_path = upload(app, SAMPLE, "sessionA")
+    assert uploads.owned_by(a_path, "sessionA") and not uploads.owned_by(a_path, "sessionB")
+    assert oct(os.stat(a_path).st_mode & 0o777) == "0o600"
+    a = app.refresh(form(**{"source-tab": "upload", "upload-path": a_path}))
+    assert "quiz_question_answer.jsonl" in status(a) and a["view-request"].where == "file"
+    # session B has no upload of its own, and cannot name A's: not by the Hub box, not by the sample box
+    assert "no file uploaded in this session yet" in status(app.refresh(form(**{"source-tab": "upload"})))
+    for f in (form(**{"source-tab": "hub", "hub-id": a_path}), form(sample=a_path)):
+        out = app.refresh(f)
+        assert "sv-error" in out["status"] and "capital" not in everything(out).lower()
+    # nothing went into the shared datasets cache
+    after = set(os.listdir(cache)) if os.path.isdir(cache) else set()
+    assert after == before
+    # A leaves: the file and everything cached from it are gone
+    assert any(str(k[0]) == a_path for k in view._loads.data)
+    app.end_session("sessionA")
+    assert not os.path.exists(a_path)
+    assert not any(str(k[0]) == a_path for k in view._loads.data)
+    # and a late request on A's old view says so instead of failing silently
+    out = app.navigate({"view-request": a["view-request"], "example-index": 0}, 1)
+    assert "the uploaded file is gone" in status(out)
+
+
+def test_uploads_are_size_limited_and_swept_after_their_time(app, monkeypatch, tmp_path):
+    monkeypatch.setattr(uploads, "MAX_MB", 1)
+    big = tmp_path / "big.jsonl"
+    big.write_text('{"text": "' + "x" * (2 * 2**20) + '"}\n')
+    out = app.receive_upload(str(big), "sessionC")
+    assert "big.jsonl is larger than 1 MB" in status(out) and not big.exists()
+    # Gradio itself refuses bigger uploads before any handler runs
+    assert app.LAUNCH["max_file_size"] == f"{int(os.environ.get('SFTVIZ_MAX_UPLOAD_MB', 50))}mb"
+    kept = upload(app, SAMPLE, "sessionD")
+    uploads.sweep(now=time.time() + uploads.KEEP_S + 1)
+    assert not os.path.exists(kept)
+
+
+def child_pids():
+    me = str(os.getpid())
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if fields[1] == me and fields[0] != "Z":
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return set(pids)
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.parametrize("template,needle", [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "took longer than 3 s"),
+    ("{% set s = 'x' * 100000000 %}{{ s * 40 }}", "used more than 1024 MB of memory"),
+])
+def test_a_runaway_template_is_stopped_while_other_visitors_are_served(app, monkeypatch, template, needle):
+    monkeypatch.setattr(bounded, "SECONDS", 3)
+    monkeypatch.setattr(bounded, "MEMORY_MB", 1024)
+    other = app.refresh(form(sample="quiz_chat"))  # another student's view, loaded
+    children, rss = child_pids(), rss_mb()
+    path = upload(app, SAMPLE, "sessionE")
+    result = {}
+
+    def hostile():
+        t = time.perf_counter()
+        result["out"] = app.refresh(form(**{"source-tab": "upload", "upload-path": path,
+                                            "prompt-template": template}))
+        result["seconds"] = time.perf_counter() - t
+
+    thread = threading.Thread(target=hostile)
+    thread.start()
+    served = []
+    while thread.is_alive():  # the other student keeps clicking Next, and is answered at once
+        t = time.perf_counter()
+        out = app.navigate({"view-request": other["view-request"], "example-index": len(served) % 50}, 1)
+        served.append(time.perf_counter() - t)
+        assert "sv-error" not in out.get("status", "")
+        time.sleep(0.05)
+    thread.join()
+    assert needle in status(result["out"]) and result["seconds"] < 10
+    assert len(served) > 5 and max(served) < 1.0
+    # the work really stopped: no child left, CPU idle, memory back
+    assert child_pids() == children
+    cpu = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - cpu < 0.2
+    assert rss_mb() - rss < 100
+    # and the same visitor's next normal request works
+    assert "sv-error" not in app.refresh(form(**{"source-tab": "upload", "upload-path": path}))["status"]
+
+
+def test_hub_datasets_are_streamed_with_a_row_and_byte_limit(monkeypatch, tmp_path):
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"text": "row {i} {"y" * 100}"}}\n' for i in range(50)))
+    assert len(data.load_hub(str(tmp_path), None, "train", 7)) == 7
+    monkeypatch.setattr(data, "MAX_HUB_BYTES", 1000)
+    assert len(data.load_hub(str(tmp_path), None, "train", None)) < 10
+
+
+def test_caches_are_bounded_in_bytes():
+    cache = view._LRU(1000)
+    for k in range(10):
+        cache.get(k, lambda: (f"value {k}", 300))
+    assert cache.total() <= 1000 and list(cache.data) == [7, 8, 9]
+    cache.grow(9, 500)
+    assert list(cache.data) == [9]
