@@ -44,6 +44,10 @@ FORM = ("source-tab", "sample", "upload-path", "hub-id", "tokenizer", "prompt-te
 NAV_FORM = ("view-request", "example-index")
 TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model")
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
+DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
+                "tokenizer": "default", "prompt-template": "", "completion-template": "",
+                "mode": MODES[DEFAULT_MODE].label, "max-length": 1024, "packing": False, "packing-strategy": "bfd",
+                "example-index": 0}
 
 INTRO = f"""# sftviz — what does SFT train on?
 Each token below is **context** (the model reads it, label -100, no loss), a **target** (the model is trained
@@ -320,7 +324,7 @@ def build():
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
                 with gr.Tab("Sample"):
-                    put(gr.Dropdown(SAMPLES, value=data.DEFAULT_SAMPLE, label="Bundled sample", elem_id="sample"))
+                    put(gr.Dropdown(SAMPLES, value=DEFAULT_FORM["sample"], label="Bundled sample", elem_id="sample"))
                 with gr.Tab("Upload"):
                     put(gr.File(label=".jsonl .json .csv .parquet", file_types=list(data.EXTENSIONS),
                                 type="filepath", elem_id="upload"))
@@ -330,9 +334,10 @@ def build():
                     put(gr.Button("Load from Hub", elem_id="hub-load"))
                 put(gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
                                elem_id="tokenizer"))
-                put(gr.Radio([m.label for m in MODES.values()], value=MODES[DEFAULT_MODE].label,
+                put(gr.Radio([m.label for m in MODES.values()], value=DEFAULT_FORM["mode"],
                              label="What is trained (mode)", elem_id="mode"))
-                put(gr.Number(1024, label="max_length (empty = none)", precision=0, elem_id="max-length"))
+                put(gr.Number(DEFAULT_FORM["max-length"], label="max_length (empty = none)", precision=0,
+                              elem_id="max-length"))
                 with gr.Row():
                     put(gr.Checkbox(False, label="Packing", elem_id="packing"))
                     put(gr.Dropdown(list(STRATEGIES), value="bfd", label="Packing strategy",
@@ -409,11 +414,12 @@ def build():
                         ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
             trigger(on_refresh, form, full, show_progress="minimal").then(**update_url)
         on_nav, nav_in = wire(navigate, NAV_FORM)
-        ui["example-index"].input(on_nav, nav_in, nav_out, show_progress="hidden", trigger_mode="always_last").then(
-            **update_url)
+        ui["example-index"].input(on_nav, nav_in, nav_out, show_progress="hidden", trigger_mode="always_last",
+                                  api_name="goto").then(**update_url)
         for button, delta in (("prev", -1), ("next", 1)):
             fn, _ = wire(navigate, NAV_FORM, delta=delta)
-            ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False).then(**update_url)
+            ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False, api_name=button).then(
+                **update_url)
         on_find, find_in = wire(find, NAV_FORM + ("search",))
         ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
             on_nav, nav_in, nav_out).then(**update_url)
@@ -438,7 +444,7 @@ def build():
 
 
 demo = build()
-view.warm(view.ViewRequest(data.DEFAULT_SAMPLE, options=Options(DEFAULT_MODE)))  # first page view from the cache
+view.warm(page_request(DEFAULT_FORM))  # the first page view is then served from the cache
 uploads.start_sweeper()
 LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb")
 

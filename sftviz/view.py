@@ -8,6 +8,7 @@ the page creates its tab and keeps it up to date.
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from . import TRL_VERSION, bounded, data, plots, render
@@ -48,20 +49,36 @@ class ViewRequest:
 
 class _LRU:
     """A thread-safe cache bounded in bytes, shared by every visitor (a class loads the same sample).
-    `make()` returns (value, bytes), the bytes a fair estimate of what keeping the value costs."""
+    `make()` returns (value, bytes), the bytes a fair estimate of what keeping the value costs. While one
+    visitor's request computes a value, others asking for it wait for that result instead of computing
+    it again (thirty students opening the same page start one load, not thirty)."""
 
     def __init__(self, max_bytes):
         self.max_bytes, self.data, self.sizes, self.lock = max_bytes, OrderedDict(), {}, threading.Lock()
+        self.pending = {}  # key -> Future of the value being computed
 
     def get(self, key, make):
         with self.lock:
             if key in self.data:
                 self.data.move_to_end(key)
                 return self.data[key]
-        value, size = make()
+            waiting = self.pending.get(key)
+            if waiting is None:
+                future = self.pending[key] = Future()
+        if waiting is not None:
+            return waiting.result()  # the same value, or the same error
+        try:
+            value, size = make()
+        except BaseException as e:
+            with self.lock:
+                del self.pending[key]
+            future.set_exception(e)
+            raise
         with self.lock:
             self.data[key], self.sizes[key] = value, size
+            del self.pending[key]
             self._evict()
+        future.set_result(value)
         return value
 
     def grow(self, key, size):
@@ -88,6 +105,7 @@ class _LRU:
 
 
 _loads, _preps = _LRU(CACHE_MB * 2**20 // 2), _LRU(CACHE_MB * 2**20 // 2)
+_stats = _LRU(32 * 2**20)  # the dataset statistics and their figures, per view
 
 
 @dataclass
@@ -139,6 +157,7 @@ def forget(keep):
     """Drop cached data whose request key fails keep(key): a visitor's upload when they leave."""
     _loads.forget(keep)
     _preps.forget(lambda key: keep(key[0]))
+    _stats.forget(lambda key: keep(key[0]))
 
 
 @dataclass
@@ -319,7 +338,12 @@ def search(view, query, start):
 
 
 def stats(view):
-    """Dataset-level numbers and figures: roles per mode, zero-trained examples, lengths vs max_length."""
+    """Dataset-level numbers and figures: roles per mode, zero-trained examples, lengths vs max_length
+    (computed once per data and options: a mode switch in a class is then a cache hit)."""
+    return _stats.get((view.loaded.key, view.options), lambda: (_compute_stats(view), 50_000))
+
+
+def _compute_stats(view):
     loaded, opts = view.loaded, view.options
     per_mode = {}
     for mode in dict.fromkeys([opts.mode, *compare_modes(loaded.rows)]):

@@ -171,6 +171,9 @@ def test_stop_and_disconnect_end_the_training(page, browser, server):
     assert training_threads()
     page.locator("#stop-button").click()
     assert not wait_no_training_threads()
+    # the status says so, instead of a frozen "Training… step 46/20000"
+    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped')",
+                           timeout=10000)
     # a closed tab stops its job too
     page.locator("#train-button").click()
     import time

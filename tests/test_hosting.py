@@ -230,3 +230,23 @@ def test_caches_are_bounded_in_bytes():
     assert cache.total() <= 1000 and list(cache.data) == [7, 8, 9]
     cache.grow(9, 500)
     assert list(cache.data) == [9]
+
+
+def test_gradio_does_not_serve_private_uploads_or_server_files(server):
+    import urllib.error
+    import urllib.request
+
+    import app
+    path = upload(app, SAMPLE, "sessionF")
+    for target in (path, "/etc/passwd", os.path.join(ROOT, "app.py")):
+        url = f"{server.rstrip('/')}/gradio_api/file={target}"
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url, timeout=10)
+        assert e.value.code in (403, 404), target
+    # and the API exposes no way to set the session's upload or view
+    from gradio_client import Client
+    names = {p["parameter_name"] for ep in Client(server, verbose=False).view_api(
+        return_format="dict", print_info=False)["named_endpoints"].values() for p in ep["parameters"]}
+    assert not names & {"upload_path", "view_request", "source_tab"}
+    app.end_session("sessionF")
+    assert not os.path.exists(path)

@@ -1,0 +1,235 @@
+"""A class on one server: simulated students browse and switch modes while trainings run.
+
+    python benchmarks/load_classroom.py [--students 30] [--trainings 2] [--identical 0] [--seconds 60]
+
+Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own process, as hosted), then:
+  * each student is a gradio_client session: opens the page's default view (timed: "first view"), then
+    clicks Next four times and switches the mode once, again and again, with --think seconds (2-6) between clicks;
+  * --trainings sessions press Train (2,000 steps, so they run the whole time); the first --identical of
+    them ask for the same run, the others each for a different seed. Their queue wait is the time from
+    the click to their first streamed update.
+Prints p50 / p95 / max latency per action, errors, queue waits, and the server's memory (its process
+plus the work children it forks), sampled every 0.5 s.
+"""
+
+import argparse
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ["Answer only (completion_only_loss)", "Whole text", "TRL default for this data"]
+VIEW = dict(sample="quiz_prompt_completion", hub_id="", tokenizer="default", prompt_template="",
+            completion_template="", max_length=1024, packing=False, packing_strategy="bfd", example_index=0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port):
+    env = {**os.environ, "HOST": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    end = time.time() + 120
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the app did not start within 120 s")
+
+
+def memory_mb(pid):
+    """Proportional memory (PSS: shared pages split between the processes sharing them) of the server and
+    its children (the forked work processes), in MB."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if int(entry) == pid or ppid == pid:
+                with open(f"/proc/{entry}/smaps_rollup") as f:
+                    total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) / 1024
+        except (OSError, StopIteration, ValueError):
+            pass
+    return total
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) of the server and its reaped children so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class Stats:
+    def __init__(self):
+        self.lock, self.times, self.errors = threading.Lock(), {}, {}
+
+    def add(self, kind, seconds=None, error=None):
+        with self.lock:
+            if error is None:
+                self.times.setdefault(kind, []).append(seconds)
+            else:
+                self.errors.setdefault(kind, []).append(error)
+
+
+def timed(stats, kind, call):
+    t = time.perf_counter()
+    try:
+        result = call()
+        if isinstance(result, (list, tuple)) and result and "sv-error" in str(result[0]):
+            raise RuntimeError(str(result[0])[:120])
+        stats.add(kind, time.perf_counter() - t)
+        return result
+    except Exception as e:  # counted and reported, the student goes on
+        stats.add(kind, error=f"{type(e).__name__}: {e}"[:160])
+
+
+def student(url, deadline, stats, seed, think):
+    from gradio_client import Client
+
+    rng = random.Random(seed)
+    connected = timed(stats, "connect (gradio_client setup)", lambda: [Client(url, verbose=False)])
+    if connected is None:
+        return
+    client = connected[0]
+    timed(stats, "first view", lambda: client.predict(mode=MODES[0], **VIEW, api_name="/refresh"))
+    step = 0
+    while time.time() < deadline:
+        time.sleep(rng.uniform(*think))
+        if step % 5 == 4:
+            timed(stats, "mode switch", lambda: client.predict(mode=rng.choice(MODES), **VIEW,
+                                                               api_name="/refresh"))
+        else:
+            timed(stats, "Next", lambda: client.predict(example_index=step % 300, api_name="/next"))
+        step += 1
+
+
+def trainer(url, seed, stats, waits, stop):
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    client.predict(mode=MODES[0], **VIEW, api_name="/refresh")
+    t = time.perf_counter()
+    job = client.submit(preset="Quick demo (~10-30 s)", train_modes=["Whole text", MODES[0]], train_steps=2000,
+                        train_lr=0.001, train_seed=seed, train_model="tiny", api_name="/train_stream")
+    while not stop.is_set():
+        if job.outputs():
+            waits.append(time.perf_counter() - t)
+            break
+        time.sleep(0.1)
+    stop.wait()
+    job.cancel()
+
+
+def classroom(url, deadline, students, think):
+    """One process of the simulated class (a few students as threads): their timings and errors."""
+    os.nice(10)  # the class yields to the server: real students' browsers run on their own machines
+    stats = Stats()
+    threads = [threading.Thread(target=student, args=(url, deadline, stats, k, think)) for k in students]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return stats.times, stats.errors
+
+
+def machine_busy():
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--students", type=int, default=30)
+    ap.add_argument("--trainings", type=int, default=2)
+    ap.add_argument("--identical", type=int, default=0, help="how many of the trainings ask for the same run")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--processes", type=int, default=6, help="client processes the students are spread over "
+                    "(gradio_client is CPU-hungry: 30 sessions in one process measure its GIL, not the server)")
+    ap.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
+                    help="seconds a student waits between two clicks (uniform)")
+    args = ap.parse_args()
+
+    server, url = start_server(free_port())
+    stats, waits, stop, memory = Stats(), [], threading.Event(), []
+    try:
+        idle = memory_mb(server.pid)
+        trainers = [threading.Thread(target=trainer, args=(url, 0 if k < args.identical else 100 + k, stats, waits,
+                                                             stop), daemon=True) for k in range(args.trainings)]
+        for t in trainers:
+            t.start()
+        time.sleep(3 if args.trainings else 0)  # the trainings are running when the class arrives
+        deadline = time.time() + args.seconds
+        cpu_start, wall_start = cpu_seconds(server.pid), time.time()
+        busy_start = machine_busy()
+        groups = [list(range(args.students))[k::args.processes] for k in range(args.processes)]
+        with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+            results = [pool.apply_async(classroom, (url, deadline, group, args.think)) for group in groups]
+            while not all(r.ready() for r in results) and time.time() < deadline + 60:
+                memory.append(memory_mb(server.pid))
+                time.sleep(0.5)
+            for r in results:
+                times, errors = r.get(timeout=60)
+                for kind, ts in times.items():
+                    stats.times.setdefault(kind, []).extend(ts)
+                for kind, es in errors.items():
+                    stats.errors.setdefault(kind, []).extend(es)
+        wall = time.time() - wall_start
+        server_cpu = (cpu_seconds(server.pid) - cpu_start) / wall
+        machine = (machine_busy() - busy_start) / wall
+        stop.set()
+        for t in trainers:
+            t.join(30)
+    finally:
+        server.kill()
+        server.wait()
+
+    print(f"{args.students} students for {args.seconds:.0f} s, {args.think[0]:g}-{args.think[1]:g} s between clicks, "
+          f"{args.trainings} trainings "
+          f"({args.identical} identical) on a {os.cpu_count()}-core machine, loopback")
+    print(f"{'action':<38}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}")
+    for kind in sorted(set(stats.times) | set(stats.errors)):
+        ts = [1000 * t for t in stats.times.get(kind, [])]
+        errors = len(stats.errors.get(kind, []))
+        row = (f"{pct(ts, .5):9.0f}{pct(ts, .95):9.0f}{max(ts):9.0f}" if ts else f"{'-':>9}" * 3)
+        print(f"{kind:<38}{len(ts):>6}{row}{errors:>8}")
+    for kind, errs in stats.errors.items():
+        print(f"  first error in {kind}: {errs[0]}")
+    if args.trainings:
+        shown = ", ".join(f"{w:.1f}" for w in sorted(waits))
+        print(f"trainings: click to first streamed update, s: {shown or 'none started'}"
+              f" ({args.trainings - len(waits)} never started)")
+    print(f"CPU while the class ran: server {100 * server_cpu:.0f}% of one core; the whole machine "
+          f"{100 * machine:.0f}% of one core ({os.cpu_count()} cores; the rest is the simulated class itself)")
+    if memory:
+        print(f"server memory (process + work children): idle {idle:.0f} MB, peak {max(memory):.0f} MB, "
+              f"median {statistics.median(memory):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
