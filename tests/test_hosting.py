@@ -250,3 +250,17 @@ def test_gradio_does_not_serve_private_uploads_or_server_files(server):
     assert not names & {"upload_path", "view_request", "source_tab"}
     app.end_session("sessionF")
     assert not os.path.exists(path)
+
+
+def test_a_training_stops_at_the_pages_time_budget():
+    from sftviz import live, train
+    from sftviz.labels import Options
+    v = view.open_view(view.ViewRequest("quiz_prompt_completion", options=Options("completion")))
+    cfg = train.TrainConfig.preset("quick", steps=20000, n_generate=1)
+    t = time.perf_counter()
+    updates = list(live.train_updates(v, cfg, budget_s=2))
+    assert time.perf_counter() - t < 30
+    status = updates[-1][1]
+    assert "Stopped at the page's time budget of 2 s" in status and "of 20000 steps" in status
+    assert updates[-1][2]  # the generations of what was trained so far
+    assert not [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
