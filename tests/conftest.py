@@ -53,6 +53,22 @@ def tokenizer():
     return get_tokenizer
 
 
+def page_form(**fields):
+    """The page's form as app.py's handlers receive it (elem_id -> value), the defaults overridden by fields."""
+    from app import DEFAULT_FORM
+    return {**DEFAULT_FORM, **fields}
+
+
+@pytest.fixture
+def hosted_app(monkeypatch, tmp_path):
+    """app.py as hosted (no server paths), with uploads in a temporary folder."""
+    import app
+    from sftviz import uploads
+    monkeypatch.setattr(app, "LOCAL_PATHS", False)
+    monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
+    return app
+
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

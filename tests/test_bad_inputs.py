@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
-from sftviz import cli, data, labels, train, uploads, view
+from conftest import page_form
+from sftviz import cli, data, labels, train
 
 GOOD = ('{"prompt": "2+2?", "completion": " 4"}\n{"prompt": "3+3?", "completion": " 6"}\n'
         '{"prompt": "1+1?", "completion": " 2"}\n')
@@ -151,20 +151,12 @@ def test_cli_train_json_never_writes_nan(capsys):
 # --- the page's handlers ----------------------------------------------------------------------------
 
 @pytest.fixture
-def app(monkeypatch, tmp_path):
-    import app as app_module
-    monkeypatch.setattr(app_module, "LOCAL_PATHS", False)
-    monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
-    return app_module
+def app(hosted_app):
+    return hosted_app
 
 
 def form(**kw):
-    f = {"source-tab": "sample", "sample": "quiz_question_answer", "upload-path": None, "hub-id": "",
-         "tokenizer": "default", "prompt-template": "", "completion-template": "",
-         "mode": "Answer only (completion_only_loss)", "max-length": 1024, "packing": False,
-         "packing-strategy": "bfd", "example-index": 0}
-    f.update(kw)
-    return f
+    return page_form(**{"sample": "quiz_question_answer", **kw})
 
 
 def uploaded(app, files, name, session="s1"):

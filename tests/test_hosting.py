@@ -10,27 +10,19 @@ import time
 
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT, page_form, shared_path
 from sftviz import bounded, data, uploads, view
 
 SAMPLE = os.path.join(ROOT, "assets", "samples", "quiz_question_answer.jsonl")
 
 
 @pytest.fixture
-def app(monkeypatch, tmp_path):
-    import app as app_module
-    monkeypatch.setattr(app_module, "LOCAL_PATHS", False)  # the default: hosted
-    monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
-    return app_module
+def app(hosted_app):
+    return hosted_app
 
 
 def form(**kw):
-    f = {"source-tab": "sample", "sample": "quiz_prompt_completion", "upload-path": None, "hub-id": "",
-         "tokenizer": "default", "prompt-template": "", "completion-template": "",
-         "mode": "Answer only (completion_only_loss)", "max-length": 1024, "packing": False,
-         "packing-strategy": "bfd", "example-index": 0}
-    f.update(kw)
-    return f
+    return page_form(**kw)
 
 
 def status(out):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import shared_path
+from conftest import page_form, shared_path
 from sftviz import cli, data, labels, packing, view
 from sftviz.labels import MODES, Mode, Options, TRLRefusal, prepare
 
@@ -22,13 +22,13 @@ def cli_json(capsys, *args):
 
 
 def form(source, mode="completion", max_length=256, packing=False, prompt="", completion="", index=0):
-    """The page's form as app.py's handlers receive it."""
+    """The page's form for a bundled sample, or (a path) a file as if this session had uploaded it."""
     import app
-    return {"source-tab": "upload" if "/" in source else "sample", "sample": source,
-            "upload-path": source if "/" in source else None, "hub-id": "", "tokenizer": "default",
-            "prompt-template": prompt, "completion-template": completion, "mode": MODES[mode].label,
-            "max-length": max_length, "packing": packing, "packing-strategy": "bfd", "example-index": index,
-            "_app": app}
+    upload = "/" in source
+    return {**page_form(**{"source-tab": "upload" if upload else "sample", "sample": source,
+                           "upload-path": source if upload else None, "prompt-template": prompt,
+                           "completion-template": completion, "mode": MODES[mode].label, "max-length": max_length,
+                           "packing": packing, "example-index": index}), "_app": app}
 
 
 def page(source, **kw):
