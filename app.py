@@ -144,7 +144,10 @@ def refresh(v):
     except data.NeedsMapping as e:  # open the template editor so the user can map their columns
         return {"status": render.error_html(one_line(e)), **{k: gr.update(visible=True) for k in TEMPLATE_EDITOR}}
     except Exception as e:
-        return {"status": _failed(e)}
+        message = _failed(e)
+        if v["prompt-template"] or v["completion-template"]:  # also where the user is looking: under Apply
+            return {"status": message, "template-preview": gr.update(value=message, visible=True)}
+        return {"status": message}
     mapping = vw.loaded.mapping
     row = 0 if request.options.packing else index
     out.update({
