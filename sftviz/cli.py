@@ -28,6 +28,14 @@ def add_data_args(p):
     p.add_argument("--max-length", default="1024", help="SFTConfig.max_length, or 'none'")
 
 
+def add_label_args(p):
+    p.add_argument("--mode", choices=list(MODES), default="auto",
+                   help="; ".join(f"{m.name}: {m.meaning}" for m in MODES.values()))
+    p.add_argument("--packing", action="store_true")
+    p.add_argument("--packing-strategy", choices=list(STRATEGIES), default="bfd",
+                   help="; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values()))
+
+
 def parse_max_length(value):
     if str(value).lower() in ("none", "null"):
         return None
@@ -77,6 +85,37 @@ def inspect(args):
             print(json.dumps(rec, ensure_ascii=False))
         else:
             print(render_sequence(i, seq, texts, color, opts.packing))
+
+
+SYMBOLS = {"error": "✗", "warning": "⚠", "info": "·"}
+
+
+def doctor(args):
+    """Every example checked against the known SFT traps; exit 1 when there is an error-level finding."""
+    from .doctor import diagnose
+
+    opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    rows, kind, tok = load_inputs(args)
+    findings = diagnose(rows, tok, opts)
+    errors = sum(f.severity == "error" for f in findings)
+    if args.json:
+        print(json.dumps({"data": args.data, "kind": kind, "examples": len(rows), "options": opts.sft_config,
+                          "errors": errors, "findings": [f.to_dict() for f in findings]}, ensure_ascii=False))
+    else:
+        print(f"{args.data}: {kind}, {len(rows)} examples; tokenizer {args.tokenizer}; "
+              f"{', '.join(f'{k}={v}' for k, v in opts.sft_config.items())}; as TRL {TRL_VERSION} prepares it")
+        if not findings:
+            print("no findings: nothing known to go wrong with this data and these settings")
+        for f in findings:
+            print(f"{SYMBOLS[f.severity]} {f.severity:<7} {f.title} — {f.count:,} of {f.total:,} ({f.percent:.0f}%)"
+                  f"  [{f.check}]")
+            print(f"    {f.explanation}")
+            print(f"    fix: {f.fix}")
+            if f.examples and f.count < f.total or f.check in ("shared_prefix",):
+                shown = ", ".join(f"{e['index']}" + (f" (positions {', '.join(map(str, e['positions'][:6]))})"
+                                                     if e["positions"] else "") for e in f.examples)
+                print(f"    examples: {shown}")
+    return 1 if errors else 0
 
 
 def train(args):
@@ -181,14 +220,15 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inspect", help="show every token's role (context / target / masked)")
     add_data_args(p)
-    p.add_argument("--mode", choices=list(MODES), default="auto",
-                   help="; ".join(f"{m.name}: {m.meaning}" for m in MODES.values()))
-    p.add_argument("--packing", action="store_true")
-    p.add_argument("--packing-strategy", choices=list(STRATEGIES), default="bfd",
-                   help="; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values()))
+    add_label_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object per sequence, in TRL's order")
     p.add_argument("--no-color", action="store_true")
     p.set_defaults(func=inspect)
+    d = sub.add_parser("doctor", help="check every example against the known SFT traps (exit 1 on an error)")
+    add_data_args(d)
+    add_label_args(d)
+    d.add_argument("--json", action="store_true", help="one JSON object with every finding")
+    d.set_defaults(func=doctor)
     t = sub.add_parser("train", help="train a tiny model twice (whole text vs answer only) and compare")
     add_data_args(t)
     t.set_defaults(max_length=None)
@@ -213,7 +253,7 @@ def main(argv=None):
     except SystemExit as e:  # --help, or a bad argument (already said in one line)
         return e.code
     try:
-        args.func(args)
+        return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -136,6 +136,7 @@ class Prepared:
     pad_token_id: int
     chat_template: str | None = None  # the training template TRL swaps in, when it does
     warnings: list = field(default_factory=list)
+    seams: dict = field(default_factory=dict)  # example -> (position, prompt tokens merged into the completion)
 
 
 def is_conversational(example):
@@ -239,7 +240,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
             cache[key] = tokenized
     else:
         tokenized = cache[key]
-    ids, prompt_lens, assistant_masks, tokenize_warnings = tokenized
+    ids, prompt_lens, assistant_masks, seams, tokenize_warnings = tokenized
     warnings += tokenize_warnings
 
     # A token is a target iff every applicable mask says so: the assistant mask always applies, the
@@ -280,7 +281,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
         else:
             sequences.append(Sequence(row_ids, row_labels, [1] * len(row_ids), None, sources, dropped))
     return Prepared(sequences, completion_only_loss, assistant_only_loss, padding_free, pad_token_id,
-                    chat_template, warnings)
+                    chat_template, warnings, seams)
 
 
 def add_eos(row, eos, text_field):
@@ -292,7 +293,8 @@ def add_eos(row, eos, text_field):
 
 
 def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
-    """input_ids, the prompt length (prompt-completion), the assistant mask (assistant_only_loss), warnings.
+    """input_ids, the prompt length (prompt-completion), the assistant mask (assistant_only_loss), the seams
+    (prompts whose tokens are not a prefix of prompt+completion's), warnings.
 
     Plain strings go through `tokenizer(text)`, which adds the tokenizer's special tokens (e.g. BOS);
     chats go through `apply_chat_template`, which does not (the template writes them). Rows are
@@ -338,12 +340,15 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
     # The completion starts where the tokenized prompt and prompt+completion diverge. Usually that is
     # the end of the prompt, but BPE can merge tokens across the boundary (a prompt ending in a
     # space), and then the merged token counts as completion.
+    seams = {}  # example -> (where they diverge, the prompt's own last tokens prompt+completion does not start with)
     for i, p, full in zip(groups["pc"] + groups["chat_pc"], prompts, fulls):
         k = common_prefix_length(p, full)
-        if k < len(p) and not any("tokenized prompt" in w for w in warnings):
-            warnings.append(f"TRL warns: the tokenized prompt is not a prefix of the tokenized prompt+completion "
-                            f"(example {i}: {tok.decode(p[k:])!r} is left out); the completion starts where they "
-                            f"diverge.")
+        if k < len(p):
+            seams[i] = (k, p[k:])
+            if len(seams) == 1:
+                warnings.append(f"TRL warns: the tokenized prompt is not a prefix of the tokenized prompt+completion "
+                                f"(example {i}: {tok.decode(p[k:])!r} is left out); the completion starts where "
+                                f"they diverge.")
         ids[i], prompt_lens[i] = full, k
 
     # Assistant-only loss with an example that has no assistant token is an error in TRL.
@@ -351,7 +356,7 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
         if am is not None and 1 not in am:
             raise TRLRefusal(f"You're using `assistant_only_loss=True`, but example {i} has no assistant tokens "
                              "(check the roles: the template marks only role 'assistant').")
-    return ids, prompt_lens, assistant_masks, warnings
+    return ids, prompt_lens, assistant_masks, seams, warnings
 
 
 def encode(tok, texts):
