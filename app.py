@@ -140,6 +140,10 @@ def refresh(v):
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
+        found = view.findings(vw)
+        out["doctor-report"] = render.doctor_html(found, len(vw.loaded.rows))
+        out["doctor-open"] = gr.update(choices=[] if request.options.packing else view.doctor_choices(found),
+                                       value=None)
         out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
     except data.NeedsMapping as e:  # open the template editor so the user can map their columns
         return {"status": render.error_html(one_line(e)), **{k: gr.update(visible=True) for k in TEMPLATE_EDITOR}}
@@ -178,6 +182,22 @@ def navigate(v, delta=0):
     return {**out, "example-index": index, "share": share_query(request, index)}
 
 
+def open_finding(v):
+    """A doctor finding's example, opened in the Tokens tab with the tokens it points at outlined."""
+    request, chosen = v["view-request"], v["doctor-open"]
+    if request is None or not chosen:
+        return {}
+    try:
+        index, positions = chosen.split(":")
+        vw = view.open_view(request)
+        index = max(0, min(int(index), vw.n - 1))
+        out = view.example_views(vw, index, [int(p) for p in positions.split(",") if p])
+    except Exception as e:
+        return {"status": _failed(e)}
+    return {**out, "example-index": index, "share": share_query(request, index),
+            "main-tabs": gr.Tabs(selected=view.EXAMPLE_TABS[0].elem_id)}
+
+
 def find(v):
     """The next example whose text contains the search box's words."""
     if v["view-request"] is None:
@@ -208,7 +228,7 @@ def end_session(session):
         folder = uploads.discard(session)
     except uploads.UploadError:
         return
-    view.forget(lambda key: not str(key[0]).startswith(folder + os.sep))
+    view.forget(lambda source: str(source).startswith(folder + os.sep))
 
 
 def _preset_name(label):
@@ -360,44 +380,50 @@ def build():
                     put(gr.Markdown(elem_id="count"))
                     put(gr.Button("Next ▶", elem_id="next", scale=0, min_width=90))
                     put(gr.Textbox(placeholder="search text…", show_label=False, elem_id="search", scale=2))
-                for tab in view.EXAMPLE_TABS:
-                    with gr.Tab(tab.title):
-                        put(gr.HTML(tab.initial, elem_id=tab.elem_id))
-                        if tab.explain:
-                            gr.Markdown(tab.explain)
-                with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
-                    with gr.Row():
-                        put(gr.Radio(["Quick demo (~10-30 s)", "Longer (minutes)"], value="Quick demo (~10-30 s)",
-                                     label="Preset", elem_id="preset"))
-                        put(gr.CheckboxGroup([m.label for m in MODES.values() if m.trainable],
-                                             value=[MODES["whole"].label, MODES["completion"].label],
-                                             label="Runs to compare", info=f"For chat data, {MODES['completion'].title}"
-                                             f" trains the assistant turns ({MODES['completion'].on_chat}).",
-                                             elem_id="train-modes"))
-                    with gr.Row():
-                        put(gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0,
-                                      elem_id="train-steps"))
-                        put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
-                        put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
-                        put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
-                                       "(local dir / Hub id; GPU used when present)", elem_id="train-model"))
-                    with gr.Row():
-                        put(gr.Button("Train both", variant="primary", elem_id="train-button"))
-                        put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
-                    put(gr.HTML(elem_id="train-status"))
-                    put(gr.Plot(elem_id="loss-plot", show_label=False))
-                    gr.Markdown(EXPLAIN_TRAIN)
-                    put(gr.HTML(elem_id="generations"))
-                    put(gr.HTML(elem_id="loss-heatmap"))
-                with gr.Tab("Dataset stats"):
-                    put(gr.Markdown(elem_id="stats"))
-                    with gr.Row():
-                        put(gr.Plot(elem_id="roles-plot"))
-                        put(gr.Plot(elem_id="length-plot"))
+                with gr.Tabs(elem_id="main-tabs") as tabs:
+                    for tab in view.EXAMPLE_TABS:
+                        with gr.Tab(tab.title, id=tab.elem_id):
+                            put(gr.HTML(tab.initial, elem_id=tab.elem_id))
+                            if tab.explain:
+                                gr.Markdown(tab.explain)
+                    with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
+                        with gr.Row():
+                            put(gr.Radio(["Quick demo (~10-30 s)", "Longer (minutes)"], value="Quick demo (~10-30 s)",
+                                         label="Preset", elem_id="preset"))
+                            put(gr.CheckboxGroup([m.label for m in MODES.values() if m.trainable],
+                                                 value=[MODES["whole"].label, MODES["completion"].label],
+                                                 label="Runs to compare", info=f"For chat data, {MODES['completion'].title}"
+                                                 f" trains the assistant turns ({MODES['completion'].on_chat}).",
+                                                 elem_id="train-modes"))
+                        with gr.Row():
+                            put(gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0,
+                                          elem_id="train-steps"))
+                            put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
+                            put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
+                            put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
+                                           "(local dir / Hub id; GPU used when present)", elem_id="train-model"))
+                        with gr.Row():
+                            put(gr.Button("Train both", variant="primary", elem_id="train-button"))
+                            put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
+                        put(gr.HTML(elem_id="train-status"))
+                        put(gr.Plot(elem_id="loss-plot", show_label=False))
+                        gr.Markdown(EXPLAIN_TRAIN)
+                        put(gr.HTML(elem_id="generations"))
+                        put(gr.HTML(elem_id="loss-heatmap"))
+                    with gr.Tab("Dataset stats"):
+                        put(gr.Markdown(elem_id="stats"))
+                        with gr.Row():
+                            put(gr.Plot(elem_id="roles-plot"))
+                            put(gr.Plot(elem_id="length-plot"))
+                    with gr.Tab("Doctor", id="doctor"):
+                        put(gr.HTML(elem_id="doctor-report"))
+                        put(gr.Dropdown([], value=None, label="Open an example a finding points at (its tokens outlined)",
+                                        elem_id="doctor-open", interactive=True))
 
         example_ids = [tab.elem_id for tab in view.EXAMPLE_TABS]
-        full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "example-index",
-                       "count", *TEMPLATE_EDITOR, "share")
+        ui["main-tabs"] = tabs
+        full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "doctor-report",
+                       "doctor-open", "example-index", "count", *TEMPLATE_EDITOR, "share")
         nav_out = outputs("status", *example_ids, "example-index", "share")
         new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template")
         update_url = dict(fn=None, inputs=outputs("share"), outputs=None,
@@ -423,6 +449,9 @@ def build():
             fn, _ = wire(navigate, NAV_FORM, delta=delta)
             ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False, api_name=button).then(
                 **update_url)
+        on_open, open_in = wire(open_finding, ("view-request", "doctor-open"))
+        ui["doctor-open"].input(on_open, open_in, outputs("status", *example_ids, "example-index", "share", "main-tabs"),
+                                show_progress="hidden").then(**update_url)
         on_find, find_in = wire(find, NAV_FORM + ("search",))
         ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
             on_nav, nav_in, nav_out).then(**update_url)

@@ -112,7 +112,8 @@ def doctor(args):
             print(f"    {f.explanation}")
             print(f"    fix: {f.fix}")
             if f.examples and f.count < f.total or f.check in ("shared_prefix",):
-                shown = ", ".join(f"{e['index']}" + (f" (positions {', '.join(map(str, e['positions'][:6]))})"
+                shown = ", ".join(f"{e['index']}" + (f" ({e['note']})" if e.get("note") else
+                                                     f" (positions {', '.join(map(str, e['positions'][:6]))})"
                                                      if e["positions"] else "") for e in f.examples)
                 print(f"    examples: {shown}")
     return 1 if errors else 0

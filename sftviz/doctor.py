@@ -28,7 +28,7 @@ class Finding:
     total: int
     explanation: str
     fix: str
-    examples: list = field(default_factory=list)  # [{"index": i, "positions": [t, ...]}], the first SHOWN
+    examples: list = field(default_factory=list)  # [{"index": i, "positions": [t, ...], "note"?}], the first SHOWN
 
     @property
     def percent(self):
@@ -44,10 +44,10 @@ class _Tally:
     def __init__(self):
         self.count, self.examples = 0, []
 
-    def add(self, index, positions=()):
+    def add(self, index, positions=(), note=""):
         self.count += 1
         if len(self.examples) < SHOWN:
-            self.examples.append({"index": index, "positions": list(positions)})
+            self.examples.append({"index": index, "positions": list(positions), **({"note": note} if note else {})})
 
 
 def diagnose(rows, tok, options):
@@ -93,9 +93,10 @@ def diagnose(rows, tok, options):
         cut, lengths = _Tally(), [len(s.input_ids) for s in full]
         for i, s in enumerate(full):
             if len(s.input_ids) > options.max_length:
-                lost = [t for t in range(options.max_length, len(s.labels)) if s.labels[t] != IGNORE]
-                if lost:
-                    cut.add(i, lost[:20])
+                lost = sum(s.labels[t] != IGNORE for t in range(options.max_length, len(s.labels)))
+                if lost:  # the cut: the last token TRL keeps
+                    cut.add(i, [options.max_length - 1], f"cut after position {options.max_length - 1}: "
+                                                          f"{lost} answer token(s) lost")
         if cut.count:
             suggested, cost = suggest_max_length(lengths, options.max_length)
             found("answers_cut", "error" if cut.count == n else "warning",

@@ -65,8 +65,29 @@ def summary_html(seq, note=""):
             f'loss after the shift. {escape(note)}</div>{drop}')
 
 
-def token_view(seq, texts, note=""):
-    return legend() + summary_html(seq, note) + tokens_html(seq, texts, show_positions=seq.position_ids is not None)
+def token_view(seq, texts, note="", marked=()):
+    """The legend, the counts and the tokens; `marked` positions are outlined (a doctor finding's tokens)."""
+    if marked:
+        note += " Outlined: the tokens the doctor's finding points at."
+    return legend() + summary_html(seq, note) + tokens_html(seq, texts, set(marked),
+                                                            show_positions=seq.position_ids is not None)
+
+
+def doctor_html(findings, n):
+    """The doctor's findings, errors first, each with what it means and the fix."""
+    if not findings:
+        return (f'<div class="sv-summary">✓ No findings in {n:,} examples: nothing known to go wrong with this data '
+                f'and these settings.</div>')
+    symbol = {"error": "✗", "warning": "⚠", "info": "·"}
+    items = []
+    for f in findings:
+        items.append(f'<div class="sv-finding" data-severity="{f.severity}" data-check="{escape(f.check)}">'
+                     f'<b>{symbol[f.severity]} {escape(f.severity)}: {escape(f.title)}</b> — {f.count:,} of '
+                     f'{f.total:,} ({f.percent:.0f}%)<br>{escape(f.explanation)}<br><i>Fix:</i> {escape(f.fix)}</div>')
+    counts = {s: sum(f.severity == s for f in findings) for s in symbol}
+    head = " · ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in symbol)
+    return f'<div class="sv-summary">{head} over {n:,} examples. Pick a finding below to open an example.</div>' + \
+        "".join(items)
 
 
 def shift_view(seq, texts, window=28, show_all=False):

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from . import TRL_VERSION, bounded, data, plots, render
+from . import TRL_VERSION, bounded, data, doctor, plots, render
 from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
@@ -88,10 +88,10 @@ class _LRU:
                 self.sizes[key] += size
                 self._evict()
 
-    def forget(self, keep):
-        """Drop every entry whose key fails keep(key) (e.g. a closed session's upload)."""
+    def forget(self, drop):
+        """Drop every entry for which drop(key) is true (e.g. a closed session's upload)."""
         with self.lock:
-            for key in [k for k in self.data if not keep(k)]:
+            for key in [k for k in self.data if drop(k)]:
                 del self.data[key], self.sizes[key]
 
     def _evict(self):
@@ -153,11 +153,13 @@ def _prepare(loaded, options):  # in the child process
     return prep, {k: v for k, v in cache.items() if k not in loaded.tokenized}
 
 
-def forget(keep):
-    """Drop cached data whose request key fails keep(key): a visitor's upload when they leave."""
-    _loads.forget(keep)
-    _preps.forget(lambda key: keep(key[0]))
-    _stats.forget(lambda key: keep(key[0]))
+def forget(source_gone):
+    """Drop everything cached from a source for which source_gone(source) is true (a visitor's upload when
+    they leave). The keys: a load's is its data_key, whose first item is the source; the others start with
+    the data_key."""
+    _loads.forget(lambda key: source_gone(key[0]))
+    _preps.forget(lambda key: source_gone(key[0][0]))
+    _stats.forget(lambda key: source_gone(key[0][0]))
 
 
 @dataclass
@@ -166,6 +168,7 @@ class View:
     options: Options
     prep: object
     texts: dict = field(default_factory=dict)
+    marked: tuple = ()  # token positions to outline in the token view
 
     @property
     def n(self):
@@ -246,7 +249,7 @@ def describe(view):
 
 def tokens_tab(view, i):
     seq, texts, note = view.displayed_texts(i)
-    return render.token_view(seq, texts, note)
+    return render.token_view(seq, texts, note, view.marked)
 
 
 def shift_tab(view, i):
@@ -316,10 +319,32 @@ EXAMPLE_TABS = [
 ]
 
 
-def example_views(view, i):
-    """{elem_id: HTML} of every per-example view for example (or packed row) i."""
+def example_views(view, i, marked=()):
+    """{elem_id: HTML} of every per-example view for example (or packed row) i; `marked` token positions
+    are outlined (the tokens a doctor finding points at)."""
     i = max(0, min(int(i), view.n - 1))
+    view.marked = tuple(marked)
     return {tab.elem_id: tab.render(view, i) for tab in EXAMPLE_TABS}
+
+
+def findings(view):
+    """The doctor's findings for this view's data and options: computed in the work budget, cached."""
+    def make():
+        result, size = bounded.run(doctor.diagnose, view.loaded.rows, view.loaded.tok, view.options,
+                                   what=f"checking {os.path.basename(view.loaded.source)}")
+        return result, size
+
+    return _stats.get((view.loaded.key, view.options, "doctor"), make)
+
+
+def doctor_choices(found):
+    """(label, value) per example a finding points at: value "index:pos,pos" opens it with those tokens marked."""
+    out = []
+    for f in found:
+        for e in f.examples:
+            label = f"{f.severity}: {f.title} — example {e['index']}" + (f" ({e['note']})" if e.get("note") else "")
+            out.append((label, f"{e['index']}:{','.join(map(str, e['positions']))}"))
+    return out
 
 
 def search(view, query, start):

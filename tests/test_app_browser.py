@@ -213,3 +213,20 @@ def test_at_most_two_trainings_run_and_the_third_waits_in_the_queue(server):
         for j in jobs:
             j.cancel()
     assert not wait_no_training_threads(30)
+
+
+def test_doctor_tab_shows_cut_answers_and_opens_the_example_with_the_cut_marked(page, server):
+    open_page(page, server)
+    page.locator("#max-length input").fill("40")
+    page.locator("#max-length input").press("Enter")
+    page.get_by_role("tab", name="Doctor").click()
+    page.wait_for_function("() => document.querySelector('#doctor-report').innerText.includes('Answers cut by "
+                           "max_length 40')", timeout=20000)
+    assert page.locator('#doctor-report .sv-finding[data-check="answers_cut"]').count() == 1
+    page.locator("#doctor-open input").click()
+    page.get_by_role("option", name="Answers cut by max_length 40 — example").first.click()
+    page.wait_for_function("() => document.querySelectorAll('#token-view .sv-changed').length > 0", timeout=20000)
+    marked = page.evaluate("() => Array.from(document.querySelectorAll('#token-view .sv-changed'))"
+                           ".map(e => +e.dataset.pos)")
+    assert marked == [39]  # the last token TRL keeps: the answer is cut right after it
+    page.screenshot(path=os.path.join(ROOT, "docs", "screenshot-doctor.png"), full_page=True)
