@@ -21,7 +21,7 @@ from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, live, one_line, render, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, export, live, one_line, render, uploads, view  # noqa: E402
 from sftviz.labels import MAX_LENGTH_LIMIT, MODES, Options  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, resolve_modes  # noqa: E402
@@ -140,6 +140,7 @@ def refresh(v):
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
+        out.update(export_views(request, vw.loaded.mapping))
         found = view.findings(vw)
         out["doctor-report"] = render.doctor_html(found, len(vw.loaded.rows))
         out["doctor-open"] = gr.update(choices=[] if request.options.packing else view.doctor_choices(found),
@@ -166,6 +167,20 @@ def refresh(v):
         "share": share_query(request, index),
     })
     return out
+
+
+def export_views(request, mapping):
+    """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows.
+    Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
+    if request.where == "sample":
+        shown = os.path.relpath(data.samples()[request.source], HERE)
+    else:
+        shown = os.path.basename(request.source) if request.where == "file" else None
+    args = dict(mapping=mapping, config=request.config, split=request.split)
+    return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
+                                           **args),
+            "export-yaml": export.yaml_config(request.source, request.options, **args),
+            "export-table": export.frameworks_table(request.options)}
 
 
 def navigate(v, delta=0):
@@ -415,6 +430,12 @@ def build():
                         with gr.Row():
                             put(gr.Plot(elem_id="roles-plot"))
                             put(gr.Plot(elem_id="length-plot"))
+                    with gr.Tab("Export", id="export"):
+                        gr.Markdown("The settings shown here, for a real run: a TRL script (`python sft.py`, or "
+                                    "`accelerate launch sft.py` on several GPUs) and a `trl sft --config` file.")
+                        put(gr.Code(language="python", label="sft.py", elem_id="export-script"))
+                        put(gr.Code(language="yaml", label="config.yaml", elem_id="export-yaml"))
+                        put(gr.Markdown(elem_id="export-table"))
                     with gr.Tab("Doctor", id="doctor"):
                         put(gr.HTML(elem_id="doctor-report"))
                         put(gr.Dropdown([], value=None, label="Open an example a finding points at (its tokens outlined)",
@@ -423,7 +444,8 @@ def build():
         example_ids = [tab.elem_id for tab in view.EXAMPLE_TABS]
         ui["main-tabs"] = tabs
         full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "doctor-report",
-                       "doctor-open", "example-index", "count", *TEMPLATE_EDITOR, "share")
+                       "doctor-open", "export-script", "export-yaml", "export-table", "example-index", "count",
+                       *TEMPLATE_EDITOR, "share")
         nav_out = outputs("status", *example_ids, "example-index", "share")
         new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template")
         update_url = dict(fn=None, inputs=outputs("share"), outputs=None,

@@ -119,6 +119,25 @@ def doctor(args):
     return 1 if errors else 0
 
 
+def export(args):
+    """The settings shown, as a TRL script, a `trl sft` YAML file, or the same choice in other trainers."""
+    from .data import load_trl
+    from .export import frameworks_table, script, yaml_config
+    from .tokenizer import load_tokenizer
+
+    opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
+                      args.completion_template, args.text_field)
+    prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
+    if args.format == "script":
+        out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split)
+    elif args.format == "yaml":
+        out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split)
+    else:
+        out = frameworks_table(opts)
+    print(out, end="" if out.endswith("\n") else "\n")
+
+
 def train(args):
     from .train import PairedTraining, TrainConfig, resolve_modes
 
@@ -230,6 +249,12 @@ def build_parser():
     add_label_args(d)
     d.add_argument("--json", action="store_true", help="one JSON object with every finding")
     d.set_defaults(func=doctor)
+    e = sub.add_parser("export", help="a TRL script or `trl sft` YAML with these settings (or other trainers')")
+    add_data_args(e)
+    add_label_args(e)
+    e.add_argument("--format", choices=["script", "yaml", "table"], default="script")
+    e.add_argument("--model", default="your-org/your-model", help="the model to fine-tune (Hub id or folder)")
+    e.set_defaults(func=export)
     t = sub.add_parser("train", help="train a tiny model twice (whole text vs answer only) and compare")
     add_data_args(t)
     t.set_defaults(max_length=None)
