@@ -142,7 +142,9 @@ def refresh(v):
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
         out.update(export_views(request, vw.loaded.mapping))
         found = view.findings(vw)
-        out["doctor-report"] = render.doctor_html(found, len(vw.loaded.rows))
+        out["doctor-report"] = render.doctor_html(found, len(vw.loaded.rows), (
+            f"(The page reads the first {view.MAX_ROWS:,} rows; `python -m sftviz doctor` checks every row.)"
+            if len(vw.loaded.rows) >= view.MAX_ROWS else ""))
         out["doctor-open"] = gr.update(choices=[] if request.options.packing else view.doctor_choices(found),
                                        value=None)
         out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'

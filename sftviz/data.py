@@ -21,6 +21,7 @@ source -> raw rows -> shape -> mapping decision (`choose_mapping`) -> rows in TR
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 
 from . import hub, one_line, readers
@@ -197,6 +198,43 @@ def load_trl(source, config=None, split="train", limit=None, prompt_template=Non
     if kind == "unknown":
         kind = "custom"
     return Loaded(source, raw, kind, mapping, check_rows(to_trl(raw, kind, mapping, text_field), text_field))
+
+
+def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=None, prompt_template=None,
+                completion_template=None, text_field="text"):
+    """load_trl for a dataset of any size: TRL-format rows in chunks of `chunk_rows`, streamed from a file
+    (or a Hub dataset / local folder), mapped and checked chunk by chunk with the first chunk's decisions."""
+    import itertools
+
+    if source in samples():
+        source = samples()[source]
+    if os.path.isfile(source):
+        rows = readers.iter_rows(source)
+    else:
+        import datasets
+        datasets.disable_progress_bars()
+        rows = iter(datasets.load_dataset(source, config, split=split or "train", streaming=True))
+    if limit:
+        rows = itertools.islice(rows, limit)
+    kind = mapping = None
+    done = 0
+    try:
+        while True:
+            chunk = list(itertools.islice(rows, chunk_rows))
+            if not chunk:
+                return
+            if kind is None:
+                kind = detect(chunk, text_field)
+                mapping = choose_mapping(kind, chunk[0], prompt_template, completion_template)
+                kind = "custom" if kind == "unknown" else kind
+            try:
+                yield check_rows(to_trl(chunk, kind, mapping, text_field), text_field)
+            except DataError as e:  # say which row of the dataset, not of the chunk
+                raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
+                    from None
+            done += len(chunk)
+    except readers.FileError as e:
+        raise DataError(str(e)) from None
 
 
 def choose_mapping(kind, first_row, prompt_template=None, completion_template=None):

@@ -8,6 +8,8 @@ check, how bad (error: training will go wrong; warning: probably not what you wa
 how many examples, the first few with the token positions involved, and what to do.
 """
 
+import os
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 
 from .labels import IGNORE, is_conversational, prepare
@@ -49,133 +51,239 @@ class _Tally:
         if len(self.examples) < SHOWN:
             self.examples.append({"index": index, "positions": list(positions), **({"note": note} if note else {})})
 
+    def merge(self, other):
+        """Add a later chunk's tally (its examples come after these)."""
+        self.count += other.count
+        self.examples += other.examples[:SHOWN - len(self.examples)]
+
+
+CHECKS = ("dropped", "empty", "cut", "no_stop", "double_bos", "double_eos", "seam", "odd_shape")
+
+
+@dataclass
+class Scan:
+    """What the checks need from a run of examples; scans of consecutive chunks merge into one."""
+
+    n: int = 0
+    tallies: dict = field(default_factory=lambda: {c: _Tally() for c in CHECKS})
+    lengths: Counter = field(default_factory=Counter)  # untruncated length -> examples
+    target: int = 0  # tokens trained / read, over kept examples
+    real: int = 0
+    prefix: list | None = None  # the tokens every example so far starts with
+    seam_tokens: list | None = None  # the first seam's merged prompt tokens
+    warnings: set = field(default_factory=set)
+    chat_template: bool = False  # TRL swapped in its training template
+    assistant_only_loss: bool = False
+    first_length: int = 0  # tokens in the dataset's first example
+
+    def merge(self, other):
+        for c in CHECKS:
+            self.tallies[c].merge(other.tallies[c])
+        self.lengths.update(other.lengths)
+        self.n, self.target, self.real = self.n + other.n, self.target + other.target, self.real + other.real
+        self.prefix = other.prefix if self.prefix is None else _common(self.prefix, other.prefix or [])
+        self.seam_tokens = self.seam_tokens or other.seam_tokens
+        self.warnings |= other.warnings
+        self.chat_template |= other.chat_template
+        self.assistant_only_loss |= other.assistant_only_loss
+        self.first_length = self.first_length or other.first_length
+        return self
+
+
+def scan(rows, tok, options, offset=0, first_shape=None):
+    """Label `rows` as TRL would (with and without truncation) and note what every check needs.
+    `offset` is the index of rows[0] in the dataset; `first_shape` the dataset's first row's shape."""
+    cache = {}  # one tokenization for both preparations
+    prep = prepare(rows, tok, options, cache=cache)
+    untruncated = prep if options.max_length is None and not options.packing else \
+        prepare(rows, tok, replace(options, max_length=None, packing=False), cache=cache)
+    full = untruncated.sequences
+    out = Scan(n=len(rows), warnings=set(prep.warnings), chat_template=prep.chat_template is not None,
+               assistant_only_loss=prep.assistant_only_loss, first_length=len(full[0].input_ids) if offset == 0 else 0)
+    t = out.tallies
+    eos, bos = tok.eos_token_id, tok.bos_token_id
+    added = set(tok.get_added_vocab().values()) | set(tok.all_special_ids)
+    first_shape = first_shape or _shape(rows[0])
+    per_example = not options.packing  # packed rows mix examples: these checks read the unpacked ones
+    for k, s in enumerate(full):
+        i = offset + k
+        out.lengths[len(s.input_ids)] += 1
+        ids = s.input_ids
+        if bos is not None and ids[:2] == [bos, bos]:
+            t["double_bos"].add(i, [0, 1])
+        if len(ids) > 1 and ids[-2:] == [eos, eos] and eos != tok.pad_token_id:
+            t["double_eos"].add(i, [len(ids) - 2, len(ids) - 1])
+        out.prefix = list(ids) if out.prefix is None else _common(out.prefix, ids)
+        if _shape(rows[k]) != first_shape:
+            t["odd_shape"].add(i)
+        if per_example and options.max_length is not None and len(ids) > options.max_length:
+            lost = sum(s.labels[p] != IGNORE for p in range(options.max_length, len(s.labels)))
+            if lost:  # the cut: the last token TRL keeps
+                t["cut"].add(i, [options.max_length - 1], f"cut after position {options.max_length - 1}: "
+                                                           f"{lost} answer token(s) lost")
+    for k, s in enumerate(prep.sequences):
+        if s.dropped:
+            t["dropped"].add(offset + k)
+            continue
+        counts = s.role_counts()
+        out.target, out.real = out.target + counts["target"], out.real + counts["target"] + counts["context"]
+        if not per_example:
+            continue
+        if s.num_scored == 0:
+            t["empty"].add(offset + k)
+        targets = [p for p in range(1, len(s.labels)) if s.labels[p] != IGNORE]
+        if targets and not any(s.input_ids[p] == eos or s.input_ids[p] in added for p in targets[-3:]):
+            t["no_stop"].add(offset + k, targets[-3:])
+    for k, (position, left_out) in sorted(prep.seams.items()):
+        t["seam"].add(offset + k, [position])
+        out.seam_tokens = out.seam_tokens or tok.convert_ids_to_tokens(left_out)
+    return out
+
 
 def diagnose(rows, tok, options):
-    """Findings for the whole dataset, errors first."""
-    prep = prepare(rows, tok, options)
-    untruncated = prep if options.max_length is None and not options.packing else \
-        prepare(rows, tok, replace(options, max_length=None, packing=False))
-    full = untruncated.sequences
-    n = len(rows)
+    """Findings for these rows (all in memory), errors first."""
+    return report(scan(rows, tok, options), rows[0], tok, options)
+
+
+def diagnose_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, **load):
+    """Findings for every row of a file (or Hub dataset), streamed in chunks of `chunk_rows` and checked by
+    `workers` processes (default: one per core): memory stays flat however many rows there are.
+    `progress(rows_done)` is called after each chunk. Returns (findings, rows checked)."""
+    import multiprocessing
+
+    from . import data
+
+    chunks = data.iter_chunks(source, chunk_rows, **load)
+    first = next(chunks, None)
+    if not first:
+        raise data.DataError(f"{source}: the dataset has no rows")
+    first_shape = _shape(first[0])
+    total = scan(first, tok, options, 0, first_shape)
+    if progress:
+        progress(total.n)
+    workers = workers or os.cpu_count() or 1
+    _WORK.update(tok=tok, options=options, first_shape=first_shape)
+    offsets = _offsets(chunks, total.n)
+    if workers > 1 and hasattr(os, "fork"):
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pending = deque()  # at most two chunks per worker in flight: memory does not grow with the rows
+
+            def merge_oldest():
+                total.merge(pending.popleft().get())
+                if progress:
+                    progress(total.n)
+
+            for item in offsets:
+                pending.append(pool.apply_async(_scan_chunk, (item,)))
+                if len(pending) >= 2 * workers:
+                    merge_oldest()
+            while pending:
+                merge_oldest()
+    else:
+        for part in map(_scan_chunk, offsets):
+            total.merge(part)
+            if progress:
+                progress(total.n)
+    return report(total, first[0], tok, options), total.n
+
+
+_WORK = {}  # what the forked workers share: the tokenizer and options (not pickled per chunk)
+
+
+def _offsets(chunks, start):
+    for rows in chunks:
+        yield start, rows
+        start += len(rows)
+
+
+def _scan_chunk(item):
+    offset, rows = item
+    return scan(rows, _WORK["tok"], _WORK["options"], offset, _WORK["first_shape"])
+
+
+def report(sc, first_row, tok, options):
+    """The findings of a scan, errors first."""
+    n, t = sc.n, sc.tallies
     findings = []
 
-    def found(check, severity, title, tally, explanation, fix, total=n):
+    def found(check, severity, title, tally, explanation, fix):
         if tally.count:
-            findings.append(Finding(check, severity, title, tally.count, total, explanation, fix, tally.examples))
+            findings.append(Finding(check, severity, title, tally.count, n, explanation, fix, tally.examples))
 
     # 1. No target left: TRL drops the example (after truncation), or keeps it with nothing to learn.
-    dropped, empty = _Tally(), _Tally()
-    if not options.packing:
-        for i, s in enumerate(prep.sequences):
-            if s.dropped:
-                dropped.add(i)
-            elif s.num_scored == 0:
-                empty.add(i)
-    if dropped.count:
-        severity = "error" if dropped.count == n else "warning"
-        found("no_target", severity, "Examples with no target left: TRL drops them", dropped,
-              f"After truncation to max_length {options.max_length} these examples have no label at all "
-              f"(the prompt fills the window), so TRL filters them out"
-              + (": nothing is left to train on." if dropped.count == n else "."),
-              "Raise max_length (see the length finding), shorten the prompts, or train on the whole text.")
-    if empty.count:
-        p = empty.count / n
+    dropped, empty = t["dropped"].count, t["empty"].count
+    found("no_target", "error" if dropped == n else "warning", "Examples with no target left: TRL drops them",
+          t["dropped"], f"After truncation to max_length {options.max_length} these examples have no label at all "
+          f"(the prompt fills the window), so TRL filters them out"
+          + (": nothing is left to train on." if dropped == n else "."),
+          "Raise max_length (see the length finding), shorten the prompts, or train on the whole text.")
+    if empty:
+        p = empty / n
         batches = n / BATCH * p ** BATCH
         found("no_target_kept", "error" if p == 1 or batches >= 1 else "warning",
-              "Examples with no scored token, kept by TRL", empty,
+              "Examples with no scored token, kept by TRL", t["empty"],
               f"These examples carry no loss (max_length is {options.max_length}, so TRL does not filter them). "
               f"With batches of {BATCH} drawn at random, about {batches:.1f} batch(es) per epoch would be entirely "
               f"-100: a loss of NaN (or 0.0) for that step.",
               "Set max_length so that TRL filters them, or fix the data so every example has an answer.")
 
     # 2. Answers cut by max_length (and the EOS with them).
-    if options.max_length is not None and not options.packing:
-        cut, lengths = _Tally(), [len(s.input_ids) for s in full]
-        for i, s in enumerate(full):
-            if len(s.input_ids) > options.max_length:
-                lost = sum(s.labels[t] != IGNORE for t in range(options.max_length, len(s.labels)))
-                if lost:  # the cut: the last token TRL keeps
-                    cut.add(i, [options.max_length - 1], f"cut after position {options.max_length - 1}: "
-                                                          f"{lost} answer token(s) lost")
-        if cut.count:
-            suggested, cost = suggest_max_length(lengths, options.max_length)
-            found("answers_cut", "error" if cut.count == n else "warning",
-                  f"Answers cut by max_length {options.max_length}", cut,
-                  "TRL keeps the start of each example: the end of these answers, and their EOS, are never trained "
-                  "(the model learns to stop mid-answer, or not at all).",
-                  f"max_length {suggested} keeps 99% of examples whole ({cost}).")
+    if t["cut"].count:
+        suggested, cost = suggest_max_length(sc.lengths, options.max_length)
+        found("answers_cut", "error" if t["cut"].count == n else "warning",
+              f"Answers cut by max_length {options.max_length}", t["cut"],
+              "TRL keeps the start of each example: the end of these answers, and their EOS, are never trained "
+              "(the model learns to stop mid-answer, or not at all).",
+              f"max_length {suggested} keeps 99% of examples whole ({cost}).")
 
     # 3. EOS / end-of-turn never a target: the model never learns to stop.
-    eos, added = tok.eos_token_id, set(tok.get_added_vocab().values()) | set(tok.all_special_ids)
-    no_stop = _Tally()
-    for i, s in enumerate(prep.sequences):
-        if s.dropped or (options.packing and prep.padding_free):
-            continue
-        targets = [t for t in range(1, len(s.labels)) if s.labels[t] != IGNORE]
-        if targets and not any(s.input_ids[t] == eos or s.input_ids[t] in added for t in targets[-3:]):
-            no_stop.add(i, targets[-3:])
-    if not options.packing:
-        probe = tok("x" + tok.eos_token, add_special_tokens=False)["input_ids"]
-        split_eos = not is_conversational(rows[0]) and probe[-1:] != [eos]
-        if split_eos:
-            pieces = len(probe) - 1
-            shown = [{"index": i, "positions": list(range(len(s.input_ids) - pieces, len(s.input_ids)))}
-                     for i, s in enumerate(full[:SHOWN])]
-            findings.append(Finding(
-                "eos_split", "error", f"The EOS {tok.eos_token!r} is split into plain tokens", n, n,
-                f"TRL appends the EOS as text; after a word this tokenizer reads {tok.eos_token!r} as "
-                f"{len(probe) - 1} ordinary tokens, so the EOS id is never in the data: the model cannot learn "
-                f"to stop.", "Use a tokenizer whose EOS is a special token that is not split (e.g. mark it "
-                "special, not single_word), or set SFTConfig(eos_token=...) to one that is.", shown))
-        elif no_stop.count:
-            found("no_stop_token", "error" if no_stop.count == n else "warning",
-                  "The answer's end (EOS / end-of-turn) is never a target", no_stop,
-                  "The last trained tokens of these examples are plain text: nothing teaches the model to stop.",
-                  "Keep the EOS in the completion (do not strip it), or make the chat template put the "
-                  "end-of-turn token inside {% generation %}.")
+    eos = tok.eos_token_id
+    probe = tok("x" + tok.eos_token, add_special_tokens=False)["input_ids"]
+    if not options.packing and not is_conversational(first_row) and probe[-1:] != [eos]:
+        pieces = len(probe) - 1
+        findings.append(Finding(
+            "eos_split", "error", f"The EOS {tok.eos_token!r} is split into plain tokens", n, n,
+            f"TRL appends the EOS as text; after a word this tokenizer reads {tok.eos_token!r} as {pieces} "
+            f"ordinary tokens, so the EOS id is never in the data: the model cannot learn to stop.",
+            "Use a tokenizer whose EOS is a special token that is not split (e.g. mark it special, not "
+            "single_word), or set SFTConfig(eos_token=...) to one that is.",
+            [{"index": 0, "positions": list(range(sc.first_length - pieces, sc.first_length)),
+              "note": f"the last {pieces} tokens: the EOS as plain text"}]))
+    else:
+        found("no_stop_token", "error" if t["no_stop"].count == n else "warning",
+              "The answer's end (EOS / end-of-turn) is never a target", t["no_stop"],
+              "The last trained tokens of these examples are plain text: nothing teaches the model to stop.",
+              "Keep the EOS in the completion (do not strip it), or make the chat template put the "
+              "end-of-turn token inside {% generation %}.")
 
     # 4. assistant_only_loss with a template without {% generation %}: what TRL does instead.
-    if prep.assistant_only_loss and prep.chat_template:
+    if sc.assistant_only_loss and sc.chat_template:
         findings.append(Finding(
             "training_template", "info", "TRL swaps in its own training chat template", n, n,
             "This tokenizer's chat template has no {% generation %} tags. TRL 1.16 knows this model's template "
             "and uses its training version, which marks the assistant's text (and end-of-turn): the labels "
             "shown are made with it.", "Nothing to do with TRL 1.16; with another trainer, use a template with "
             "{% generation %} tags."))
-    for w in prep.warnings:
+    for w in sorted(sc.warnings):
         if "end-of-turn token in the loss mask" in w:
             findings.append(Finding("stop_token_template", "warning", "The template gives end-of-turn to the next "
                                     "message", n, n, w, "Edit the template so the end-of-turn token is inside "
                                     "{% generation %}...{% endgeneration %}."))
 
     # 5. Doubled BOS / EOS.
-    bos = tok.bos_token_id
-    double_bos, double_eos = _Tally(), _Tally()
-    for i, s in enumerate(full):
-        ids = s.input_ids
-        if bos is not None and ids[:2] == [bos, bos]:
-            double_bos.add(i, [0, 1])
-        if len(ids) > 1 and ids[-2:] == [eos, eos] and eos != tok.pad_token_id:
-            double_eos.add(i, [len(ids) - 2, len(ids) - 1])
-    found("double_bos", "warning", "BOS twice at the start", double_bos,
+    found("double_bos", "warning", "BOS twice at the start", t["double_bos"],
           "The text (or the chat template) already starts with BOS and the tokenizer adds another.",
           "Remove the BOS from the text, or let only one of template / tokenizer add it.")
-    found("double_eos", "warning", "EOS twice at the end", double_eos,
+    found("double_eos", "warning", "EOS twice at the end", t["double_eos"],
           "The text already ends with an EOS token and another is added (by the tokenizer or the template).",
           "Remove the EOS from the data, or let only one side add it.")
 
     # 6. The prompt/completion seam: the prompt's tokens are not a prefix of prompt+completion's.
-    if prep.seams:
-        seam = _Tally()
-        for i, (k, _) in sorted(prep.seams.items()):
-            seam.add(i, [k])
-        example = min(prep.seams)
-        tokens = tok.convert_ids_to_tokens(prep.seams[example][1])
-        found("prompt_seam", "warning", "The prompt's last tokens merge with the completion", seam,
-              f"Tokenized alone, the prompt ends in {tokens!r}; tokenized with its completion those characters "
-              f"join the completion's first token (e.g. a prompt ending in a space). TRL then counts the merged "
-              f"token as completion: it is trained, and the prompt the model sees at inference differs.",
-              "End the prompt on a token boundary: move the trailing space to the start of the completion.")
+    found("prompt_seam", "warning", "The prompt's last tokens merge with the completion", t["seam"],
+          f"Tokenized alone, the prompt ends in {sc.seam_tokens!r}; tokenized with its completion those characters "
+          f"join the completion's first token (e.g. a prompt ending in a space). TRL then counts the merged "
+          f"token as completion: it is trained, and the prompt the model sees at inference differs.",
+          "End the prompt on a token boundary: move the trailing space to the start of the completion.")
 
     # 7. wrapped packing.
     if options.packing and options.packing_strategy == "wrapped":
@@ -186,14 +294,13 @@ def diagnose(rows, tok, options):
             "Use packing_strategy='bfd' (padding-free: position ids restart, nothing crosses a boundary)."))
 
     # 8. completion_only_loss where it does nothing; text where the prompt is necessarily trained.
-    first = rows[0]
-    if options.mode == "completion" and "prompt" not in first:
+    if options.mode == "completion" and "prompt" not in first_row:
         findings.append(Finding(
             "completion_only_noop", "warning", "completion_only_loss does nothing on this data", n, n,
-            "There is no prompt/completion split in " + ("chats" if is_conversational(first) else "plain text") +
-            ": TRL silently trains on every token.",
+            "There is no prompt/completion split in " + ("chats" if is_conversational(first_row) else "plain text")
+            + ": TRL silently trains on every token.",
             "For chats use assistant_only_loss=True; for text, map it to prompt/completion with a template."))
-    elif not is_conversational(first) and "prompt" not in first:
+    elif not is_conversational(first_row) and "prompt" not in first_row:
         findings.append(Finding(
             "text_trains_prompt", "info", "Plain text: any prompt inside it is trained", n, n,
             "Language-modeling text has no prompt/completion split: every token is a target.",
@@ -201,16 +308,13 @@ def diagnose(rows, tok, options):
             "answers only."))
 
     # 9. A small trained fraction; a long prefix shared by every example.
-    kept = [s for s in prep.sequences if not s.dropped]
-    target = sum(s.role_counts()["target"] for s in kept)
-    real = sum(s.role_counts()["target"] + s.role_counts()["context"] for s in kept)
-    if real and target / real < SMALL_FRACTION:
+    if sc.real and sc.target / sc.real < SMALL_FRACTION:
         findings.append(Finding(
-            "small_trained_fraction", "info", f"Only {100 * target / real:.1f}% of tokens are trained", n, n,
+            "small_trained_fraction", "info", f"Only {100 * sc.target / sc.real:.1f}% of tokens are trained", n, n,
             "Most of what the model reads is context: a normal shape for short answers to long prompts, but each "
             "step then learns from few tokens (a noisier loss).",
             "Expected for short answers; for a larger signal use bigger batches, or the prompt-loss-weight idea."))
-    shared = _shared_prefix([s.input_ids for s in full])
+    shared = len(sc.prefix or [])
     if n > 1 and shared >= SHARED_PREFIX:
         findings.append(Finding(
             "shared_prefix", "info", f"Every example starts with the same {shared} tokens", n, n,
@@ -220,39 +324,36 @@ def diagnose(rows, tok, options):
             [{"index": 0, "positions": list(range(shared))}]))
 
     # 10. Rows of different shapes (TRL decides several things from the first row alone).
-    odd, shape = _Tally(), _shape(first)
-    for i, r in enumerate(rows):
-        if _shape(r) != shape:
-            odd.add(i)
-    found("mixed_shapes", "warning", "Rows of different shapes", odd,
-          f"The first row is {shape}; TRL decides EOS handling and completion_only_loss from the first row alone, "
-          f"so rows of another shape are prepared with the wrong rules.",
+    found("mixed_shapes", "warning", "Rows of different shapes", t["odd_shape"],
+          f"The first row is {_shape(first_row)}; TRL decides EOS handling and completion_only_loss from the first "
+          f"row alone, so rows of another shape are prepared with the wrong rules.",
           "Make every row the same shape (one mapping template for all).")
 
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), -f.count))
 
 
 def suggest_max_length(lengths, current):
-    """(a max_length that keeps 99% of examples whole, what it costs), in steps of 64 tokens."""
-    ordered = sorted(lengths)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    suggested = max(64, -(-p99 // 64) * 64)
-    extra = sum(min(n, suggested) - min(n, current) for n in lengths)
-    return suggested, f"{extra:+,} tokens over the dataset, {extra / max(len(lengths), 1):+.0f} per example"
-
-
-def _shared_prefix(id_lists):
-    if not id_lists:
-        return 0
-    first, n = id_lists[0], len(id_lists[0])
-    for ids in id_lists[1:]:
-        k = 0
-        while k < n and k < len(ids) and ids[k] == first[k]:
-            k += 1
-        n = k
-        if n == 0:
+    """(a max_length that keeps 99% of examples whole, what it costs), in steps of 64 tokens.
+    `lengths`: a Counter of untruncated length -> examples."""
+    n, seen, p99 = sum(lengths.values()), 0, 0
+    for length in sorted(lengths):
+        seen += lengths[length]
+        p99 = length
+        if seen >= 0.99 * n:
             break
-    return n
+    suggested = max(64, -(-p99 // 64) * 64)
+    extra = sum(count * (min(length, suggested) - min(length, current)) for length, count in lengths.items())
+    return suggested, f"{extra:+,} tokens over the dataset, {extra / max(n, 1):+.0f} per example"
+
+
+def _common(a, b):
+    """The common start of two token lists."""
+    k = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        k += 1
+    return a[:k]
 
 
 def _shape(row):

@@ -17,6 +17,25 @@ class FileError(ValueError):
     """The file cannot be read as data; the message says why, in one line."""
 
 
+def iter_rows(path):
+    """path -> row dicts one by one (JSON lines, CSV and Parquet are streamed; a .json array is read whole)."""
+    name = os.path.basename(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".jsonl":
+        for number, line in _text_lines(path, name):
+            if line.strip():
+                try:
+                    yield _row(json.loads(line), name, f"line {number}")
+                except json.JSONDecodeError as e:
+                    raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
+    elif ext == ".parquet":
+        import pyarrow.parquet as pq
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
+            yield from batch.to_pylist()
+    else:
+        yield from read(path)
+
+
 def read(path, limit=None):
     """path -> list of row dicts (at most `limit`)."""
     name = os.path.basename(path)

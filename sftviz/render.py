@@ -73,11 +73,11 @@ def token_view(seq, texts, note="", marked=()):
                                                             show_positions=seq.position_ids is not None)
 
 
-def doctor_html(findings, n):
+def doctor_html(findings, n, note=""):
     """The doctor's findings, errors first, each with what it means and the fix."""
     if not findings:
         return (f'<div class="sv-summary">✓ No findings in {n:,} examples: nothing known to go wrong with this data '
-                f'and these settings.</div>')
+                f'and these settings. {escape(note)}</div>')
     symbol = {"error": "✗", "warning": "⚠", "info": "·"}
     items = []
     for f in findings:
@@ -86,8 +86,8 @@ def doctor_html(findings, n):
                      f'{f.total:,} ({f.percent:.0f}%)<br>{escape(f.explanation)}<br><i>Fix:</i> {escape(f.fix)}</div>')
     counts = {s: sum(f.severity == s for f in findings) for s in symbol}
     head = " · ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in symbol)
-    return f'<div class="sv-summary">{head} over {n:,} examples. Pick a finding below to open an example.</div>' + \
-        "".join(items)
+    return (f'<div class="sv-summary">{head} over {n:,} examples. {escape(note)} Pick a finding below to open an '
+            f'example.</div>' + "".join(items))
 
 
 def shift_view(seq, texts, window=28, show_all=False):
