@@ -1,7 +1,10 @@
 """The SFT doctor: for each check, data that triggers it and data that must not."""
 
 import json
+import os
 import re
+
+import pytest
 
 from conftest import get_tokenizer, shared_path
 from sftviz import cli, data, doctor
@@ -131,3 +134,26 @@ def test_cli_doctor_exit_codes_and_json(capsys):
     assert report["findings"][0]["check"] == "no_target_kept" and report["findings"][0]["percent"] == 100.0
     assert cli.main(["doctor", "no-such-file.jsonl"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_file_streamed_in_chunks_gives_the_same_findings_as_all_rows_at_once():
+    path = data.samples()["quiz_prompt_completion"]
+    rows = data.load_trl("quiz_prompt_completion").rows
+    options = Options("completion", 40)
+    whole = [f.to_dict() for f in doctor.diagnose(rows, get_tokenizer("default"), options)]
+    for workers in (1, 2):
+        done = []
+        streamed, n = doctor.diagnose_file(path, get_tokenizer("default"), options, chunk_rows=37, workers=workers,
+                                           progress=done.append)
+        assert n == len(rows) and [f.to_dict() for f in streamed] == whole
+        assert done[-1] == len(rows) and done == sorted(done) and len(done) == 11  # one call per chunk
+    # a bad row deep in a big file is named by its row in the file, not in its chunk
+    bad = data.samples()["quiz_prompt_completion"]
+    import shutil
+    import tempfile
+    copy = os.path.join(tempfile.mkdtemp(), "bad.jsonl")
+    shutil.copy(bad, copy)
+    with open(copy, "a") as f:
+        f.write('{"prompt": "x", "completion": 5}\n')
+    with pytest.raises(data.DataError, match=f"row {len(rows)}: 'completion' must be text"):
+        doctor.diagnose_file(copy, get_tokenizer("default"), options, chunk_rows=37, workers=1)
