@@ -17,6 +17,7 @@ import html  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
+import time  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -483,8 +484,11 @@ def build():
         train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
                                                                         "loss-heatmap"),
                                             concurrency_limit=2, concurrency_id="training", show_progress="full")
-        ui["stop-button"].click(lambda: {ui["train-status"]: STOPPED}, None, outputs("train-status"),
-                                cancels=[train_ev], queue=False)
+        def stopped():  # after the cancel, and after the stream's last update in flight (it would overwrite this)
+            time.sleep(0.5)
+            return {ui["train-status"]: STOPPED}
+
+        ui["stop-button"].click(None, None, None, cancels=[train_ev]).then(stopped, None, outputs("train-status"))
         on_preset, preset_in = wire(preset_values, ("preset",))
         ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
 
