@@ -329,12 +329,9 @@ def example_views(view, i, marked=()):
 
 def findings(view):
     """The doctor's findings for this view's data and options: computed in the work budget, cached."""
-    def make():
-        result, size = bounded.run(doctor.diagnose, view.loaded.rows, view.loaded.tok, view.options,
-                                   what=f"checking {os.path.basename(view.loaded.source)}")
-        return result, size
-
-    return _stats.get((view.loaded.key, view.options, "doctor"), make)
+    return _stats.get((view.loaded.key, view.options, "doctor"), lambda: bounded.run(
+        doctor.diagnose, view.loaded.rows, view.loaded.tok, view.options,
+        what=f"checking {os.path.basename(view.loaded.source)}"))
 
 
 def doctor_choices(found):
