@@ -210,10 +210,11 @@ def open_view(request):
 
 
 def warm(request):
-    """Load, label and compute stats for the default view ahead of the first visitor, and import the
-    training stack (torch, the model class), so the first Train click starts in well under 3 s."""
+    """Load, label, compute stats and the doctor's findings for the default view ahead of the first
+    visitor, and import the training stack (torch, the model class), so the first Train click starts in
+    well under 3 s."""
     v = open_view(request)
-    example_views(v, 0), stats(v)
+    example_views(v, 0), stats(v), findings(v)
     import torch  # noqa: F401
     from transformers import LlamaForCausalLM  # noqa: F401
 
