@@ -28,11 +28,6 @@ def dataset_call(source, config=None, split="train", shown_path=None):
     return f"load_dataset({', '.join(args)}, split={split!r})"
 
 
-def sft_fields(options):
-    """The SFTConfig fields sftviz's options stand for (what decides the labels)."""
-    return options.sft_config
-
-
 def tokenizer_line(name):
     """The script's TOKENIZER line: a Hub id or folder as given; sftviz's bundled tokenizer is built by sftviz."""
     from .tokenizer import DEFAULT_NAME
@@ -45,7 +40,7 @@ def tokenizer_line(name):
 def script(source, tokenizer, options, mapping=None, model="your-org/your-model", config=None, split="train",
            shown_path=None):
     """A runnable Python script: load + map the data, SFTConfig with these options, SFTTrainer."""
-    fields = ",\n        ".join(f"{k}={v!r}" for k, v in sft_fields(options).items())
+    fields = ",\n        ".join(f"{k}={v!r}" for k, v in options.sft_config.items())
     mapping_code = ""
     if mapping is not None:
         mapping_code = f'''
@@ -114,7 +109,7 @@ def yaml_config(source, options, mapping=None, model="your-org/your-model", conf
         fields.update(dataset_name=source, dataset_train_split=split)
         if config:
             fields["dataset_config"] = config
-    fields.update({k: v for k, v in sft_fields(options).items()})
+    fields.update(options.sft_config)
     fields["output_dir"] = "sft-output"
     head = (f"# trl sft --config this.yaml   (TRL {TRL_VERSION}; several GPUs: add --accelerate_config multi_gpu,\n"
             f"# or zero2 / fsdp2: trl sft launches itself through accelerate)\n"
