@@ -131,7 +131,7 @@ def scan(rows, tok, options, offset=0, first_shape=None):
             continue
         if s.num_scored == 0:
             t["empty"].add(offset + k)
-        targets = [p for p in range(1, len(s.labels)) if s.labels[p] != IGNORE]
+        targets = last_targets(s.labels, 3)
         if targets and not any(s.input_ids[p] == eos or s.input_ids[p] in added for p in targets[-3:]):
             t["no_stop"].add(offset + k, targets[-3:])
     for k, (position, left_out) in sorted(prep.seams.items()):
@@ -344,6 +344,17 @@ def suggest_max_length(lengths, current):
     suggested = max(64, -(-p99 // 64) * 64)
     extra = sum(count * (min(length, suggested) - min(length, current)) for length, count in lengths.items())
     return suggested, f"{extra:+,} tokens over the dataset, {extra / max(n, 1):+.0f} per example"
+
+
+def last_targets(labels, k):
+    """The last k positions (t >= 1) that have a label, in order: read from the end, so usually k steps."""
+    found = []
+    for p in range(len(labels) - 1, 0, -1):
+        if labels[p] != IGNORE:
+            found.append(p)
+            if len(found) == k:
+                break
+    return found[::-1]
 
 
 def _common(a, b):

@@ -113,6 +113,9 @@ class Sequence:
 
     def role_counts(self):
         """{"target": n, "context": n, "masked": n}."""
+        if self.attention_mask is None or 0 not in self.attention_mask:  # nothing masked: counted at C speed
+            context = self.labels.count(IGNORE)
+            return {"target": len(self.labels) - context, "context": context, "masked": 0}
         roles = self.roles
         return {r: roles.count(r) for r in ("target", "context", "masked")}
 
@@ -124,7 +127,7 @@ class Sequence:
     @property
     def num_scored(self):
         """Tokens that carry loss (labels[0] never does: the model's shift starts at position 1)."""
-        return sum(lab != IGNORE for lab in self.labels[1:])
+        return max(0, len(self.labels) - 1 - self.labels[1:].count(IGNORE))
 
 
 @dataclass
