@@ -142,12 +142,11 @@ def refresh(v):
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
         out.update(export_views(request, vw.loaded.mapping))
-        found = view.findings(vw)
-        out["doctor-report"] = render.doctor_html(found, len(vw.loaded.rows), (
-            f"(The page reads the first {view.MAX_ROWS:,} rows; `python -m sftviz doctor` checks every row.)"
-            if len(vw.loaded.rows) >= view.MAX_ROWS else ""))
-        out["doctor-open"] = gr.update(choices=[] if request.options.packing else view.doctor_choices(found),
-                                       value=None)
+        out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
+                                                  else f"(The first {view.MAX_ROWS:,} rows; every row is being "
+                                                  f"checked in the background.)", len(vw.loaded.rows),
+                                                  request.options.packing)
+        out["doctor-progress"] = ""
         out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
     except data.NeedsMapping as e:  # open the template editor so the user can map their columns
         return {"status": render.error_html(one_line(e)), **{k: gr.update(visible=True) for k in TEMPLATE_EDITOR}}
@@ -200,12 +199,18 @@ def navigate(v, delta=0):
     return {**out, "example-index": index, "share": share_query(request, index)}
 
 
+FINDING_EXAMPLE = re.compile(r"(\d{1,9}):((?:\d{1,9},){0,63}\d{1,9})?")  # "index:pos,pos", as render writes it
+
+
 def open_finding(v):
-    """A doctor finding's example, opened in the Tokens tab with the tokens it points at outlined."""
+    """A doctor finding's example (the button's "index:positions"), opened in the Tokens tab with the
+    tokens it points at outlined."""
     request, chosen = v["view-request"], v["doctor-open"]
     if request is None or not chosen:
         return {}
     try:
+        if not isinstance(chosen, str) or not FINDING_EXAMPLE.fullmatch(chosen):
+            raise ValueError("that is not an example of a finding")
         index, positions = chosen.split(":")
         vw = view.open_view(request)
         index = max(0, min(int(index), vw.n - 1))
@@ -214,6 +219,37 @@ def open_finding(v):
         return {"status": _failed(e)}
     return {**out, "example-index": index, "share": share_query(request, index),
             "main-tabs": gr.Tabs(selected=view.EXAMPLE_TABS[0].elem_id)}
+
+
+def full_doctor(v, current=lambda: True):
+    """The doctor over every row (a shared background pass) when the page holds only the first rows: a
+    progress bar while it runs, then its findings. Stops quietly once the visitor has loaded another view
+    (`current()` turns false), so an old pass never overwrites a newer view."""
+    request = v["view-request"]
+    try:
+        if request is None:
+            return
+        vw = view.open_view(request)
+        if view.covers_all(vw):
+            return
+        total = done = 0
+        with view.full_check(request, vw) as watch:
+            for updates in watch.follow(0.5):
+                if not current():
+                    return
+                for u in updates:
+                    total, done = u.get("total", total), u.get("rows", done)
+                waiting = f" (waiting for a free worker: {watch.position} in line)" if watch.position else ""
+                shared = f", shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''}" \
+                    if watch.shared else ""
+                yield {"doctor-progress": render.progress_html(done, total, f"Checking every row{shared}{waiting}")}
+            found, n = watch.result
+        if current():
+            yield {"doctor-progress": "", "doctor-report": render.doctor_html(
+                found, n, f"(Every row of {request.name}.)", len(vw.loaded.rows), request.options.packing)}
+    except Exception as e:
+        if current():
+            yield {"doctor-progress": render.error_html(f"Checking every row: {one_line(e)}")}
 
 
 def find(v):
@@ -289,6 +325,12 @@ def train_stream(v):
     except Exception as e:
         yield {"train-status": _failed(e)}
 
+
+# A click on a finding's example button sends its "index:positions" with the doctor report's click event.
+OPEN_ON_CLICK = """element.addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-open]');
+  if (b) trigger('click', {open: b.dataset.open});
+});"""
 
 URL_FIELDS = ("source-tab", "sample", "hub-id", "tokenizer", "mode", "max-length", "packing", "packing-strategy",
               "example-index")
@@ -440,33 +482,49 @@ def build():
                         put(gr.Code(language="yaml", label="config.yaml", elem_id="export-yaml"))
                         put(gr.Markdown(elem_id="export-table"))
                     with gr.Tab("Doctor", id="doctor"):
-                        put(gr.HTML(elem_id="doctor-report"))
-                        put(gr.Dropdown([], value=None, label="Open an example a finding points at (its tokens outlined)",
-                                        elem_id="doctor-open", interactive=True))
+                        put(gr.HTML(elem_id="doctor-progress"))
+                        put(gr.HTML(elem_id="doctor-report", js_on_load=OPEN_ON_CLICK))
 
         example_ids = [tab.elem_id for tab in view.EXAMPLE_TABS]
         ui["main-tabs"] = tabs
         full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "doctor-report",
-                       "doctor-open", "export-script", "export-yaml", "export-table", "example-index", "count",
+                       "doctor-progress", "export-script", "export-yaml", "export-table", "example-index", "count",
                        *TEMPLATE_EDITOR, "share")
         nav_out = outputs("status", *example_ids, "example-index", "share")
         new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template")
         update_url = dict(fn=None, inputs=outputs("share"), outputs=None,
                           js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
         on_refresh, form = wire(refresh, FORM)
+        latest = {}  # session -> its latest view request: a full doctor pass for an older view stops
+
+        def on_full(request_value, request: gr.Request):
+            session = request.session_hash if request else None
+            latest[session] = request_value
+            current = lambda: latest.get(session) is request_value  # noqa: E731
+            said = False
+            with contextlib.closing(full_doctor({"view-request": request_value}, current)) as updates:
+                for out in updates:
+                    said = True
+                    yield {ui[k]: val for k, val in out.items()}
+            if not said:  # a generator that yields nothing would blank its outputs: change nothing instead
+                yield {ui["doctor-progress"]: gr.skip()}
+
+        full_check = dict(fn=on_full, inputs=outputs("view-request"), outputs=outputs("doctor-progress", "doctor-report"),
+                          show_progress="hidden", concurrency_limit=None, api_name=False)
 
         for trigger, kind in ((ui["sample"].input, "sample"), (ui["hub-load"].click, "hub")):
             trigger(lambda choose=choose_source(kind): {ui[k]: val for k, val in choose().items()}, None, new_source,
-                    queue=False).then(on_refresh, form, full, show_progress="minimal").then(**update_url)
+                    queue=False).then(on_refresh, form, full, show_progress="minimal").then(**update_url).then(
+                    **full_check)
 
         def upload(path, request: gr.Request):
             return {ui[k]: val for k, val in receive_upload(path, request.session_hash).items()}
 
         ui["upload"].upload(upload, ui["upload"], outputs("upload-path", "status") + new_source, queue=False).then(
-            on_refresh, form, full, show_progress="minimal").then(**update_url)
+            on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
         for trigger in (ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
                         ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
-            trigger(on_refresh, form, full, show_progress="minimal").then(**update_url)
+            trigger(on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
         on_nav, nav_in = wire(navigate, NAV_FORM)
         ui["example-index"].input(on_nav, nav_in, nav_out, show_progress="hidden", trigger_mode="always_last",
                                   api_name="goto").then(**update_url)
@@ -474,9 +532,15 @@ def build():
             fn, _ = wire(navigate, NAV_FORM, delta=delta)
             ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False, api_name=button).then(
                 **update_url)
-        on_open, open_in = wire(open_finding, ("view-request", "doctor-open"))
-        ui["doctor-open"].input(on_open, open_in, outputs("status", *example_ids, "example-index", "share", "main-tabs"),
-                                show_progress="hidden").then(**update_url)
+        def on_open(request_value, event: gr.EventData):
+            chosen = (getattr(event, "_data", None) or {}).get("open") if isinstance(
+                getattr(event, "_data", None), dict) else None
+            out = open_finding({"view-request": request_value, "doctor-open": chosen})
+            return {ui[k]: val for k, val in out.items()}
+
+        ui["doctor-report"].click(on_open, outputs("view-request"), outputs("status", *example_ids, "example-index",
+                                                                            "share", "main-tabs"),
+                                  show_progress="hidden", api_name="open_finding").then(**update_url)
         on_find, find_in = wire(find, NAV_FORM + ("search",))
         ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
             on_nav, nav_in, nav_out).then(**update_url)
@@ -495,8 +559,10 @@ def build():
         def restore(request: gr.Request):
             return {ui[k]: val for k, val in from_url(dict(request.query_params) if request else {}).items()}
 
-        demo.load(restore, None, outputs(*URL_FIELDS), queue=False).then(on_refresh, form, full).then(**update_url)
+        demo.load(restore, None, outputs(*URL_FIELDS), queue=False).then(on_refresh, form, full).then(
+            **update_url).then(**full_check)
         def leave(request: gr.Request):
+            latest.pop(request.session_hash, None)
             end_session(request.session_hash)
 
         demo.unload(leave)

@@ -90,10 +90,20 @@ def inspect(args):
 SYMBOLS = {"error": "✗", "warning": "⚠", "info": "·"}
 
 
+def progress_bar(done, total, width=30):
+    """"checked 120,000 of ~560,000 rows [#####-----] 21%" (just the count when the total is unknown)."""
+    if not total:
+        return f"checked {done:,} rows"
+    part = min(1.0, done / total)
+    filled = round(width * part)
+    return f"checked {done:,} of ~{total:,} rows [{'#' * filled}{'-' * (width - filled)}] {100 * part:.0f}%"
+
+
 def doctor(args):
     """Every example checked against the known SFT traps; exit 1 when there is an error-level finding."""
     import time
 
+    from .data import count_rows
     from .doctor import diagnose_file
     from .tokenizer import load_tokenizer
 
@@ -101,10 +111,14 @@ def doctor(args):
     tok = load_tokenizer(args.tokenizer)
     started = time.perf_counter()
 
-    def progress(done):  # a progress line on a terminal, nothing in a log
-        if sys.stderr.isatty():
+    tty = sys.stderr.isatty()
+    total = (min(filter(None, (count_rows(args.data, args.config, args.split), args.limit)), default=None)
+             if tty else None)
+
+    def progress(done):  # a progress bar on a terminal, nothing in a log
+        if tty:
             rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"\rchecked {done:,} rows ({rate:,.0f} rows/s)", end="", file=sys.stderr, flush=True)
+            print(f"\r{progress_bar(done, total)} ({rate:,.0f} rows/s)", end="", file=sys.stderr, flush=True)
 
     findings, n = diagnose_file(args.data, tok, opts, args.chunk_rows, args.workers, progress, config=args.config,
                                 split=args.split, limit=args.limit, prompt_template=args.prompt_template,

@@ -49,33 +49,39 @@ def load(source, config=None, split="train", limit=None, where="any"):
     `where` says what the source may be: "any" (the command line, on the user's own machine), or, for the
     hosted page, "sample", "file" (a file the server itself wrote: the visitor's upload) or "hub" (a Hub
     id, never a path on the server)."""
+    kind, source = resolve(source, config, split, where)
+    try:
+        return readers.read(source, limit) if kind == "file" else load_hub(source, config, split, limit)
+    except readers.FileError as e:
+        raise DataError(str(e)) from None
+
+
+def resolve(source, config=None, split="train", where="any"):
+    """("file", path) or ("dataset", a local dataset folder or Hub id): what `source` is allowed to be under
+    `where` (see load). The one place these rules live: every reader of a visitor's source goes through it."""
     source = (source or "").strip()
     if not source:
         raise DataError("no dataset given")
-    try:
-        if where in ("any", "sample") and source in samples():
-            return readers.read(samples()[source], limit)
-        if where == "sample":
-            raise DataError(f"{source!r} is not a bundled sample; choose one of {', '.join(samples())}")
-        if where == "file":
-            if not os.path.isfile(source):
-                raise DataError("the uploaded file is gone (uploads are deleted when the session ends): "
-                                "upload it again")
-            return readers.read(source, limit)
-        if where == "any" and os.path.isfile(source):
-            return readers.read(source, limit)
-        if where == "any" and os.path.isdir(source):
-            return load_hub(source, config, split, limit)  # load_dataset reads a local folder as it reads a repo
-        if where == "any" and (source.startswith((".", "/", "~")) or source.lower().endswith(EXTENSIONS)):
-            raise DataError(f"{source!r} is not a bundled sample, a file or a folder")
-        hub.check_id(source, "dataset", DataError)
-        hub.check_config(config, "config")
-        hub.check_config(split, "split")
-        if not hub.reachable():
-            raise DataError(hub.unavailable("dataset", source))
-        return load_hub(source, config, split, limit)
-    except readers.FileError as e:
-        raise DataError(str(e)) from None
+    if where in ("any", "sample") and source in samples():
+        return "file", samples()[source]
+    if where == "sample":
+        raise DataError(f"{source!r} is not a bundled sample; choose one of {', '.join(samples())}")
+    if where == "file":
+        if not os.path.isfile(source):
+            raise DataError("the uploaded file is gone (uploads are deleted when the session ends): upload it again")
+        return "file", source
+    if where == "any" and os.path.isfile(source):
+        return "file", source
+    if where == "any" and os.path.isdir(source):
+        return "dataset", source  # load_dataset reads a local folder as it reads a repo
+    if where == "any" and (source.startswith((".", "/", "~")) or source.lower().endswith(EXTENSIONS)):
+        raise DataError(f"{source!r} is not a bundled sample, a file or a folder")
+    hub.check_id(source, "dataset", DataError)
+    hub.check_config(config, "config")
+    hub.check_config(split, "split")
+    if not hub.reachable():
+        raise DataError(hub.unavailable("dataset", source))
+    return "dataset", source
 
 
 MAX_HUB_BYTES = int(os.environ.get("SFTVIZ_MAX_HUB_MB", 64)) * 2**20  # read from a Hub dataset at most
@@ -200,15 +206,20 @@ def load_trl(source, config=None, split="train", limit=None, prompt_template=Non
     return Loaded(source, raw, kind, mapping, check_rows(to_trl(raw, kind, mapping, text_field), text_field))
 
 
+def count_rows(source, config=None, split="train", where="any"):
+    """About how many rows a file has (None when that is not known without reading it all: a Hub dataset)."""
+    kind, path = resolve(source, config, split, where)
+    return readers.count_rows(path) if kind == "file" else None
+
+
 def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=None, prompt_template=None,
-                completion_template=None, text_field="text"):
+                completion_template=None, text_field="text", where="any"):
     """load_trl for a dataset of any size: TRL-format rows in chunks of `chunk_rows`, streamed from a file
     (or a Hub dataset / local folder), mapped and checked chunk by chunk with the first chunk's decisions."""
     import itertools
 
-    if source in samples():
-        source = samples()[source]
-    if os.path.isfile(source):
+    kind, source = resolve(source, config, split, where)
+    if kind == "file":
         rows = readers.iter_rows(source)
     else:
         import datasets

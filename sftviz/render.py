@@ -73,21 +73,46 @@ def token_view(seq, texts, note="", marked=()):
                                                             show_positions=seq.position_ids is not None)
 
 
-def doctor_html(findings, n, note=""):
-    """The doctor's findings, errors first, each with what it means and the fix."""
+def doctor_html(findings, n, note="", openable=None, packed=False):
+    """The doctor's findings, errors first, each with what it means, the fix, and its first examples as
+    buttons: a click opens that example with the tokens involved outlined. `openable`: how many examples
+    the page holds (examples past it are named but cannot be opened); `packed`: no per-example view."""
     if not findings:
         return (f'<div class="sv-summary">✓ No findings in {n:,} examples: nothing known to go wrong with this data '
                 f'and these settings. {escape(note)}</div>')
     symbol = {"error": "✗", "warning": "⚠", "info": "·"}
     items = []
     for f in findings:
+        buttons = "".join(_open_button(e, openable, packed) for e in f.examples)
         items.append(f'<div class="sv-finding" data-severity="{f.severity}" data-check="{escape(f.check)}">'
                      f'<b>{symbol[f.severity]} {escape(f.severity)}: {escape(f.title)}</b> — {f.count:,} of '
-                     f'{f.total:,} ({f.percent:.0f}%)<br>{escape(f.explanation)}<br><i>Fix:</i> {escape(f.fix)}</div>')
+                     f'{f.total:,} ({f.percent:.0f}%)<br>{escape(f.explanation)}<br><i>Fix:</i> {escape(f.fix)}'
+                     + (f'<div class="sv-open-row">Open: {buttons}</div>' if buttons else "") + '</div>')
     counts = {s: sum(f.severity == s for f in findings) for s in symbol}
     head = " · ".join(f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in symbol)
-    return (f'<div class="sv-summary">{head} over {n:,} examples. {escape(note)} Pick a finding below to open an '
-            f'example.</div>' + "".join(items))
+    return (f'<div class="sv-summary">{head} over {n:,} examples. {escape(note)} Click an example under a finding '
+            f'to open it with the tokens it points at outlined.</div>' + "".join(items))
+
+
+def _open_button(example, openable, packed):
+    i, positions = example["index"], example["positions"]
+    label = f"example {i}" + (f" (position {positions[0]})" if len(positions) == 1 else "")
+    title = escape(example.get("note") or (f"positions {', '.join(map(str, positions[:12]))}" if positions else ""))
+    if packed or (openable is not None and i >= openable):
+        why = "turn packing off to open examples" if packed else \
+            f"past the first {openable:,} rows the page holds: python -m sftviz inspect FILE --limit {i + 1}"
+        return f'<button class="sv-open" disabled title="{escape(why)}">{label}</button>'
+    value = f"{i}:{','.join(map(str, positions))}"
+    return f'<button class="sv-open" data-open="{value}" title="{title}">{label}</button>'
+
+
+def progress_html(done, total, what="Checking every row"):
+    """A progress bar (a bare count when the total is unknown)."""
+    if total:
+        part = min(1.0, done / total)
+        return (f'<div class="sv-progress">{escape(what)}: {done:,} of ~{total:,} rows '
+                f'<progress max="1" value="{part:.3f}"></progress> {100 * part:.0f}%</div>')
+    return f'<div class="sv-progress">{escape(what)}: {done:,} rows <progress></progress></div>'
 
 
 def shift_view(seq, texts, window=28, show_all=False):

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from . import TRL_VERSION, bounded, data, doctor, plots, render
+from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
@@ -20,6 +20,9 @@ BATCH = 8  # SFTConfig.per_device_train_batch_size default
 MAX_ROWS = 5000  # the page loads at most this many rows of a dataset, so a shared Space stays responsive
 CACHE_MB = int(os.environ.get("SFTVIZ_CACHE_MB", 1024))  # loaded and labelled data kept for every visitor
 HUB_SECONDS = float(os.environ.get("SFTVIZ_HUB_SECONDS", 60))  # streaming rows from the Hub takes longer
+FULL_ROWS = int(os.environ.get("SFTVIZ_DOCTOR_ROWS", 2_000_000))  # the page's full doctor pass reads at most this
+FULL_SECONDS = float(os.environ.get("SFTVIZ_DOCTOR_SECONDS", 900))  # ... and for at most this long
+FULL_CHUNK = 5000  # rows per step of the full pass (one progress update each)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def forget(source_gone):
     _loads.forget(lambda key: source_gone(key[0]))
     _preps.forget(lambda key: source_gone(key[0][0]))
     _stats.forget(lambda key: source_gone(key[0][0]))
+    jobs.POOL.forget(lambda key: source_gone(key[1][0]))
 
 
 @dataclass
@@ -333,6 +337,29 @@ def findings(view):
     return _stats.get((view.loaded.key, view.options, "doctor"), lambda: bounded.run(
         doctor.diagnose, view.loaded.rows, view.loaded.tok, view.options,
         what=f"checking {os.path.basename(view.loaded.source)}"))
+
+
+def covers_all(view):
+    """Whether the page holds every row of the dataset (else the full doctor pass reads the rest)."""
+    return len(view.loaded.rows) < MAX_ROWS
+
+
+def full_check(request, view):
+    """The doctor over every row of the dataset, in the background: a jobs.Watch whose updates are
+    {"total": rows or None} then {"rows": rows checked so far}, and whose result is (findings, rows).
+    Shared: everyone looking at the same data and options watches one pass, computed once and kept."""
+    key = ("doctor", view.loaded.key, view.options)
+    return jobs.POOL.watch(key, _full_pass, request, view.loaded.tok, seconds=FULL_SECONDS,
+                           what=f"checking every row of {request.name}")
+
+
+def _full_pass(request, tok, emit):  # in the job's child process
+    emit({"total": data.count_rows(request.source, request.config, request.split, request.where)})
+    return doctor.diagnose_file(request.source, tok, request.options, FULL_CHUNK, workers=1,
+                                progress=lambda done: emit({"rows": done}), config=request.config,
+                                split=request.split, limit=FULL_ROWS, prompt_template=request.prompt_template,
+                                completion_template=request.completion_template,
+                                text_field=request.options.text_field, where=request.where)
 
 
 def doctor_choices(found):

@@ -223,10 +223,40 @@ def test_doctor_tab_shows_cut_answers_and_opens_the_example_with_the_cut_marked(
     page.wait_for_function("() => document.querySelector('#doctor-report').innerText.includes('Answers cut by "
                            "max_length 40')", timeout=20000)
     assert page.locator('#doctor-report .sv-finding[data-check="answers_cut"]').count() == 1
-    page.locator("#doctor-open input").click()
-    page.get_by_role("option", name="Answers cut by max_length 40 — example").first.click()
+    page.locator('#doctor-report .sv-finding[data-check="answers_cut"] button[data-open]').first.click()
+    page.wait_for_function("() => document.querySelector('#main-tabs [role=tab][aria-selected=true]').innerText"
+                           ".includes('Tokens')", timeout=20000)
     page.wait_for_function("() => document.querySelectorAll('#token-view .sv-changed').length > 0", timeout=20000)
     marked = page.evaluate("() => Array.from(document.querySelectorAll('#token-view .sv-changed'))"
                            ".map(e => +e.dataset.pos)")
     assert marked == [39]  # the last token TRL keeps: the answer is cut right after it
     page.screenshot(path=os.path.join(ROOT, "docs", "screenshot-doctor.png"), full_page=True)
+
+
+def test_doctor_checks_every_row_of_a_big_upload_with_a_progress_bar_while_browsing_works(page, server, tmp_path,
+                                                                                          monkeypatch):
+    import json
+
+    from sftviz import view
+    monkeypatch.setattr(view, "MAX_ROWS", 40)  # the page holds the first 40 rows; the pass reads all 3,000
+    monkeypatch.setattr(view, "FULL_CHUNK", 100)
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        for i in range(3000):
+            answer = " yes" if i < 1500 else " " + " ".join(["long answer"] * 30)
+            f.write(json.dumps({"prompt": f"Question {i}: ok?\nAnswer:", "completion": answer}) + "\n")
+    open_page(page, server)
+    page.locator("#max-length input").fill("40")
+    page.locator("#max-length input").press("Enter")
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.get_by_role("tab", name="Doctor").click()
+    page.wait_for_function("() => document.querySelector('#doctor-progress progress') !== null", timeout=30000)
+    before = page.evaluate(TEXT_JS)
+    page.locator("#next").click()  # browsing while the pass runs
+    wait_text_change(page, before, timeout=5000)
+    page.wait_for_function("() => document.querySelector('#doctor-report').innerText.includes('Every row of big.jsonl')",
+                           timeout=120000)
+    report = page.locator("#doctor-report").inner_text()
+    assert "Answers cut by max_length 40" in report and "1,500 of 3,000" in report
+    assert page.locator("#doctor-progress progress").count() == 0

@@ -1,0 +1,283 @@
+"""Shared background jobs: long work (a full doctor pass, a training run) in a child process, watched by
+any number of visitors.
+
+A job is known by its key: everything that decides its result. Asking for a job that is running joins
+it (the updates so far, then the live ones); asking for one that finished gives its kept updates at
+once; a new key waits for a free worker (at most `workers` children run at once, one per core) and can
+say its place in line. When its last watcher leaves (Stop, a closed tab) the job is stopped: its child
+is killed and the CPU is free at once. A child that overruns its time budget, its memory budget or dies
+is reported to every watcher as a one-line error, and the next job gets a fresh child.
+
+The child is a fork of the server, so it starts at once with the data already in memory; it reports
+with `emit(update)` (pickled over a pipe) and its return value is the job's result. It runs at a lower
+priority than the web server (nice), so the page's own events stay fast while jobs run.
+"""
+
+import os
+import pickle
+import select
+import signal
+import struct
+import threading
+import time
+from collections import OrderedDict
+
+from .bounded import MEMORY_MB, BudgetExceeded, _Failure, _limit_memory
+
+NICE = 10  # the children's priority below the web server's
+_HEADER = struct.Struct("<Q")
+
+
+class Job:
+    def __init__(self, key, fn, args, seconds, memory_mb, what):
+        self.key, self.fn, self.args = key, fn, args
+        self.seconds, self.memory_mb, self.what = seconds, memory_mb, what
+        self.updates = []  # what the child emitted, in order
+        self.result = None  # fn's return value, when done
+        self.error = None  # the exception, when failed
+        self.state = "waiting"  # waiting | running | done | failed | stopped
+        self.watchers = 0
+        self.size = 0  # bytes of pickled updates and result: what keeping the job costs
+        self.pid = None
+        self.cond = threading.Condition()
+
+    @property
+    def finished(self):
+        return self.state in ("done", "failed", "stopped")
+
+    def _end(self, state, error=None, result=None):
+        with self.cond:
+            self.state, self.error, self.result = state, error, result
+            self.cond.notify_all()
+
+
+class Watch:
+    """One visitor watching one job. Iterate `follow()` for the updates; `close()` (or leaving a `with`)
+    stops watching, and stops the job if nobody else watches it."""
+
+    def __init__(self, pool, job):
+        self.pool, self.job, self.seen, self.closed = pool, job, 0, False
+
+    @property
+    def shared(self):
+        """How many other visitors watch the same job."""
+        return max(0, self.job.watchers - 1)
+
+    @property
+    def position(self):
+        """Place in line (1 = next to start), 0 once the job runs or has finished."""
+        return self.pool.position(self.job)
+
+    def follow(self, timeout=0.25):
+        """Yield lists of new updates (an empty list every `timeout` s while nothing happens, so the caller
+        can say where it is in line) until the job ends; then raise its error if it failed."""
+        job = self.job
+        while True:
+            with job.cond:
+                if len(job.updates) == self.seen and not job.finished:
+                    job.cond.wait(timeout)
+                new, finished = job.updates[self.seen:], job.finished
+                self.seen += len(new)
+            yield new
+            if finished and self.seen == len(job.updates):
+                break
+        if job.state == "failed":
+            raise job.error
+        if job.state == "stopped":
+            raise BudgetExceeded(f"{job.what} was stopped")
+
+    @property
+    def result(self):
+        return self.job.result
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.pool._leave(self.job)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Pool:
+    """At most `workers` jobs run at once; finished jobs are kept (up to `keep_mb`) for whoever asks next."""
+
+    def __init__(self, workers=None, keep_mb=64):
+        self.workers = workers or os.cpu_count() or 1
+        self.keep_bytes = keep_mb * 2**20
+        self.lock = threading.Lock()
+        self.live = {}  # key -> waiting or running job
+        self.kept = OrderedDict()  # key -> done job, least recently asked first
+        self.line = []  # waiting jobs, first come first served
+        self.running = 0
+        self.computed = 0  # jobs started in all (the tests count them)
+
+    def watch(self, key, fn, *args, seconds, memory_mb=None, what="this job"):
+        """Watch the job `key`: join it if it runs or waits, replay it if it finished, else start
+        fn(*args, emit) in a child when a worker is free. `seconds` is its time budget once running."""
+        with self.lock:
+            job = self.kept.get(key)
+            if job is not None:
+                self.kept.move_to_end(key)
+            else:
+                job = self.live.get(key)
+            if job is None or job.state == "stopping":  # a job being stopped is not joined: a new one starts
+                job = self.live[key] = Job(key, fn, args, seconds, MEMORY_MB if memory_mb is None else memory_mb,
+                                           what)
+                self.line.append(job)
+            job.watchers += 1
+            self._start_waiting()
+        return Watch(self, job)
+
+    def position(self, job):
+        with self.lock:
+            return self.line.index(job) + 1 if job in self.line else 0
+
+    def busy(self):
+        """(running, waiting) jobs."""
+        with self.lock:
+            return self.running, len(self.line)
+
+    def forget(self, drop):
+        """Forget the kept jobs whose key drop(key) is true (a closed session's upload)."""
+        with self.lock:
+            for key in [k for k in self.kept if drop(k)]:
+                del self.kept[key]
+
+    def _start_waiting(self):  # under self.lock
+        while self.line and self.running < self.workers:
+            job = self.line.pop(0)
+            job.state = "running"
+            self.running += 1
+            self.computed += 1
+            threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
+
+    def _leave(self, job):
+        with self.lock:
+            job.watchers -= 1
+            if job.watchers > 0 or job.finished:
+                return
+            if job in self.line:  # nobody waits for it any more
+                self.line.remove(job)
+                self.live.pop(job.key, None)
+                job._end("stopped")
+            else:
+                job.state = "stopping"
+                if job.pid is not None:  # else it is being forked: _supervise kills it as soon as it can
+                    os.kill(job.pid, signal.SIGKILL)  # the supervising thread reaps it and frees the worker
+
+    def _run(self, job):
+        try:
+            self._supervise(job)
+        except BaseException as e:  # noqa: BLE001 - a failure to start is reported like any other
+            job._end("failed", e)
+        finally:
+            with self.lock:
+                self.running -= 1
+                if self.live.get(job.key) is job:
+                    del self.live[job.key]
+                if job.state == "done":
+                    self.kept[job.key] = job
+                    while len(self.kept) > 1 and sum(j.size for j in self.kept.values()) > self.keep_bytes:
+                        self.kept.popitem(last=False)
+                self._start_waiting()
+
+    def _supervise(self, job):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _child(job, read_end, write_end)  # never returns
+        os.close(write_end)
+        with self.lock:
+            job.pid = pid
+            if job.state == "stopping":  # the last watcher left while it was starting
+                os.kill(pid, signal.SIGKILL)
+        buffer, final = b"", None
+        deadline = time.monotonic() + job.seconds
+        try:
+            while final is None:
+                left = deadline - time.monotonic()
+                ready = select.select([read_end], [], [], max(0.0, left))[0] if left > 0 else []
+                if not ready:
+                    os.kill(pid, signal.SIGKILL)
+                    final = ("budget", None)
+                    break
+                chunk = os.read(read_end, 1 << 20)
+                if not chunk:
+                    break
+                buffer += chunk
+                while len(buffer) >= _HEADER.size:
+                    (n,) = _HEADER.unpack_from(buffer)
+                    if len(buffer) < _HEADER.size + n:
+                        break
+                    frame, buffer = buffer[_HEADER.size:_HEADER.size + n], buffer[_HEADER.size + n:]
+                    kind, value = pickle.loads(frame)
+                    job.size += n
+                    if kind == "update":
+                        with job.cond:
+                            job.updates.append(value)
+                            job.cond.notify_all()
+                    else:
+                        final = (kind, value)
+        finally:
+            os.close(read_end)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            with self.lock:
+                job.pid = None
+        kind, value = final or ("died", None)
+        if job.state == "stopping":
+            job._end("stopped")
+        elif kind == "done":
+            job._end("done", result=value)
+        elif kind == "error":
+            try:
+                value.raise_again()
+            except BaseException as e:  # noqa: BLE001
+                job._end("failed", e)
+        elif kind == "budget":
+            job._end("failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"))
+        else:  # killed for memory, or crashed: the next job gets a fresh child anyway
+            job._end("failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or "
+                                              f"stopped unexpectedly; try again or with smaller settings"))
+
+
+def _child(job, read_end, write_end):
+    """In the forked child: run the job, send its updates and result, exit without the server's handlers."""
+    os.close(read_end)
+    status = 0
+    try:
+        os.nice(NICE)
+        _limit_memory(job.memory_mb)
+        out = os.fdopen(write_end, "wb")
+
+        def send(kind, value):
+            data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
+            out.write(_HEADER.pack(len(data)) + data)
+            out.flush()
+
+        try:
+            result = job.fn(*job.args, lambda update: send("update", update))
+            send("done", result)
+        except MemoryError:
+            send("memory", None)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back as a message
+            try:
+                send("error", _Failure(e))
+            except Exception:
+                send("error", _Failure(ValueError(f"{type(e).__name__}: {e}")))
+        out.close()
+    except BaseException:  # noqa: BLE001
+        status = 1
+    finally:
+        os._exit(status)
+
+
+WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or os.cpu_count() or 1
+POOL = Pool(WORKERS)  # the server's one pool: full doctor passes and trainings share the cores

@@ -1,0 +1,108 @@
+"""sftviz.jobs: background work in child processes, shared by everyone who asks for the same key."""
+
+import os
+import time
+
+import pytest
+
+from sftviz import jobs
+from sftviz.bounded import BudgetExceeded
+
+
+def counting(n, pause, emit):
+    for k in range(n):
+        emit({"k": k, "pid": os.getpid()})
+        time.sleep(pause)
+    return "done", n
+
+
+def failing(emit):
+    emit({"k": 0})
+    raise ValueError("bad settings: steps must be positive")
+
+
+def dying(emit):
+    emit({"k": 0})
+    os._exit(3)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def collect(watch):
+    return [u for batch in watch.follow(0.05) for u in batch]
+
+
+def test_same_key_is_computed_once_and_joiners_see_every_update():
+    pool = jobs.Pool(2)
+    first = pool.watch("a", counting, 8, 0.05, seconds=30)
+    time.sleep(0.2)  # running: the second visitor joins midway
+    second = pool.watch("a", counting, 8, 0.05, seconds=30)
+    assert second.shared == 1 and first.shared == 1
+    a, b = collect(first), collect(second)
+    assert a == b and [u["k"] for u in a] == list(range(8))
+    assert first.result == second.result == ("done", 8)
+    assert pool.computed == 1
+    first.close(), second.close()
+    again = pool.watch("a", counting, 8, 0.05, seconds=30)  # finished: kept, replayed at once
+    assert collect(again) == a and pool.computed == 1
+    other = pool.watch("b", counting, 2, 0.0, seconds=30)  # another key: another computation
+    collect(other)
+    assert pool.computed == 2
+    assert a[0]["pid"] != os.getpid()  # in a child process
+
+
+def test_the_last_watcher_leaving_stops_the_child():
+    pool = jobs.Pool(1)
+    one, two = pool.watch("k", counting, 1000, 0.01, seconds=60), pool.watch("k", counting, 1000, 0.01, seconds=60)
+    updates = one.follow(0.05)
+    while not any(next(updates)):
+        pass
+    pid = one.job.pid
+    assert alive(pid)
+    one.close()
+    time.sleep(0.3)
+    assert alive(pid), "another visitor still watches"
+    two.close()
+    deadline = time.time() + 5
+    while alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+    deadline = time.time() + 5
+    while pool.busy() != (0, 0) and time.time() < deadline:
+        time.sleep(0.05)
+    assert pool.busy() == (0, 0) and one.job.state == "stopped"
+
+
+def test_a_full_pool_queues_with_a_position_and_a_waiting_job_nobody_wants_is_dropped():
+    pool = jobs.Pool(1)
+    running = pool.watch("r", counting, 1000, 0.01, seconds=60)
+    queued = pool.watch("q", counting, 3, 0.0, seconds=60)
+    gone = pool.watch("g", counting, 3, 0.0, seconds=60)
+    assert (queued.position, gone.position) == (1, 2) and running.position == 0
+    gone.close()
+    assert queued.position == 1 and pool.busy() == (1, 1)
+    running.close()  # frees the worker: the queued job runs next
+    assert [u["k"] for u in collect(queued)] == [0, 1, 2]
+    assert pool.computed == 2  # "g" never ran
+
+
+def test_errors_budgets_and_crashes_reach_every_watcher_and_the_next_job_runs():
+    pool = jobs.Pool(1)
+    with pytest.raises(ValueError, match="steps must be positive"):
+        collect(pool.watch("e", failing, seconds=30))
+    with pytest.raises(BudgetExceeded, match="took longer than 0.5 s"):
+        collect(pool.watch("slow", counting, 1000, 0.01, seconds=0.5, what="the slow job"))
+    with pytest.raises(BudgetExceeded, match="stopped unexpectedly"):
+        collect(pool.watch("d", dying, seconds=30))
+    fine = pool.watch("e", counting, 2, 0.0, seconds=30)  # a failed key is computed again, not replayed
+    assert [u["k"] for u in collect(fine)] == [0, 1]
