@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin (shared cores)
 
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
@@ -31,6 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
 SAMPLES = list(data.samples())
 DEFAULT_MODE = "completion"
+# Visitors watching trainings at once (a watcher only waits for its job's updates: the jobs themselves run in
+# sftviz.jobs' worker processes, one per core, identical runs shared); more wait in Gradio's queue.
+TRAIN_WATCHERS = int(os.environ.get("SFTVIZ_TRAIN_WATCHERS", 24))
 log = logging.getLogger("sftviz.app")
 # Reading files and folders on the server from the page (Hub box, tokenizer, model fields) is for a private,
 # local run only: the operator opts in with SFTVIZ_LOCAL_PATHS=1. Hosted, the page reaches bundled samples,
@@ -43,7 +47,8 @@ FORM = ("source-tab", "sample", "upload-path", "hub-id", "tokenizer", "prompt-te
         "mode", "max-length", "packing", "packing-strategy", "example-index")
 # Browsing and training read the last good request instead ("view-request", server-side state).
 NAV_FORM = ("view-request", "example-index")
-TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model")
+TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
+              "train-weighted", "train-weight")
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
                 "tokenizer": "default", "prompt-template": "", "completion-template": "",
@@ -55,7 +60,18 @@ Each token below is **context** (the model reads it, label -100, no loss), a **t
 to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
 TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
 
-STOPPED = '<div class="sv-summary">⏹ Stopped: both runs were ended; the curves show the steps they finished.</div>'
+STOPPED = ('<div class="sv-summary">⏹ Stopped: the curves show the steps the runs finished. (A run other visitors are '
+           'watching goes on for them.)</div>')
+
+EXPLAIN_WEIGHT = """**Prompt loss weight w (a third run, not a TRL 1.16 option).** Between "whole text" (prompt weight 1)
+and "answer only" (weight 0): prompt tokens count w, answer tokens 1, and the run's loss is the weighted sum divided
+by the sum of the weights. What published studies found:
+[Huerta-Enochian & Ko 2024, *Instruction Fine-Tuning: Does Prompt Loss Matter?*](https://arxiv.org/abs/2401.13586)
+(arXiv 2401.13586): for short completions a small prompt weight (around 0.01-0.1) does best, while for long
+completions the weight has no real effect;
+[Shi et al. 2024, *Instruction Tuning With Loss Over Instructions*](https://arxiv.org/abs/2405.14394) (NeurIPS,
+arXiv 2405.14394): training on the instructions too helps when instructions are long and outputs short, or when
+there are few training examples. TRL has no such option; Axolotl, LLaMA-Factory and others neither (as of TRL 1.16)."""
 
 EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
 only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
@@ -300,9 +316,9 @@ def _number(value, name):
     return value
 
 
-def train_stream(v):
+def train_stream(v, register=None):
     """Stream the loss curves while the runs train on the last good view's data (unpacked); generations
-    and heatmap at the end."""
+    and heatmap at the end. `register(watch)`: see live.train_updates."""
     try:
         request = v["view-request"]
         if request is None:
@@ -313,10 +329,12 @@ def train_stream(v):
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
         cfg = TrainConfig.preset(_preset_name(v["preset"] or ""), modes=resolve_modes(vw.loaded.rows, chosen),
                                  steps=_number(v["train-steps"], "steps"), learning_rate=_number(v["train-lr"], "lr"),
-                                 seed=_number(v["train-seed"], "seed"), model=model)
+                                 seed=_number(v["train-seed"], "seed"), model=model,
+                                 prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
+                                 else None)
         yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
                "loss-heatmap": ""}
-        with contextlib.closing(live.train_updates(vw, cfg)) as updates:
+        with contextlib.closing(live.train_updates(vw, cfg, register=register)) as updates:
             for fig, status, gens, heat in updates:
                 out = {"loss-plot": fig, "train-status": f'<div class="sv-summary">{html.escape(status)}</div>'}
                 if gens is not None:
@@ -463,11 +481,18 @@ def build():
                             put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
                                            "(local dir / Hub id; GPU used when present)", elem_id="train-model"))
                         with gr.Row():
+                            put(gr.Checkbox(False, label="Add a third run: prompt loss weight w (not a TRL option)",
+                                            elem_id="train-weighted"))
+                            put(gr.Number(0.1, label="w (prompt tokens' weight, 0-1)", minimum=0, maximum=1,
+                                          step=0.05, elem_id="train-weight"))
+                        with gr.Row():
                             put(gr.Button("Train both", variant="primary", elem_id="train-button"))
                             put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
                         put(gr.HTML(elem_id="train-status"))
                         put(gr.Plot(elem_id="loss-plot", show_label=False))
                         gr.Markdown(EXPLAIN_TRAIN)
+                        with gr.Accordion("Prompt loss weight: what the studies found", open=False):
+                            gr.Markdown(EXPLAIN_WEIGHT, elem_id="explain-weight")
                         put(gr.HTML(elem_id="generations"))
                         put(gr.HTML(elem_id="loss-heatmap"))
                     with gr.Tab("Dataset stats"):
@@ -544,11 +569,41 @@ def build():
         on_find, find_in = wire(find, NAV_FORM + ("search",))
         ui["search"].submit(on_find, find_in, outputs("status", "example-index")).then(
             on_nav, nav_in, nav_out).then(**update_url)
-        on_train, train_in = wire(train_stream, TRAIN_FORM)
+        _, train_in = wire(train_stream, TRAIN_FORM)
+        watching = {}  # session -> its training watches: Stop and a closed tab close them (not left to the GC)
+
+        def on_train(*args):  # the form's values, then the gr.Request (see the signature below)
+            values, request = args[:-1], args[-1]
+            session = request.session_hash if request else None
+            own = set()  # this press's watches (also listed under the session, for Stop and a closed tab)
+
+            def register(watch):
+                own.add(watch)
+                watching.setdefault(session, set()).add(watch)
+
+            try:
+                with contextlib.closing(train_stream(dict(zip(TRAIN_FORM, values)), register)) as updates:
+                    for out in updates:
+                        yield {ui[k]: val for k, val in out.items()}
+            finally:
+                for watch in own:
+                    watch.close()
+                    watching.get(session, set()).discard(watch)
+
+        def stop_training(session):
+            for watch in watching.pop(session, set()):
+                watch.close()
+
+        on_train.__signature__ = inspect.Signature(
+            list(_signature(TRAIN_FORM).parameters.values())
+            + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
+        on_train.__name__ = "train_stream"
         train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
                                                                         "loss-heatmap"),
-                                            concurrency_limit=2, concurrency_id="training", show_progress="full")
-        def stopped():  # after the cancel, and after the stream's last update in flight (it would overwrite this)
+                                            concurrency_limit=TRAIN_WATCHERS, concurrency_id="training",
+                                            show_progress="full")
+        def stopped(request: gr.Request):  # after the cancel, and after the stream's last update in flight
+            stop_training(request.session_hash if request else None)
             time.sleep(0.5)
             return {ui["train-status"]: STOPPED}
 
@@ -563,6 +618,7 @@ def build():
             **update_url).then(**full_check)
         def leave(request: gr.Request):
             latest.pop(request.session_hash, None)
+            stop_training(request.session_hash)
             end_session(request.session_hash)
 
         demo.unload(leave)
@@ -572,7 +628,8 @@ def build():
 demo = build()
 view.warm(page_request(DEFAULT_FORM))  # the first page view is then served from the cache
 uploads.start_sweeper()
-LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb")
+LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb",
+              max_threads=64)  # training watchers wait in threads: leave room for everyone else's events
 
 if __name__ == "__main__":
     demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=os.environ.get("HOST", "0.0.0.0"),

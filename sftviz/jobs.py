@@ -39,6 +39,8 @@ class Job:
         self.watchers = 0
         self.size = 0  # bytes of pickled updates and result: what keeping the job costs
         self.pid = None
+        self.threads = 1  # torch threads the job may use: the cores free when it started (child_threads())
+        self.tags = set()  # what the job was computed from (e.g. an upload's path): forget() drops by tag
         self.cond = threading.Condition()
 
     @property
@@ -91,9 +93,12 @@ class Watch:
         return self.job.result
 
     def close(self):
-        if not self.closed:
+        """Stop watching (safe to call twice, from any thread: the Stop button and the stream's own end)."""
+        with self.pool.lock:
+            if self.closed:
+                return
             self.closed = True
-            self.pool._leave(self.job)
+        self.pool._leave(self.job)
 
     def __enter__(self):
         return self
@@ -116,9 +121,10 @@ class Pool:
         self.running = 0
         self.computed = 0  # jobs started in all (the tests count them)
 
-    def watch(self, key, fn, *args, seconds, memory_mb=None, what="this job"):
+    def watch(self, key, fn, *args, seconds, memory_mb=None, what="this job", tag=None):
         """Watch the job `key`: join it if it runs or waits, replay it if it finished, else start
-        fn(*args, emit) in a child when a worker is free. `seconds` is its time budget once running."""
+        fn(*args, emit) in a child when a worker is free. `seconds` is its time budget once running;
+        `tag` names what it was computed from (see forget)."""
         with self.lock:
             job = self.kept.get(key)
             if job is not None:
@@ -130,6 +136,8 @@ class Pool:
                                            what)
                 self.line.append(job)
             job.watchers += 1
+            if tag is not None:
+                job.tags.add(tag)
             self._start_waiting()
         return Watch(self, job)
 
@@ -143,9 +151,9 @@ class Pool:
             return self.running, len(self.line)
 
     def forget(self, drop):
-        """Forget the kept jobs whose key drop(key) is true (a closed session's upload)."""
+        """Forget the kept jobs with a tag for which drop(tag) is true (computed from a closed session's upload)."""
         with self.lock:
-            for key in [k for k in self.kept if drop(k)]:
+            for key in [k for k, job in self.kept.items() if any(drop(t) for t in job.tags)]:
                 del self.kept[key]
 
     def _start_waiting(self):  # under self.lock
@@ -153,6 +161,7 @@ class Pool:
             job = self.line.pop(0)
             job.state = "running"
             self.running += 1
+            job.threads = max(1, (os.cpu_count() or 1) // self.running)  # the cores free when it starts
             self.computed += 1
             threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
 
@@ -248,9 +257,18 @@ class Pool:
                                               f"stopped unexpectedly; try again or with smaller settings"))
 
 
+_THREADS = [1]  # in a child: its job's share of the cores
+
+
+def child_threads():
+    """In a job's child process: how many threads it may use (the cores that were free when it started)."""
+    return _THREADS[0]
+
+
 def _child(job, read_end, write_end):
     """In the forked child: run the job, send its updates and result, exit without the server's handlers."""
     os.close(read_end)
+    _THREADS[0] = job.threads
     status = 0
     try:
         os.nice(NICE)

@@ -1,30 +1,82 @@
-"""Live training for the page: run the paired training on a view's data and yield what to draw, on a
-time throttle (a browser re-renders a plot in ~60 ms; faster updates pile up). No gradio here."""
+"""Live training for the page: the paired runs as a shared background job (sftviz.jobs), and what to draw
+while they train, on a time throttle (a browser re-renders a plot in ~60 ms; faster updates pile up).
+No gradio here.
 
+A run is fully determined by its inputs: the rows it trains on, the tokenizer, the settings (modes,
+steps, learning rate, seed, model, ...), and the engine is deterministic. So the job's key is exactly
+that: a second visitor asking for a run that is running joins it (the points so far, then the live
+ones), one that finished is replayed at once, and the line of waiting runs counts distinct runs only.
+"""
+
+import dataclasses
+import hashlib
+import json
 import os
+import threading
 import time
 
-from . import plots, render, train
-from .labels import MODES
+from . import jobs, plots, render, train
 from .tokenizer import token_texts
 
 THROTTLE_S = 0.4  # seconds between two plot updates
 BUDGET_S = float(os.environ.get("SFTVIZ_TRAIN_SECONDS", 900))  # a page's training stops after this, finished or not
+MEMORY_MB = int(os.environ.get("SFTVIZ_TRAIN_MEMORY_MB", 4096))  # a training job's memory budget
+GRACE_S = 120  # past its budget a job gets this long for its generations before it is killed
 
 
-def train_updates(view, config, throttle=THROTTLE_S, budget_s=None):
+def run_key(view, config):
+    """What decides a run's result: the rows it reads, the tokenizer, the settings."""
+    rows = view.loaded.rows[:config.max_examples]
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    request_key = view.loaded.key  # (source, where, config, split, tokenizer, tokenizer_where, ...)
+    return ("train", digest, request_key[4], request_key[5], tuple(sorted(dataclasses.asdict(config).items())))
+
+
+def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process
+    """Train, sending every event; past budget_s the runs stop and the results so far are computed."""
+    config = dataclasses.replace(config, threads=jobs.child_threads())
+    with train.PairedTraining(rows, tok, config) as pt:
+        emit({"record": "plan", "notes": pt.plan.notes, "names": pt.names})
+        timer = threading.Timer(budget_s, pt.stop_event.set)
+        timer.daemon = True
+        timer.start()
+        for event in pt.events_until_done():
+            emit(event)
+        timer.cancel()
+        over = pt.stop_event.is_set()
+        final = pt.results()
+    final["over_budget"] = over
+    return final
+
+
+def watch_training(view, config, budget_s=None, pool=None):
+    """A jobs.Watch of the paired training of this view's data with `config` (joined if it runs)."""
+    budget_s = BUDGET_S if budget_s is None else budget_s
+    config = dataclasses.replace(config, threads=1)  # the job picks its threads itself: not part of the key
+    return (pool or jobs.POOL).watch(run_key(view, config), _train_job, view.loaded.rows, view.loaded.tok, config,
+                                     budget_s, seconds=budget_s + GRACE_S, memory_mb=MEMORY_MB,
+                                     what="this training", tag=view.loaded.source)
+
+
+def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None):
     """Yield (figure, status, generations, heatmap) as the runs train; generations and heatmap (else None)
-    come with the last update. Closing the generator (Stop button, closed tab) stops and joins the runs;
-    so does the time budget (BUDGET_S), after which the results so far are shown."""
+    come with the last update. Closing the generator (Stop button, closed tab) stops watching; the job
+    stops when nobody watches it any more. After its time budget (BUDGET_S) the runs stop and show what
+    they have. `register(watch)` lets the caller close the watch from elsewhere (the page's Stop button)."""
     budget_s = BUDGET_S if budget_s is None else budget_s
     started = time.perf_counter()
-    curves = {m: {"train": [], "answer": [], "prompt": []} for m in config.modes}
-    done = {m: 0 for m in config.modes}
-    with train.PairedTraining(view.loaded.rows, view.loaded.tok, config) as pt:
-        notes = " ".join(pt.plan.notes)
-        last = 0.0
-        for batch in iter(lambda: pt.poll(0.05), None):
-            for ev in batch:
+    names = train.run_names(config)
+    curves = {m: {"train": [], "answer": [], "prompt": []} for m in names}
+    done = {m: 0 for m in names}
+    notes, last = "", 0.0
+    with watch_training(view, config, budget_s, pool) as watch:
+        if register:
+            register(watch)
+        for events in watch.follow(throttle / 2):
+            for ev in events:
+                if ev["record"] == "plan":
+                    notes = " ".join(ev["notes"])
+                    continue
                 c = curves[ev["mode"]]
                 if ev["record"] == "train":
                     c["train"].append((ev["step"], ev["train_loss"]))
@@ -33,23 +85,30 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None):
                     c["answer"].append((ev["step"], ev["eval_answer_loss"]))
                     c["prompt"].append((ev["step"], ev["eval_prompt_loss"]))
                 elif ev["record"] == "error":
-                    raise train.TrainError(f"{ev['mode']} run failed: {ev['error']}")
-            over_budget = time.perf_counter() - started > budget_s
-            if over_budget and pt.alive():
-                pt.stop()
-                notes += f" Stopped at the page's time budget of {budget_s:g} s."
-            finished = not pt.alive() and pt.events.empty()
-            if finished or time.perf_counter() - last >= throttle:
+                    raise train.TrainError(f"the training failed: {ev['error']}")
+            if time.perf_counter() - last >= throttle:
                 last = time.perf_counter()
-                progress = " · ".join(f"{MODES[m].title} step {done[m]}/{config.steps}" for m in config.modes)
-                status = f"Training… {progress} · {last - started:.1f} s. {notes}"
-                if finished:
-                    break
-                yield plots.loss_figure(curves, config.steps), status, None, None
-        final = pt.results()
+                yield plots.loss_figure(curves, config.steps), _status(watch, names, done, config, notes,
+                                                                       last - started), None, None
+        final = watch.result
     texts = token_texts(view.loaded.tok, final["heatmap"]["input_ids"])
     steps = min(done.values())
+    budget = f" Stopped at the page's time budget of {budget_s:g} s." if final.get("over_budget") else ""
     status = (f"Done in {final['seconds']} s ({steps} of {config.steps} steps per run, batch {config.batch_size}). "
-              f"{notes} Compare the right-hand plot: the same held-out tokens for every run.")
+              f"{notes}{budget} Compare the right-hand plot: the same held-out tokens for every run.")
     yield (plots.loss_figure(curves, config.steps), status, render.generations_html(final),
            render.heatmap_html(final, texts))
+
+
+def _status(watch, names, done, config, notes, elapsed):
+    if watch.position:
+        return (f"Waiting for a free worker: {_ordinal(watch.position)} in line (other visitors' runs train first; "
+                f"identical runs are shared, not queued). {elapsed:.0f} s")
+    shared = (f" · shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''} who asked for the same "
+              f"run") if watch.shared else ""
+    progress = " · ".join(f"{train.run_title(m)} step {done[m]}/{config.steps}" for m in names)
+    return f"Training… {progress} · {elapsed:.1f} s{shared}. {notes}"
+
+
+def _ordinal(n):
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

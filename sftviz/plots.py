@@ -2,7 +2,7 @@
 
 import plotly.graph_objects as go
 
-from .labels import MODES
+from .train import run_title
 
 COLORS = {"target": "#0072B2", "context": "#E69F00", "masked": "#999999"}  # Okabe-Ito, color-blind safe
 RUN_COLORS = ["#0072B2", "#D55E00", "#009E73"]
@@ -57,7 +57,7 @@ def loss_figure(curves, steps=None):
         "training loss, each on its own tokens (not comparable)",
         "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
     for k, (mode, c) in enumerate(curves.items()):
-        color, name = RUN_COLORS[k % len(RUN_COLORS)], MODES[mode].title
+        color, name = RUN_COLORS[k % len(RUN_COLORS)], run_title(mode)
         if c["train"]:
             xs, ys = zip(*c["train"])
             fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{name}: train", line=dict(color=color, width=1.5),

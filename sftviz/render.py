@@ -6,7 +6,8 @@ Every token is a <span data-role="context|target|masked">; the role comes straig
 
 from html import escape
 
-from .labels import IGNORE, MODES
+from .labels import IGNORE
+from .train import run_title
 
 ROLE_WORDS = {
     "target": "target: trained, the model learns to predict this token",
@@ -192,7 +193,7 @@ def error_html(message):
 def generations_html(final):
     """Greedy answers of each trained model to held-out prompts, side by side."""
     modes = list(final["generations"][0]["outputs"]) if final["generations"] else []
-    head = "".join(f"<th>{escape(MODES[m].title)}</th>" for m in modes)
+    head = "".join(f"<th>{escape(run_title(m))}</th>" for m in modes)
     rows = []
     for g in final["generations"]:
         cells = []
@@ -227,7 +228,7 @@ def heatmap_html(final, texts):
                          f'title="loss {loss:.2f} predicting this token">{escape(text)}</span>')
             if text.endswith("↵"):
                 spans.append("<br>")
-        out.append(f'<div class="sv-compare-head"><b>{escape(MODES[mode].title)}</b></div>'
+        out.append(f'<div class="sv-compare-head"><b>{escape(run_title(mode))}</b></div>'
                    f'<div class="sv-tokens">{"".join(spans)}</div>')
     return ('<div class="sv-summary">Per-token loss on a held-out example (darker = the model was more surprised;'
             ' answer tokens are underlined).</div>' + "".join(out))

@@ -1,12 +1,14 @@
 """Paired training runs: the same tiny model trained twice (or three times), differing only in labels.
 
 Every run starts from bit-identical weights and sees the same batches in the same order; only the
-labels differ (whole text vs answer only vs assistant turns only), as `labels.prepare` builds them
-for TRL. Two numbers per run:
+labels differ (whole text vs answer only vs assistant turns only, as `labels.prepare` builds them
+for TRL), plus an optional run that weighs prompt tokens w and answer tokens 1 (not a TRL option: the
+middle ground studied by Huerta-Enochian & Ko 2024 and Shi et al. 2024). The runs' parameters are
+stacked and advance in one step (`Runs`). Two numbers per run:
 
   * train_loss: the run's own objective, `model(input_ids, attention_mask, labels).loss`, the mean
-    over the tokens that run trains on (TRL's per-token averaging). Runs average over different
-    tokens, so these curves are NOT comparable across runs.
+    over the tokens that run trains on (TRL's per-token averaging); the weighted run's is the weighted
+    mean. Runs average over different tokens, so these curves are NOT comparable across runs.
   * eval_answer_loss / eval_prompt_loss: the same held-out examples scored the same way for every
     run, on answer tokens and on prompt tokens. These ARE comparable.
 
@@ -50,7 +52,8 @@ class TrainConfig:
     max_new_tokens: int = 24
     seed: int = 0
     model: str = "tiny"  # or a local directory / Hub id of a pretrained causal LM
-    threads: int = 1  # torch threads per run; runs go in parallel Python threads
+    threads: int = 1  # torch threads of the training (all runs advance together, in one step)
+    prompt_weight: float | None = None  # a third run: prompt tokens weighted this, answer tokens 1 (not TRL 1.16)
 
     @classmethod
     def preset(cls, name, **overrides):
@@ -68,6 +71,10 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise TrainError(f"{name.replace('_', ' ')} must be a whole number from {low:,} to {high:,}, "
                                  f"not {value!r}")
+        w = self.prompt_weight
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)
+                              or not 0 <= w <= 1):
+            raise TrainError(f"the prompt loss weight must be a number from 0 to 1, not {w!r}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 1:
             raise TrainError(f"the learning rate must be a number above 0 and at most 1, not {lr!r}")
@@ -78,6 +85,15 @@ LIMITS = (  # (field, lowest, highest): what a CPU run can finish, and what torc
     ("num_layers", 1, 64), ("eval_every", 1, 20_000), ("max_examples", 8, 100_000), ("n_eval", 2, 1000),
     ("n_generate", 0, 64), ("max_new_tokens", 1, 1024), ("seed", 0, 2**32 - 1), ("threads", 1, 64),
 )
+
+
+WEIGHTED = "weighted"  # the run with prompt tokens weighted prompt_weight: not a TRL 1.16 option
+WEIGHTED_TITLE = "prompt weight w"
+
+
+def run_title(name):
+    """A run's short name on plots and results: its mode's title, or the weighted run's."""
+    return WEIGHTED_TITLE if name == WEIGHTED else MODES[name].title
 
 
 MIN_EXAMPLES = 8  # a batch's worth, so there is something to train on and something to hold out
@@ -95,6 +111,7 @@ class Plan:
     config: TrainConfig
     train_ids: list  # per training example: input_ids (compact)
     train_labels: dict  # mode -> per training example labels (compact ids or -100)
+    answer_labels: list  # per training example, the answer mode's labels (the weighted run weighs them 1)
     eval_ids: list
     eval_answer: list  # per eval example: positions whose token is an answer token (scored, t >= 1)
     eval_prompt: list  # per eval example: positions of prompt tokens (t >= 1)
@@ -162,6 +179,7 @@ def make_plan(rows, tok, config):
 
     train_ids = [c(whole[i].input_ids) for i in train_idx]
     train_labels = {m: [c_labels(preps[m].sequences[i].labels) for i in train_idx] for m in modes}
+    answer_labels = [c_labels(answer[i].labels) for i in train_idx]
     eval_ids = [c(whole[i].input_ids) for i in eval_idx]
     eval_answer, eval_prompt = held_out_positions(whole, answer, eval_idx)
     gen_prompts, refs = [], []
@@ -169,7 +187,7 @@ def make_plan(rows, tok, config):
         prompt, reference = first_answer(whole[i].input_ids, answer[i].labels)
         gen_prompts.append(c(prompt))
         refs.append(tok.decode(reference))
-    return Plan(config, train_ids, train_labels, eval_ids, eval_answer, eval_prompt,
+    return Plan(config, train_ids, train_labels, answer_labels, eval_ids, eval_answer, eval_prompt,
                 batch_schedule(len(train_idx), config, rng), vocab,
                 to_c[pad_orig] if to_c else pad_orig, to_c[tok.eos_token_id] if to_c else tok.eos_token_id,
                 gen_prompts, refs, notes)
@@ -310,29 +328,6 @@ def tensors(ids_list, labels_list, pad_id):
             torch.tensor([s.labels for s in seqs]))
 
 
-def evaluate(model, plan, device="cpu"):
-    """Mean cross-entropy on held-out answer tokens and on held-out prompt tokens (same for every run)."""
-    import torch
-    import torch.nn.functional as F
-
-    sums, counts = [0.0, 0.0], [0, 0]
-    model.eval()
-    with torch.no_grad():
-        for k in range(0, len(plan.eval_ids), EVAL_BATCH):
-            ids = plan.eval_ids[k:k + EVAL_BATCH]
-            x, am, _ = tensors(ids, ids, plan.pad_id)
-            logits = model(input_ids=x.to(device), attention_mask=am.to(device)).logits.float()
-            # position t is predicted by the output at t-1
-            nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:].to(device), reduction="none").cpu()
-            for row, j in enumerate(range(k, k + len(ids))):
-                for which, positions in enumerate((plan.eval_answer[j], plan.eval_prompt[j])):
-                    if positions:
-                        sums[which] += float(nll[row, [t - 1 for t in positions]].sum())
-                        counts[which] += len(positions)
-    model.train()
-    return tuple(s / n if n else None for s, n in zip(sums, counts))
-
-
 def token_losses(model, ids, device="cpu"):
     """Per-position loss of predicting token t from tokens < t (None at position 0)."""
     import torch
@@ -365,99 +360,203 @@ def generate(model, plan, prompt, device="cpu"):
     return out, bool(out) and out[-1] == plan.eos_id
 
 
-class Run:
-    """One training run in its own thread; puts event dicts on a shared queue."""
+class Runs:
+    """Every run of a comparison as one model: the runs' parameters stacked along a first axis and evaluated
+    in one call (PyTorch's model-ensembling recipe: torch.func.stack_module_state + functional_call + vmap),
+    so one step advances every run. Each run keeps its own parameters, gradients and AdamW state (AdamW is
+    elementwise, so one optimizer over the stacked tensors is one optimizer per run) and its own gradient
+    clipping. A run's loss is its own model's: the mean over the tokens it trains on, or for the weighted
+    run the weighted mean. Every run starts from the same weights and sees the same batch."""
 
-    def __init__(self, mode, model, plan, events, stop, device):
-        self.mode, self.model, self.plan, self.events, self.stop, self.device = mode, model, plan, events, stop, device
-        self.thread = threading.Thread(target=self._guarded, name=f"sftviz-train-{mode}", daemon=True)
+    def __init__(self, model, names, device, learning_rate):
+        import torch
+        from torch.func import stack_module_state
 
-    def _guarded(self):
-        try:
-            self.train()
-        except Exception as e:  # reported, never raised into another thread
-            self.events.put({"record": "error", "mode": self.mode, "error": f"{type(e).__name__}: {e}"})
+        self.names, self.device = list(names), device
+        model = model.to(device)
+        self.template = model  # its forward is called with each run's parameters
+        self.params, self.buffers = stack_module_state([copy.deepcopy(model) for _ in self.names])
+        self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=learning_rate, weight_decay=0.0,
+                                           fused=device in ("cpu", "cuda"))
+        self.batched = True  # False for a model whose forward vmap cannot batch: then the runs go one by one
 
-    def train_step(self, optimizer, step):
-        """One optimizer step; the loss is the model's own (shift + -100 handling, per-token mean)."""
+    def logits(self, x, attention_mask):
+        """[runs, batch, positions, vocab]: every run's logits for the same inputs."""
+        import torch
+        from torch.func import functional_call, vmap
+
+        def one(params, buffers):
+            return functional_call(self.template, (params, buffers), (x,), {"attention_mask": attention_mask}).logits
+
+        if self.batched:
+            try:
+                return vmap(one, randomness="different")(self.params, self.buffers)  # dropout: one mask per run
+            except Exception:  # noqa: BLE001 - e.g. a pretrained model with an op vmap has no rule for
+                self.batched = False
+        return torch.stack([one({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()})
+                            for r in range(len(self.names))])
+
+    def losses(self, logits, x, weights):
+        """Per run: sum over positions t >= 1 of weight(t) * -log p(token t | tokens < t), divided by the
+        sum of the weights. With weights 1 on labelled tokens and 0 elsewhere this is exactly
+        model(input_ids, labels=labels).loss (the shift, the -100 handling, the per-token mean)."""
+        import torch.nn.functional as F
+
+        runs, batch, n, vocab = logits.shape
+        targets = x[:, 1:].expand(runs, batch, n - 1)
+        nll = F.cross_entropy(logits[:, :, :-1].float().reshape(-1, vocab), targets.reshape(-1),
+                              reduction="none").view(runs, batch, n - 1)
+        w = weights[:, :, 1:]
+        return (nll * w).sum((1, 2)) / w.sum((1, 2))
+
+    def step(self, x, attention_mask, weights, max_grad_norm=1.0):
+        """One optimizer step of every run; returns each run's loss."""
+        loss = self.losses(self.logits(x, attention_mask), x, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()  # the runs share no parameter: each gets the gradient of its own loss
+        self.clip(max_grad_norm)
+        self.optimizer.step()
+        return loss.detach().tolist()
+
+    def clip(self, max_norm):
+        """torch.nn.utils.clip_grad_norm_ (Trainer's max_grad_norm=1.0), for each run on its own gradients."""
         import torch
 
-        idx = self.plan.batches[step]
-        x, am, y = tensors([self.plan.train_ids[i] for i in idx],
-                           [self.plan.train_labels[self.mode][i] for i in idx], self.plan.pad_id)
-        x, am, y = x.to(self.device), am.to(self.device), y.to(self.device)
-        if int((y[:, 1:] != IGNORE).sum()) == 0:  # TRL: an all-masked batch gives loss 0, no update
-            return 0.0
-        loss = self.model(input_ids=x, attention_mask=am, labels=y).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)  # TRL/Trainer default max_grad_norm
-        optimizer.step()
-        return loss.item()
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        runs = len(self.names)
+        norms = torch.stack([g.reshape(runs, -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(runs, *[1] * (g.dim() - 1)))
 
-    def train(self):
-        import torch
+    def model(self, r):
+        """Run r as an ordinary model (for generation, per-token losses and the tests)."""
+        m = copy.deepcopy(self.template)
+        m.load_state_dict({k: v[r].detach() for k, v in self.params.items()}, strict=False)
+        return m.eval()
 
-        cfg = self.plan.config
-        self.model.to(self.device)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0,
-                                      fused=self.device in ("cpu", "cuda"))
-        answer, prompt = evaluate(self.model, self.plan, self.device)
-        self.events.put(dict(record="eval", mode=self.mode, step=0, train_loss=None, eval_answer_loss=answer,
-                             eval_prompt_loss=prompt))
-        for step in range(cfg.steps):
-            if self.stop.is_set():
-                self.events.put({"record": "stopped", "mode": self.mode, "step": step})
-                return
-            loss = self.train_step(optimizer, step)
-            self.events.put({"record": "train", "mode": self.mode, "step": step + 1, "train_loss": loss})
-            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-                answer, prompt = evaluate(self.model, self.plan, self.device)
-                self.events.put(dict(record="eval", mode=self.mode, step=step + 1, train_loss=loss,
-                                     eval_answer_loss=answer, eval_prompt_loss=prompt))
-        self.events.put({"record": "done", "mode": self.mode, "step": cfg.steps})
+
+def weights_for(plan, name, x_mask, labels, answer_labels):
+    """[batch, positions] weights of one run: 1 where the run's label is set (a mode run), or 1 on answer
+    tokens and plan.config.prompt_weight on the other attended tokens (the weighted run)."""
+    import torch
+
+    if name != WEIGHTED:
+        return (labels != IGNORE).float()
+    answer = (answer_labels != IGNORE).float()
+    return answer + plan.config.prompt_weight * (1 - answer) * x_mask.float()
+
+
+def evaluate_all(runs, plan, device="cpu"):
+    """Per run: mean cross-entropy on held-out answer tokens and on held-out prompt tokens (the same tokens
+    for every run, so these are comparable)."""
+    import torch
+    import torch.nn.functional as F
+
+    k_runs = len(runs.names)
+    sums, counts = torch.zeros(k_runs, 2, dtype=torch.float64), [0, 0]
+    runs.template.eval()  # no dropout while scoring
+    with torch.no_grad():
+        for k in range(0, len(plan.eval_ids), EVAL_BATCH):
+            ids = plan.eval_ids[k:k + EVAL_BATCH]
+            x, am, _ = tensors(ids, ids, plan.pad_id)
+            logits = runs.logits(x.to(device), am.to(device)).float()
+            runs_, batch, n, vocab = logits.shape
+            nll = F.cross_entropy(logits[:, :, :-1].reshape(-1, vocab), x[:, 1:].to(device).expand(runs_, batch, n - 1)
+                                  .reshape(-1), reduction="none").view(runs_, batch, n - 1).cpu().double()
+            for which, positions in enumerate((plan.eval_answer, plan.eval_prompt)):
+                mask = torch.zeros(batch, n - 1, dtype=torch.float64)
+                for row, j in enumerate(range(k, k + len(ids))):
+                    for t in positions[j]:
+                        mask[row, t - 1] = 1.0  # position t is predicted by the output at t-1
+                sums[:, which] += (nll * mask).sum((1, 2))
+                counts[which] += int(mask.sum())
+    runs.template.train()
+    return [tuple(float(sums[r, c]) / counts[c] if counts[c] else None for c in (0, 1)) for r in range(k_runs)]
 
 
 class PairedTraining:
-    """Start the runs, iterate over their events, stop them. Use as a context manager: leaving it stops
-    and joins every thread (Stop button, closed browser tab, Ctrl-C)."""
+    """The runs trained together, one step of every run per step, in one background thread; iterate over
+    their events, stop them. Use as a context manager: leaving it stops and joins the thread (Stop button,
+    closed browser tab, Ctrl-C)."""
 
     def __init__(self, rows, tok, config):
         import torch
 
         self.config, self.tok = config, tok
         self.plan = make_plan(rows, tok, config)
-        self.device = "cuda" if config.model != "tiny" and torch.cuda.is_available() else "cpu"
-        torch.set_num_threads(max(1, config.threads))  # process-wide; parallel runs beat more threads per run
+        self.device = device_for(config)
+        torch.set_num_threads(max(1, config.threads))  # process-wide
         base = build_model(self.plan)
         if self.plan.vocab is None and base.get_input_embeddings().num_embeddings < len(tok):
             raise TrainError("the pretrained model's vocabulary is smaller than the tokenizer's")
         self.initial_state = {k: v.clone() for k, v in base.state_dict().items()}
+        self.names = run_names(config)
+        self.runs = Runs(base, self.names, self.device, config.learning_rate)
         self.events, self.stop_event = queue.Queue(), threading.Event()
-        self.runs = []
-        for mode in dict.fromkeys(config.modes):
-            model = copy.deepcopy(base)  # bit-identical start for every run
-            self.runs.append(Run(mode, model, self.plan, self.events, self.stop_event, self.device))
+        self.thread = threading.Thread(target=self._guarded, name="sftviz-train", daemon=True)
         self.started = None
 
     def __enter__(self):
         self.started = time.perf_counter()
-        for r in self.runs:
-            r.thread.start()
+        self.thread.start()
         return self
 
     def __exit__(self, *exc):
         self.stop()
         return False
 
+    def _guarded(self):
+        try:
+            self.train()
+        except Exception as e:  # reported, never raised into another thread
+            self.events.put({"record": "error", "mode": self.names[0], "error": f"{type(e).__name__}: {e}"})
+
+    def batch(self, step):
+        """The step's inputs (the same for every run) and each run's weights [runs, batch, positions]."""
+        import torch
+
+        plan = self.plan
+        idx = plan.batches[step]
+        ids = [plan.train_ids[i] for i in idx]
+        x, am, answer = tensors(ids, [plan.answer_labels[i] for i in idx], plan.pad_id)
+        weights = []
+        for name in self.names:
+            labels = answer if name == WEIGHTED else tensors(ids, [plan.train_labels[name][i] for i in idx],
+                                                             plan.pad_id)[2]
+            weights.append(weights_for(plan, name, am, labels, answer))
+        d = self.device
+        return x.to(d), am.to(d), torch.stack(weights).to(d)
+
+    def emit_eval(self, step, losses=None):
+        for name, (answer, prompt) in zip(self.names, evaluate_all(self.runs, self.plan, self.device)):
+            self.events.put(dict(record="eval", mode=name, step=step,
+                                 train_loss=None if losses is None else losses[name], eval_answer_loss=answer,
+                                 eval_prompt_loss=prompt))
+
+    def train(self):
+        cfg = self.config
+        self.emit_eval(0)
+        for step in range(cfg.steps):
+            if self.stop_event.is_set():
+                for name in self.names:
+                    self.events.put({"record": "stopped", "mode": name, "step": step})
+                return
+            losses = dict(zip(self.names, self.runs.step(*self.batch(step))))
+            for name in self.names:
+                self.events.put({"record": "train", "mode": name, "step": step + 1, "train_loss": losses[name]})
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                self.emit_eval(step + 1, losses)
+        for name in self.names:
+            self.events.put({"record": "done", "mode": name, "step": cfg.steps})
+
     def stop(self, timeout=30):
         self.stop_event.set()
-        for r in self.runs:
-            if r.thread.is_alive():
-                r.thread.join(timeout)
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
     def alive(self):
-        return any(r.thread.is_alive() for r in self.runs)
+        return self.thread.is_alive()
 
     def poll(self, timeout=0.1):
         """Events available now (waits up to `timeout` for the first)."""
@@ -480,20 +579,33 @@ class PairedTraining:
 
     def results(self):
         """After training: greedy generations per held-out prompt, and per-token losses of one example."""
+        models = {name: self.runs.model(r) for r, name in enumerate(self.names)}
         gens = []
         for k, prompt in enumerate(self.plan.gen_prompts):
             item = {"prompt": self.decode(prompt), "reference": self.plan.gen_references[k], "outputs": {}}
-            for r in self.runs:
-                out, eos = generate(r.model, self.plan, prompt, self.device)
+            for name, model in models.items():
+                out, eos = generate(model, self.plan, prompt, self.device)
                 text = self.decode(out)
-                item["outputs"][r.mode] = {"text": text, "stopped_at_eos": eos,
-                                           "next_turn": any(m in text for m in ("<|im_start|>user", "Question:",
-                                                                                "<|user|>", "### Instruction"))}
+                item["outputs"][name] = {"text": text, "stopped_at_eos": eos,
+                                         "next_turn": any(m in text for m in ("<|im_start|>user", "Question:",
+                                                                              "<|user|>", "### Instruction"))}
             gens.append(item)
         ex = self.plan.eval_ids[0]
         ids = [self.plan.vocab[i] for i in ex] if self.plan.vocab else ex
         heat = {"input_ids": ids, "answer_positions": self.plan.eval_answer[0],
-                "losses": {r.mode: token_losses(r.model, ex, self.device) for r in self.runs}}
+                "losses": {name: token_losses(model, ex, self.device) for name, model in models.items()}}
         return {"record": "final", "generations": gens, "heatmap": heat,
                 "seconds": round(time.perf_counter() - self.started, 2), "notes": self.plan.notes,
                 "config": asdict(self.config)}
+
+
+def run_names(config):
+    """The runs of a comparison: its modes, then the weighted run when a prompt weight is set."""
+    return list(dict.fromkeys(config.modes)) + ([WEIGHTED] if config.prompt_weight is not None else [])
+
+
+def device_for(config):
+    """CUDA when the machine has it, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

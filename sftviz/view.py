@@ -163,7 +163,7 @@ def forget(source_gone):
     _loads.forget(lambda key: source_gone(key[0]))
     _preps.forget(lambda key: source_gone(key[0][0]))
     _stats.forget(lambda key: source_gone(key[0][0]))
-    jobs.POOL.forget(lambda key: source_gone(key[1][0]))
+    jobs.POOL.forget(source_gone)  # background jobs are tagged with their source
 
 
 @dataclass
@@ -350,7 +350,7 @@ def full_check(request, view):
     Shared: everyone looking at the same data and options watches one pass, computed once and kept."""
     key = ("doctor", view.loaded.key, view.options)
     return jobs.POOL.watch(key, _full_pass, request, view.loaded.tok, seconds=FULL_SECONDS,
-                           what=f"checking every row of {request.name}")
+                           what=f"checking every row of {request.name}", tag=request.source)
 
 
 def _full_pass(request, tok, emit):  # in the job's child process

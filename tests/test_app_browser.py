@@ -132,8 +132,10 @@ POINTS_JS = """() => { const p = document.querySelector('#loss-plot .js-plotly-p
 
 
 def training_threads():
-    import threading
-    return [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
+    """The training jobs whose worker process is alive (trainings run outside the web server's process)."""
+    from sftviz import jobs
+    with jobs.POOL.lock:
+        return [j for j in jobs.POOL.live.values() if j.key[0] == "train" and j.pid is not None]
 
 
 def wait_no_training_threads(timeout=20):
@@ -170,7 +172,9 @@ def test_stop_and_disconnect_end_the_training(page, browser, server):
     page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).length > 0", timeout=20000)
     assert training_threads()
     page.locator("#stop-button").click()
-    assert not wait_no_training_threads()
+    left = wait_no_training_threads()
+    import gc
+    assert not left, ([(j.watchers, j.state) for j in left], gc.collect(), [(j.watchers, j.state) for j in left])
     # the status says so, instead of a frozen "Training… step 46/20000"
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped')",
                            timeout=10000)
@@ -185,78 +189,36 @@ def test_stop_and_disconnect_end_the_training(page, browser, server):
     assert not wait_no_training_threads(30)
 
 
-def test_at_most_two_trainings_run_and_the_third_waits_in_the_queue(server):
+def test_a_class_pressing_train_shares_identical_runs_and_queues_distinct_ones(server):
     import time
 
     from gradio_client import Client
     from gradio_client.utils import Status
+
+    from sftviz import jobs
 
     client = Client(server, verbose=False)
     client.predict(sample="quiz_prompt_completion", hub_id="", tokenizer="default", prompt_template="",
                    completion_template="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
                    packing_strategy="bfd", example_index=0, api_name="/refresh")  # this session's view
     args = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
-                train_steps=20000, train_lr=0.001, train_seed=0, train_model="tiny")
-    jobs = [client.submit(**args, api_name="/train_stream") for _ in range(3)]
+                train_steps=20000, train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
+    computed = jobs.POOL.computed
+    presses = [client.submit(**args, train_seed=seed, api_name="/train_stream") for seed in (0, 0, 0, 1, 2)]
     try:
-        end = time.time() + 30
-        running = (Status.PROCESSING, Status.ITERATING)
-        while time.time() < end and sum(j.status().code in running for j in jobs) < 2:
+        end = time.time() + 60
+        while time.time() < end and jobs.POOL.busy() != (2, 1):
             time.sleep(0.2)
-        time.sleep(1)
-        codes = [j.status().code for j in jobs]
-        assert sum(c in running for c in codes) == 2
-        waiting = [j.status() for j in jobs if j.status().code == Status.IN_QUEUE]
-        assert len(waiting) == 1 and waiting[0].rank is not None  # the page shows this position
-        assert len(training_threads()) == 4  # two paired jobs, two runs each
+        assert jobs.POOL.busy() == (2, 1)  # 3 distinct runs: 2 train (one per core), 1 waits
+        assert jobs.POOL.computed - computed == 2
+        time.sleep(2)
+        running = (Status.PROCESSING, Status.ITERATING)
+        assert all(p.status().code in running for p in presses)  # no visitor waits in Gradio's queue
+        statuses = [str(p.outputs()[-1]) if p.outputs() else "" for p in presses]
+        assert sum("shared with 2 other visitors" in s for s in statuses) == 3
+        assert "1st in line" in statuses[4] or "1st in line" in statuses[3]
+        assert len(training_threads()) == 2
     finally:
-        for j in jobs:
-            j.cancel()
+        for p in presses:
+            p.cancel()
     assert not wait_no_training_threads(30)
-
-
-def test_doctor_tab_shows_cut_answers_and_opens_the_example_with_the_cut_marked(page, server):
-    open_page(page, server)
-    page.locator("#max-length input").fill("40")
-    page.locator("#max-length input").press("Enter")
-    page.get_by_role("tab", name="Doctor").click()
-    page.wait_for_function("() => document.querySelector('#doctor-report').innerText.includes('Answers cut by "
-                           "max_length 40')", timeout=20000)
-    assert page.locator('#doctor-report .sv-finding[data-check="answers_cut"]').count() == 1
-    page.locator('#doctor-report .sv-finding[data-check="answers_cut"] button[data-open]').first.click()
-    page.wait_for_function("() => document.querySelector('#main-tabs [role=tab][aria-selected=true]').innerText"
-                           ".includes('Tokens')", timeout=20000)
-    page.wait_for_function("() => document.querySelectorAll('#token-view .sv-changed').length > 0", timeout=20000)
-    marked = page.evaluate("() => Array.from(document.querySelectorAll('#token-view .sv-changed'))"
-                           ".map(e => +e.dataset.pos)")
-    assert marked == [39]  # the last token TRL keeps: the answer is cut right after it
-    page.screenshot(path=os.path.join(ROOT, "docs", "screenshot-doctor.png"), full_page=True)
-
-
-def test_doctor_checks_every_row_of_a_big_upload_with_a_progress_bar_while_browsing_works(page, server, tmp_path,
-                                                                                          monkeypatch):
-    import json
-
-    from sftviz import view
-    monkeypatch.setattr(view, "MAX_ROWS", 40)  # the page holds the first 40 rows; the pass reads all 3,000
-    monkeypatch.setattr(view, "FULL_CHUNK", 100)
-    path = tmp_path / "big.jsonl"
-    with open(path, "w") as f:
-        for i in range(3000):
-            answer = " yes" if i < 1500 else " " + " ".join(["long answer"] * 30)
-            f.write(json.dumps({"prompt": f"Question {i}: ok?\nAnswer:", "completion": answer}) + "\n")
-    open_page(page, server)
-    page.locator("#max-length input").fill("40")
-    page.locator("#max-length input").press("Enter")
-    page.get_by_role("tab", name="Upload").click()
-    page.locator("#upload input[type=file]").set_input_files(str(path))
-    page.get_by_role("tab", name="Doctor").click()
-    page.wait_for_function("() => document.querySelector('#doctor-progress progress') !== null", timeout=30000)
-    before = page.evaluate(TEXT_JS)
-    page.locator("#next").click()  # browsing while the pass runs
-    wait_text_change(page, before, timeout=5000)
-    page.wait_for_function("() => document.querySelector('#doctor-report').innerText.includes('Every row of big.jsonl')",
-                           timeout=120000)
-    report = page.locator("#doctor-report").inner_text()
-    assert "Answers cut by max_length 40" in report and "1,500 of 3,000" in report
-    assert page.locator("#doctor-progress progress").count() == 0

@@ -26,39 +26,62 @@ def small(**kw):
 
 
 def test_runs_start_from_identical_weights_and_see_identical_batches(tok):
-    pt = train.PairedTraining(rows(), tok, small())
-    a, b = (r.model.state_dict() for r in pt.runs)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert all(torch.equal(a[k], pt.initial_state[k]) for k in a)
+    pt = train.PairedTraining(rows(), tok, small(prompt_weight=0.1))
+    assert pt.names == ["whole", "completion", "weighted"]
+    for name, stacked in pt.runs.params.items():  # every run's slice of every parameter is the initial one
+        assert all(torch.equal(stacked[r], pt.initial_state[name]) for r in range(3))
     plan = pt.plan
     for step in range(plan.config.steps):
+        x, am, w = pt.batch(step)
         idx = plan.batches[step]
         x1, m1, y1 = train.tensors([plan.train_ids[i] for i in idx], [plan.train_labels["whole"][i] for i in idx],
                                    plan.pad_id)
         x2, m2, y2 = train.tensors([plan.train_ids[i] for i in idx],
                                    [plan.train_labels["completion"][i] for i in idx], plan.pad_id)
-        assert torch.equal(x1, x2) and torch.equal(m1, m2)  # same batch
+        assert torch.equal(x, x1) and torch.equal(x1, x2) and torch.equal(m1, m2)  # one batch for every run
+        assert torch.equal(w[0], (y1 != IGNORE).float()) and torch.equal(w[1], (y2 != IGNORE).float())
         assert (y2 != IGNORE).sum() < (y1 != IGNORE).sum()  # only the labels differ
         assert torch.equal(y2[y2 != IGNORE], x2[y2 != IGNORE])
+        # the weighted run: answer tokens 1, other attended tokens 0.1, padding 0
+        assert set(w[2][y2 != IGNORE].tolist()) == {1.0}
+        assert torch.allclose(w[2][(y2 == IGNORE) & (m2 == 1)], torch.tensor(0.1))
+        assert set(w[2][m2 == 0].tolist()) <= {0.0}
 
 
-def test_train_loss_is_the_models_own_loss_with_per_token_averaging(tok):
-    pt = train.PairedTraining(rows(), tok, small())
-    run = pt.runs[1]
-    idx = pt.plan.batches[0]
-    x, am, y = train.tensors([pt.plan.train_ids[i] for i in idx],
-                             [pt.plan.train_labels[run.mode][i] for i in idx], pt.plan.pad_id)
-    with torch.no_grad():
-        own = run.model(input_ids=x, attention_mask=am, labels=y).loss.item()
-        logits = run.model(input_ids=x, attention_mask=am).logits
-        shifted = y[:, 1:]
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), shifted.clamp(min=0),
-                                                reduction="none")
-        manual = (nll * (shifted != IGNORE)).sum() / (shifted != IGNORE).sum()  # TRL: sum / num_items_in_batch
-    opt = torch.optim.AdamW(run.model.parameters(), lr=1e-3)
-    reported = run.train_step(opt, 0)
-    assert reported == pytest.approx(own, rel=1e-6)
-    assert reported == pytest.approx(manual.item(), rel=1e-5)
+def test_each_runs_loss_is_its_own_models_loss_and_the_weighted_run_is_the_weighted_mean(tok):
+    pt = train.PairedTraining(rows(), tok, small(prompt_weight=0.25))
+    plan = pt.plan
+    for step in range(3):  # after some fused steps too: the runs have moved apart
+        x, am, w = pt.batch(step)
+        with torch.no_grad():
+            fused = pt.runs.losses(pt.runs.logits(x, am), x, w).tolist()
+        idx = plan.batches[step]
+        for r, name in enumerate(pt.names):
+            model = pt.runs.model(r)
+            with torch.no_grad():
+                logits = model(input_ids=x, attention_mask=am).logits
+                nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
+                if name == "weighted":
+                    _, _, ya = train.tensors([plan.train_ids[i] for i in idx], [plan.answer_labels[i] for i in idx],
+                                             plan.pad_id)
+                    weight = torch.where(ya[:, 1:] != IGNORE, 1.0, 0.25 * am[:, 1:].float())
+                    own = ((nll * weight).sum() / weight.sum()).item()  # weighted sum / the weights' sum
+                else:
+                    _, _, y = train.tensors([plan.train_ids[i] for i in idx],
+                                            [plan.train_labels[name][i] for i in idx], plan.pad_id)
+                    own = model(input_ids=x, attention_mask=am, labels=y).loss.item()  # HF's own loss
+            assert fused[r] == pytest.approx(own, rel=1e-5), (step, name)
+        reported = pt.runs.step(x, am, w)
+        assert reported == pytest.approx(fused, rel=1e-6)
+    # the runs are independent: the same step, with run 0 alone, moves run 0 exactly the same way
+    alone = train.Runs(train.build_model(plan), ["whole"], "cpu", plan.config.learning_rate)
+    both = train.Runs(train.build_model(plan), ["whole", "completion"], "cpu", plan.config.learning_rate)
+    for step in range(3):
+        x, am, w = pt.batch(step)
+        a, b = alone.step(x, am, w[:1]), both.step(x, am, w[:2])
+        assert a[0] == pytest.approx(b[0], rel=1e-5)
+    for name in alone.params:
+        assert torch.allclose(alone.params[name][0], both.params[name][0], atol=1e-5)
 
 
 def collect(pt):
@@ -93,6 +116,17 @@ def test_stop_ends_every_thread(tok):
             seen += len([e for e in pt.poll() if e["record"] == "train"])
     assert not pt.alive()
     assert not [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
+
+
+def test_the_weighted_run_trains_alongside_and_is_refused_outside_0_to_1(tok):
+    with train.PairedTraining(rows(), tok, small(prompt_weight=0.1)) as pt:
+        events = collect(pt)
+        final = pt.results()
+    assert {m for m, *_ in events} == {"whole", "completion", "weighted"}
+    assert set(final["generations"][0]["outputs"]) == {"whole", "completion", "weighted"}
+    for bad in (-0.1, 1.5, float("nan"), True, "0.1"):
+        with pytest.raises(train.TrainError, match="prompt loss weight"):
+            small(prompt_weight=bad)
 
 
 def test_conversational_assistant_vs_whole(tok):
