@@ -18,7 +18,9 @@ import html  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
+from collections import OrderedDict  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -239,7 +241,7 @@ def open_finding(v):
 
 def full_doctor(v, current=lambda: True):
     """The doctor over every row (a shared background pass) when the page holds only the first rows: a
-    progress bar while it runs, then its findings. Stops quietly once the visitor has loaded another view
+    progress bar while it runs, then its findings and the statistics of every row. Stops quietly once the visitor has loaded another view
     (`current()` turns false), so an old pass never overwrites a newer view."""
     request = v["view-request"]
     try:
@@ -259,10 +261,12 @@ def full_doctor(v, current=lambda: True):
                 shared = f", shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''}" \
                     if watch.shared else ""
                 yield {"doctor-progress": render.progress_html(done, total, f"Checking every row{shared}{waiting}")}
-            found, n = watch.result
+            found, n, stats = watch.result
         if current():
+            md, lengths = view.full_stats(stats, request.options)
             yield {"doctor-progress": "", "doctor-report": render.doctor_html(
-                found, n, f"(Every row of {request.name}.)", len(vw.loaded.rows), request.options.packing)}
+                found, n, f"(Every row of {request.name}.)", len(vw.loaded.rows), request.options.packing),
+                "stats": md, "length-plot": lengths}
     except Exception as e:
         if current():
             yield {"doctor-progress": render.error_html(f"Checking every row: {one_line(e)}")}
@@ -374,6 +378,28 @@ def from_url(query):
             "packing": query.get("packing") in STRATEGIES,
             "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
             "example-index": gr.update(value=index, maximum=max(index, 1))}
+
+
+_first_views, _first_lock = OrderedDict(), threading.Lock()
+FIRST_VIEWS = 32  # links whose first view is kept
+
+
+def first_view(query):
+    """Everything the page shows when it opens on a link (no link: the default view): computed once per
+    link and then served from memory, so thirty students opening the page at once wait for nobody."""
+    fields = from_url(query)
+    key = tuple(sorted((k, repr(v)) for k, v in fields.items()))
+    with _first_lock:
+        out = _first_views.get(key)
+    if out is None:
+        form = {**DEFAULT_FORM, **fields, "example-index": fields["example-index"]["value"]}
+        out = {**fields, **refresh(form)}
+        if "view-request" in out:  # a view that loaded (a failed one is tried again by the next visitor)
+            with _first_lock:
+                _first_views[key] = out
+                while len(_first_views) > FIRST_VIEWS:
+                    _first_views.popitem(last=False)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in out.items()}  # Gradio pops from update dicts
 
 
 def _md(text):
@@ -534,7 +560,8 @@ def build():
             if not said:  # a generator that yields nothing would blank its outputs: change nothing instead
                 yield {ui["doctor-progress"]: gr.skip()}
 
-        full_check = dict(fn=on_full, inputs=outputs("view-request"), outputs=outputs("doctor-progress", "doctor-report"),
+        full_check = dict(fn=on_full, inputs=outputs("view-request"),
+                          outputs=outputs("doctor-progress", "doctor-report", "stats", "length-plot"),
                           show_progress="hidden", concurrency_limit=None, api_name=False)
 
         for trigger, kind in ((ui["sample"].input, "sample"), (ui["hub-load"].click, "hub")):
@@ -597,6 +624,7 @@ def build():
         on_train.__signature__ = inspect.Signature(
             list(_signature(TRAIN_FORM).parameters.values())
             + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
+        on_train.__annotations__ = {"request": gr.Request}  # what Gradio reads to pass the request
         on_train.__name__ = "train_stream"
         train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
                                                                         "loss-heatmap"),
@@ -611,11 +639,12 @@ def build():
         on_preset, preset_in = wire(preset_values, ("preset",))
         ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
 
-        def restore(request: gr.Request):
-            return {ui[k]: val for k, val in from_url(dict(request.query_params) if request else {}).items()}
+        def on_first(request: gr.Request):
+            return {ui[k]: val for k, val in first_view(dict(request.query_params) if request else {}).items()}
 
-        demo.load(restore, None, outputs(*URL_FIELDS), queue=False).then(on_refresh, form, full).then(
-            **update_url).then(**full_check)
+        # the first view is served outside the queue (from memory): it never waits behind a class's events
+        demo.load(on_first, None, list(dict.fromkeys(outputs(*URL_FIELDS) + full)), queue=False,
+                  api_name="first_view").then(**update_url).then(**full_check)
         def leave(request: gr.Request):
             latest.pop(request.session_hash, None)
             stop_training(request.session_hash)
@@ -626,7 +655,8 @@ def build():
 
 
 demo = build()
-view.warm(page_request(DEFAULT_FORM))  # the first page view is then served from the cache
+view.warm(page_request(DEFAULT_FORM))  # load, labels, stats, findings and the training stack, ahead of visitors
+first_view({})  # the default page, ready before the first visitor
 uploads.start_sweeper()
 LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb",
               max_threads=64)  # training watchers wait in threads: leave room for everyone else's events

@@ -1,15 +1,18 @@
-"""sftviz's training loop vs TRL's SFTTrainer on the same model, data, batch size and step count.
+"""sftviz's training loop vs TRL's SFTTrainer on the same model, data, batch size and step count; the cost of
+a fused pair against one run; the quick paired demo end to end, as the page runs it.
 
     python benchmarks/bench_train.py [--steps 60]
 
 Model: a small Llama (hidden 128, 2 layers) over the bundled tokenizer's full vocabulary, saved once
 and loaded by every contender. Data: the bundled quiz sample, answer-only labels, max_length 128,
 batch 8, AdamW lr 1e-3, 1 torch thread. Contenders, one after the other in this process:
-  sftviz       sftviz.train.Run (one run, no parallel partner)
+  sftviz       sftviz.train.PairedTraining with one run
   TRL user     SFTConfig defaults + bf16=False (what a user must add on CPU); logging_steps=1 to see losses
   TRL tuned    + gradient_checkpointing=False and the model's own loss instead of TRL's fused loss
 Printed: steady steps/s (after the first step), time from construction to the first loss, and ratios.
-Then the paired quick demo (two runs in parallel) with the GPT-2 tokenizer on GSM8K from ../shared.
+Then, on GSM8K with GPT-2's tokenizer (../shared): CPU time per step of one run, of the fused pair
+(both runs advance in one step, stacked parameters) and of the pair plus the weighted run; and the
+quick paired demo end to end through the page's path (a job in a worker process, sftviz.live).
 """
 
 import argparse
@@ -34,8 +37,8 @@ def run_sftviz(rows, tok, model_dir, steps):
     from sftviz import train
 
     t0 = time.perf_counter()
-    cfg = train.TrainConfig.preset("quick", modes=("completion",), steps=steps, eval_every=10**9,
-                                   model=model_dir, n_generate=0)
+    cfg = train.TrainConfig.preset("quick", modes=("completion",), steps=steps, eval_every=20_000,
+                                   model=model_dir, n_generate=0)  # one run: the same work as one TRL trainer
     pt = train.PairedTraining(rows, tok, cfg)
     times = []
     with pt:
@@ -75,24 +78,54 @@ def run_trl(rows, tok, model_dir, steps, tuned):
     return times[0] - t0, steady(times)
 
 
-def paired_quick_gpt2():
-    from sftviz import data, train
+def gsm8k_gpt2():
+    from sftviz import data
     from sftviz.tokenizer import load_tokenizer
 
     gsm = os.path.join(SHARED, "data", "gsm8k_test.jsonl")
     if not os.path.exists(gsm):
-        print("paired quick demo with GPT-2: skipped (../shared/assets absent)")
-        return
-    tok = load_tokenizer(os.path.join(SHARED, "tokenizers", "gpt2"))
-    rows = data.to_trl(data.load(gsm))
+        return None, None
+    return data.to_trl(data.load(gsm)), load_tokenizer(os.path.join(SHARED, "tokenizers", "gpt2"))
+
+
+def pair_cost(rows, tok, steps=12):
+    """CPU seconds per step (1 thread): one run, the fused pair, the pair + the weighted run."""
+    import torch
+
+    from sftviz import train
+
+    torch.set_num_threads(1)
+    cfg = train.TrainConfig.preset("quick", prompt_weight=0.1)
+    pt = train.PairedTraining(rows, tok, cfg)  # its plan and batches (no thread started)
+    out = {}
+    for names in (["whole"], ["whole", "completion"], ["whole", "completion", "weighted"]):
+        pt.names, pt.runs = names, train.Runs(train.build_model(pt.plan), names, "cpu", cfg.learning_rate)
+        for step in range(2):
+            pt.runs.step(*pt.batch(step))
+        started = time.process_time()
+        for step in range(2, 2 + steps):
+            pt.runs.step(*pt.batch(step))
+        out[len(names)] = (time.process_time() - started) / steps
+    return out, len(pt.plan.vocab)
+
+
+def paired_demo(rows, tok):
+    """The quick demo as the page runs it: a training job in a worker process (all cores free)."""
+    from sftviz import jobs, live, train
+
+    class Loaded:  # what live.train_updates reads of a page view
+        pass
+
+    loaded = Loaded()
+    loaded.rows, loaded.tok, loaded.key, loaded.source = rows, tok, ("bench", "any", None, "train", "gpt2", "any"), "bench"
+    vw = Loaded()
+    vw.loaded = loaded
     t0 = time.perf_counter()
-    cfg = train.TrainConfig.preset("quick")
-    with train.PairedTraining(rows, tok, cfg) as pt:
-        for _ in pt.events_until_done():
-            pass
-        pt.results()
-    print(f"paired quick demo (whole + answer only, {cfg.steps} steps each, GSM8K, GPT-2 tokenizer, "
-          f"compact vocab {len(pt.plan.vocab)}): {time.perf_counter() - t0:.1f} s end to end (target < 30 s)")
+    first = None
+    for fig, status, gens, _ in live.train_updates(vw, train.TrainConfig.preset("quick"), pool=jobs.Pool()):
+        if first is None and fig.data and any(len(t.x) for t in fig.data):
+            first = time.perf_counter() - t0
+    return time.perf_counter() - t0, first
 
 
 def main():
@@ -130,7 +163,17 @@ def main():
     ours = results["sftviz"][1]
     print(f"sftviz / TRL as a user runs it: {ours / results['TRL as a user runs it'][1]:.2f}x (target >= 2x)")
     print(f"sftviz / TRL tuned:             {ours / results['TRL tuned'][1]:.2f}x (target >= 1x)")
-    paired_quick_gpt2()
+    rows, tok = gsm8k_gpt2()
+    if rows is None:
+        print("GSM8K + GPT-2: skipped (../shared/assets absent)")
+        return
+    cost, vocab = pair_cost(rows, tok)
+    print(f"GSM8K + GPT-2 tokenizer, quick preset (compact vocab {vocab}, max_length 128, batch 8), CPU per step, "
+          f"1 thread: one run {1000 * cost[1]:.0f} ms; fused pair {1000 * cost[2]:.0f} ms ({cost[2] / cost[1]:.2f}x one "
+          f"run, goal <= 1.3x); pair + weighted run {1000 * cost[3]:.0f} ms ({cost[3] / cost[1]:.2f}x)")
+    wall, first = paired_demo(rows, tok)
+    print(f"quick paired demo (whole + answer only, 240 steps each) through the page's path (a worker process, "
+          f"{os.cpu_count()} cores free): {wall:.1f} s end to end (goal < 15 s), first curve point after {first:.1f} s")
 
 
 if __name__ == "__main__":

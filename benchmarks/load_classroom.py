@@ -3,13 +3,16 @@
     python benchmarks/load_classroom.py [--students 30] [--trainings 2] [--identical 0] [--seconds 60]
 
 Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own process, as hosted), then:
-  * each student is a gradio_client session: opens the page's default view (timed: "first view"), then
+  * each student is a gradio_client session: opens the page (the page's own first-view call, timed: "first
+    view"), then
     clicks Next four times and switches the mode once, again and again, with --think seconds (2-6) between clicks;
   * --trainings sessions press Train (2,000 steps, so they run the whole time); the first --identical of
     them ask for the same run, the others each for a different seed. Their queue wait is the time from
-    the click to their first streamed update.
+    the click until their run trains (or is joined).
 Prints p50 / p95 / max latency per action, errors, queue waits, and the server's memory (its process
-plus the work children it forks), sampled every 0.5 s.
+plus the work children it forks), sampled every 0.5 s. A probe student in this process, at normal priority,
+clicks Next every 0.5 s: its latencies are the server's, apart from the simulated clients' own CPU
+starvation (they share the 2 cores at nice 10 with the trainings at nice 19).
 """
 
 import argparse
@@ -110,7 +113,7 @@ def student(url, deadline, stats, seed, think):
     if connected is None:
         return
     client = connected[0]
-    timed(stats, "first view", lambda: client.predict(mode=MODES[0], **VIEW, api_name="/refresh"))
+    timed(stats, "first view", lambda: client.predict(api_name="/first_view"))  # what opening the page runs
     step = 0
     while time.time() < deadline:
         time.sleep(rng.uniform(*think))
@@ -122,6 +125,21 @@ def student(url, deadline, stats, seed, think):
         step += 1
 
 
+def probe(url, deadline, stats):
+    """One more student, in this process at normal priority, clicking Next every 0.5 s: the server's own
+    latency, apart from the simulated class's clients (which compete for the same 2 cores at nice 10)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    client.predict(mode=MODES[0], **VIEW, api_name="/refresh")
+    timed(stats, "first view (probe)", lambda: client.predict(api_name="/first_view"))
+    step = 0
+    while time.time() < deadline:
+        time.sleep(0.5)
+        timed(stats, "Next (probe)", lambda: client.predict(example_index=step % 300, api_name="/next"))
+        step += 1
+
+
 def trainer(url, seed, stats, waits, stop):
     from gradio_client import Client
 
@@ -129,9 +147,10 @@ def trainer(url, seed, stats, waits, stop):
     client.predict(mode=MODES[0], **VIEW, api_name="/refresh")
     t = time.perf_counter()
     job = client.submit(preset="Quick demo (~10-30 s)", train_modes=["Whole text", MODES[0]], train_steps=2000,
-                        train_lr=0.001, train_seed=seed, train_model="tiny", api_name="/train_stream")
-    while not stop.is_set():
-        if job.outputs():
+                        train_lr=0.001, train_seed=seed, train_model="tiny", train_weighted=False, train_weight=0.1,
+                        api_name="/train_stream")
+    while not stop.is_set():  # the wait: until its run trains (or is shared), not just until the first message
+        if any("Training…" in str(out) for out in job.outputs()[-3:]):
             waits.append(time.perf_counter() - t)
             break
         time.sleep(0.1)
@@ -187,6 +206,8 @@ def main():
         deadline = time.time() + args.seconds
         cpu_start, wall_start = cpu_seconds(server.pid), time.time()
         busy_start = machine_busy()
+        prober = threading.Thread(target=probe, args=(url, deadline, stats), daemon=True)
+        prober.start()
         groups = [list(range(args.students))[k::args.processes] for k in range(args.processes)]
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
             results = [pool.apply_async(classroom, (url, deadline, group, args.think)) for group in groups]
@@ -199,6 +220,7 @@ def main():
                     stats.times.setdefault(kind, []).extend(ts)
                 for kind, es in errors.items():
                     stats.errors.setdefault(kind, []).extend(es)
+        prober.join(30)
         wall = time.time() - wall_start
         server_cpu = (cpu_seconds(server.pid) - cpu_start) / wall
         machine = (machine_busy() - busy_start) / wall
@@ -222,8 +244,10 @@ def main():
         print(f"  first error in {kind}: {errs[0]}")
     if args.trainings:
         shown = ", ".join(f"{w:.1f}" for w in sorted(waits))
-        print(f"trainings: click to first streamed update, s: {shown or 'none started'}"
-              f" ({args.trainings - len(waits)} never started)")
+        distinct = len({0 if k < args.identical else 100 + k for k in range(args.trainings)})
+        print(f"trainings: {distinct} distinct runs for {args.trainings} presses; click until the run trains (or is "
+              f"joined), s: {shown or 'none started'}; {args.trainings - len(waits)} waited in line all along "
+              f"(distinct runs beyond the {os.cpu_count()} workers)")
     print(f"CPU while the class ran: server {100 * server_cpu:.0f}% of one core; the whole machine "
           f"{100 * machine:.0f}% of one core ({os.cpu_count()} cores; the rest is the simulated class itself)")
     if memory:

@@ -174,12 +174,13 @@ def train(args):
     cfg = TrainConfig.preset(args.preset, modes=modes, steps=args.steps, seed=args.seed,
                              batch_size=args.batch_size, learning_rate=args.lr,
                              max_length=None if args.max_length is None else parse_max_length(args.max_length),
-                             model=args.model)
+                             model=args.model, prompt_weight=args.prompt_weight,
+                             threads=max(1, min(os.cpu_count() or 1, 3)))
     if cfg.max_length is None:
         raise ValueError("training needs a max_length")
     with PairedTraining(rows, tok, cfg) as pt:
         if not args.json:
-            print(f"{args.data}: {kind}; training {' vs '.join(modes)} from identical weights on identical "
+            print(f"{args.data}: {kind}; training {' vs '.join(pt.names)} from identical weights on identical "
                   f"batches: {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.learning_rate}, max_length "
                   f"{cfg.max_length}, first {cfg.max_examples} examples, model {cfg.model} (preset {args.preset})")
             for note in pt.plan.notes:
@@ -296,6 +297,8 @@ def build_parser():
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--model", default="tiny", help="'tiny' (built here) or a pretrained causal LM dir / Hub id")
+    t.add_argument("--prompt-weight", type=float, default=None, metavar="W",
+                   help="add a run with prompt tokens weighted W and answer tokens 1 (not a TRL 1.16 option)")
     t.add_argument("--json", action="store_true", help="one object per evaluation point, then a final record")
     t.set_defaults(func=train)
     return parser

@@ -76,6 +76,13 @@ class Scan:
     assistant_only_loss: bool = False
     first_length: int = 0  # tokens in the dataset's first example
 
+    def stats(self, options):
+        """The dataset statistics of every row scanned: examples, target / context tokens kept, examples TRL
+        drops, examples longer than max_length, and the untruncated lengths (length -> examples)."""
+        cut = sum(k for length, k in self.lengths.items() if options.max_length and length > options.max_length)
+        return {"examples": self.n, "target": self.target, "context": self.real - self.target,
+                "dropped": self.tallies["dropped"].count, "cut": cut, "lengths": dict(self.lengths)}
+
     def merge(self, other):
         for c in CHECKS:
             self.tallies[c].merge(other.tallies[c])
@@ -149,6 +156,12 @@ def diagnose_file(source, tok, options, chunk_rows=10_000, workers=None, progres
     """Findings for every row of a file (or Hub dataset), streamed in chunks of `chunk_rows` and checked by
     `workers` processes (default: one per core): memory stays flat however many rows there are.
     `progress(rows_done)` is called after each chunk. Returns (findings, rows checked)."""
+    sc, first_row = scan_file(source, tok, options, chunk_rows, workers, progress, **load)
+    return report(sc, first_row, tok, options), sc.n
+
+
+def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, **load):
+    """The Scan of every row (see diagnose_file), and the dataset's first row."""
     import multiprocessing
 
     from . import data
@@ -184,7 +197,7 @@ def diagnose_file(source, tok, options, chunk_rows=10_000, workers=None, progres
             total.merge(part)
             if progress:
                 progress(total.n)
-    return report(total, first[0], tok, options), total.n
+    return total, first[0]
 
 
 _WORK = {}  # what the forked workers share: the tokenizer and options (not pickled per chunk)

@@ -32,9 +32,24 @@ def run_key(view, config):
     return ("train", digest, request_key[4], request_key[5], tuple(sorted(dataclasses.asdict(config).items())))
 
 
+def on_gpu(fn):
+    """`fn` wrapped with spaces.GPU where the `spaces` package is importable (a Hugging Face ZeroGPU Space
+    attaches a GPU for the call; elsewhere the decorator does nothing); `fn` itself otherwise. On a machine
+    with CUDA the runs use it either way (train.device_for)."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=int(BUDGET_S + GRACE_S))(fn)
+
+
 def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process
+    return _train_on_device(rows, tok, dataclasses.replace(config, threads=jobs.child_threads()), budget_s, emit)
+
+
+@on_gpu
+def _train_on_device(rows, tok, config, budget_s, emit):
     """Train, sending every event; past budget_s the runs stop and the results so far are computed."""
-    config = dataclasses.replace(config, threads=jobs.child_threads())
     with train.PairedTraining(rows, tok, config) as pt:
         emit({"record": "plan", "notes": pt.plan.notes, "names": pt.names})
         timer = threading.Timer(budget_s, pt.stop_event.set)

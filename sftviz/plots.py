@@ -1,5 +1,7 @@
 """Plotly figures: dataset statistics and live loss curves (no gradio here)."""
 
+from collections import Counter
+
 import plotly.graph_objects as go
 
 from .train import run_title
@@ -36,8 +38,21 @@ def roles_figure(per_mode):
     return _layout(fig, "Tokens per role, by mode")
 
 
-def length_figure(lengths, max_length):
-    fig = go.Figure(go.Histogram(x=lengths, nbinsx=40, marker_color="#56B4E9", name="examples"))
+def length_figure(lengths, max_length, bins=40):
+    """Examples per length (a Counter: length -> examples), binned here: a million rows cost 40 bars."""
+    if lengths:
+        low, high = min(lengths), max(lengths)
+        width = max(1, -(-(high - low + 1) // bins))
+        counts = Counter()
+        for length, k in lengths.items():
+            counts[low + (length - low) // width * width] += k
+        starts = sorted(counts)
+        fig = go.Figure(go.Bar(x=[s + (width - 1) / 2 for s in starts], y=[counts[s] for s in starts], width=width,
+                               marker_color="#56B4E9", name="examples",
+                               customdata=[f"{s}-{s + width - 1}" for s in starts],
+                               hovertemplate="%{customdata} tokens: %{y} examples<extra></extra>"))
+    else:
+        fig = go.Figure()
     if max_length and lengths and max_length > 1.5 * max(lengths):
         fig.add_annotation(text=f"max_length {max_length}: no example is cut", xref="paper", yref="paper",
                            x=1, y=1.08, showarrow=False)
@@ -49,27 +64,49 @@ def length_figure(lengths, max_length):
     return _layout(fig, "Length histogram")
 
 
-def loss_figure(curves, steps=None):
-    """Left: each run's own training loss (not comparable). Right: the same held-out tokens for every run."""
-    from plotly.subplots import make_subplots
+SHOWN_POINTS = 400  # a training curve is drawn with at most this many points (every k-th step, and the last)
+_LOSS_LAYOUT = []  # the two-panel layout, made once: plotly's make_subplots costs ~50 ms a figure
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "training loss, each on its own tokens (not comparable)",
-        "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
+
+def _loss_layout():
+    if not _LOSS_LAYOUT:
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=(
+            "training loss, each on its own tokens (not comparable)",
+            "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
+        for col in (1, 2):
+            fig.update_xaxes(title="step", row=1, col=col)
+            fig.update_yaxes(title="loss (nats/token)", rangemode="tozero", row=1, col=col)
+        _LOSS_LAYOUT.append(_layout(fig, None, height=380).layout.to_plotly_json())
+    return _LOSS_LAYOUT[0]
+
+
+def _thin(points, most=SHOWN_POINTS):
+    """Every k-th point and the last, at most about `most` of them."""
+    k = -(-len(points) // most)
+    return points if k <= 1 else points[::k] + ([points[-1]] if (len(points) - 1) % k else [])
+
+
+def loss_figure(curves, steps=None):
+    """Left: each run's own training loss (not comparable). Right: the same held-out tokens for every run.
+    Built from plain dicts on a layout made once (the page redraws it every 0.4 s for every watcher)."""
+    traces = []
     for k, (mode, c) in enumerate(curves.items()):
         color, name = RUN_COLORS[k % len(RUN_COLORS)], run_title(mode)
         if c["train"]:
-            xs, ys = zip(*c["train"])
-            fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{name}: train", line=dict(color=color, width=1.5),
-                            row=1, col=1, legendgroup=mode)
+            xs, ys = zip(*_thin(c["train"]))
+            traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name=f"{name}: train", xaxis="x", yaxis="y",
+                               line=dict(color=color, width=1.5), legendgroup=mode))
         for key, dash in (("answer", "solid"), ("prompt", "dot")):
             pts = [(s, v) for s, v in c[key] if v is not None]
             if pts:
                 xs, ys = zip(*pts)
-                fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=f"{name}: held-out {key}",
-                                line=dict(color=color, dash=dash, width=2.5), marker=dict(size=5),
-                                row=1, col=2, legendgroup=mode)
-    for col in (1, 2):
-        fig.update_xaxes(title="step", range=[0, steps] if steps else None, row=1, col=col)
-        fig.update_yaxes(title="loss (nats/token)", rangemode="tozero", row=1, col=col)
-    return _layout(fig, None, height=380)
+                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", name=f"{name}: held-out {key}",
+                                   xaxis="x2", yaxis="y2", line=dict(color=color, dash=dash, width=2.5),
+                                   marker=dict(size=5), legendgroup=mode))
+    layout = dict(_loss_layout())
+    if steps:
+        for axis in ("xaxis", "xaxis2"):
+            layout[axis] = {**layout[axis], "range": [0, steps]}
+    return go.Figure(data=traces, layout=layout, skip_invalid=False)

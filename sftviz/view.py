@@ -7,7 +7,7 @@ the page creates its tab and keeps it up to date.
 
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -346,7 +346,8 @@ def covers_all(view):
 
 def full_check(request, view):
     """The doctor over every row of the dataset, in the background: a jobs.Watch whose updates are
-    {"total": rows or None} then {"rows": rows checked so far}, and whose result is (findings, rows).
+    {"total": rows or None} then {"rows": rows checked so far}, and whose result is (findings, rows,
+    dataset statistics: doctor.Scan.stats).
     Shared: everyone looking at the same data and options watches one pass, computed once and kept."""
     key = ("doctor", view.loaded.key, view.options)
     return jobs.POOL.watch(key, _full_pass, request, view.loaded.tok, seconds=FULL_SECONDS,
@@ -355,21 +356,12 @@ def full_check(request, view):
 
 def _full_pass(request, tok, emit):  # in the job's child process
     emit({"total": data.count_rows(request.source, request.config, request.split, request.where)})
-    return doctor.diagnose_file(request.source, tok, request.options, FULL_CHUNK, workers=1,
-                                progress=lambda done: emit({"rows": done}), config=request.config,
-                                split=request.split, limit=FULL_ROWS, prompt_template=request.prompt_template,
-                                completion_template=request.completion_template,
-                                text_field=request.options.text_field, where=request.where)
-
-
-def doctor_choices(found):
-    """(label, value) per example a finding points at: value "index:pos,pos" opens it with those tokens marked."""
-    out = []
-    for f in found:
-        for e in f.examples:
-            label = f"{f.severity}: {f.title} — example {e['index']}" + (f" ({e['note']})" if e.get("note") else "")
-            out.append((label, f"{e['index']}:{','.join(map(str, e['positions']))}"))
-    return out
+    sc, first = doctor.scan_file(request.source, tok, request.options, FULL_CHUNK, workers=1,
+                                 progress=lambda done: emit({"rows": done}), config=request.config,
+                                 split=request.split, limit=FULL_ROWS, prompt_template=request.prompt_template,
+                                 completion_template=request.completion_template,
+                                 text_field=request.options.text_field, where=request.where)
+    return doctor.report(sc, first, tok, request.options), sc.n, sc.stats(request.options)
 
 
 def search(view, query, start):
@@ -412,9 +404,21 @@ def _compute_stats(view):
         lengths = [len(s.input_ids) for s in prepared(loaded, untruncated).sequences]
     cut = sum(n > opts.max_length for n in lengths) if opts.max_length else 0
     cur = per_mode.get(MODES[opts.mode].label, {"target": 0, "context": 0, "dropped": 0})
-    total = cur["target"] + cur["context"]
-    md = (f"**{len(loaded.rows)}** examples · **{total}** tokens kept · **{cur['target']}** target / "
-          f"**{cur['context']}** context ({100 * cur['target'] / max(total, 1):.0f}% trained) · "
-          f"**{cur['dropped']}** examples with zero trained tokens (dropped by TRL) · "
-          f"{cut} longer than max_length.")
-    return md, plots.roles_figure(per_mode), plots.length_figure(lengths, opts.max_length)
+    first = f" (the first {MAX_ROWS:,} rows; every row is being checked in the background)" \
+        if not covers_all(view) else ""
+    md = stats_md(len(loaded.rows), cur["target"], cur["context"], cur["dropped"], cut, first)
+    return md, plots.roles_figure(per_mode), plots.length_figure(Counter(lengths), opts.max_length)
+
+
+def stats_md(examples, target, context, dropped, cut, note=""):
+    total = target + context
+    return (f"**{examples:,}** examples{note} · **{total:,}** tokens kept · **{target:,}** target / "
+            f"**{context:,}** context ({100 * target / max(total, 1):.0f}% trained) · "
+            f"**{dropped:,}** examples with zero trained tokens (dropped by TRL) · {cut:,} longer than max_length.")
+
+
+def full_stats(stats, options):
+    """(Markdown, length figure) of the statistics of every row (from the full doctor pass)."""
+    md = stats_md(stats["examples"], stats["target"], stats["context"], stats["dropped"], stats["cut"],
+                  " (every row)")
+    return md, plots.length_figure(Counter(stats["lengths"]), None if options.packing else options.max_length)

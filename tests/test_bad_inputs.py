@@ -236,17 +236,20 @@ def test_one_row_and_cut_prompts_are_shown_not_refused(app, files):
     ({"train-modes": ["TRL default for this data"]}, "mode 'auto' is not offered for training"),
     ({"train-model": "/etc"}, "is not a Hub model id"),
     ({"preset": "Turbo"}, "unknown preset 'Turbo'"),
+    ({"train-weighted": True, "train-weight": 2}, "the prompt loss weight must be a number from 0 to 1"),
+    ({"train-weighted": True, "train-weight": None}, "prompt weight is empty"),
 ])
 def test_page_training_refuses_bad_settings_in_one_line(app, fields, needle):
     good = app.refresh(form())
     train_form = {"view-request": good["view-request"], "preset": "Quick demo (~10-30 s)",
                   "train-modes": ["Whole text", "Answer only (completion_only_loss)"], "train-steps": 5,
-                  "train-lr": 0.001, "train-seed": 0, "train-model": "tiny", **fields}
+                  "train-lr": 0.001, "train-seed": 0, "train-model": "tiny", "train-weighted": False,
+                  "train-weight": 0.1, **fields}
     updates = list(app.train_stream(train_form))
     assert len(updates) == 1 and needle in html.unescape(updates[0]["train-status"])
     ok = list(app.train_stream({**train_form, **{k: v for k, v in {
         "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 3, "train-lr": 0.001,
-        "train-seed": 0, "train-model": "tiny"}.items()}}))
+        "train-seed": 0, "train-model": "tiny", "train-weighted": False}.items()}}))
     assert "Done in" in ok[-1]["train-status"] and ok[-1]["generations"]
 
 

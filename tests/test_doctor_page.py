@@ -54,6 +54,10 @@ def test_every_row_is_checked_in_the_background_while_browsing_stays_instant(app
     assert "Answers cut by max_length 40" in final and "80 of 200" in final and "Every row of" in final
     # its examples lie past the rows the page holds: named, not openable
     assert 'disabled title="past the first 40 rows' in final
+    # the dataset statistics now cover every row too
+    assert "**200** examples (every row)" in rest[-1]["stats"] and "80 longer than max_length" in rest[-1]["stats"]
+    assert sum(rest[-1]["length-plot"].data[0].y) == 200
+    assert "the first 40 rows" in out["stats"]
 
 
 def test_a_second_visitor_joins_the_same_pass_and_a_finished_pass_is_kept(app, tmp_path):

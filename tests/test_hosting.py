@@ -82,7 +82,7 @@ def test_tokenizer_and_model_fields_cannot_load_server_folders(app):
                          ("assets", "cannot load model 'assets' from the Hub")):
         train_form = {"view-request": good["view-request"], "preset": "Quick demo (~10-30 s)",
                       "train-modes": ["Whole text"], "train-steps": 5, "train-lr": 0.001, "train-seed": 0,
-                      "train-model": name}
+                      "train-model": name, "train-weighted": False, "train-weight": 0.1}
         updates = list(app.train_stream(train_form))
         assert len(updates) == 1 and needle in html.unescape(updates[0]["train-status"]), name
 

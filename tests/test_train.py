@@ -155,3 +155,16 @@ def test_cli_train_json():
     assert {p["mode"] for p in points} == {"whole", "completion"}
     assert all(set(p) == {"step", "mode", "train_loss", "eval_answer_loss", "eval_prompt_loss"} for p in points)
     assert recs[-1]["record"] == "final" and recs[-1]["generations"]
+
+
+def test_runs_split_over_threads_train_the_same_as_one_stack(tok):
+    out = {}
+    for threads in (1, 2):
+        with train.PairedTraining(rows(), tok, small(threads=threads, prompt_weight=0.1)) as pt:
+            assert len(pt.groups) == min(threads, 3)
+            out[threads] = sorted(collect(pt), key=lambda e: (e[0], e[1], e[2] is None))
+    assert [e[:2] for e in out[1]] == [e[:2] for e in out[2]]
+    for a, b in zip(out[1], out[2]):
+        for x, y in zip(a[2:], b[2:]):
+            assert x == y if x is None or y is None else x == pytest.approx(y, rel=1e-4)
+    assert not [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
