@@ -62,8 +62,6 @@ Each token below is **context** (the model reads it, label -100, no loss), a **t
 to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
 TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
 
-STOPPED = ('<div class="sv-summary">⏹ Stopped: the curves show the steps the runs finished. (A run other visitors are '
-           'watching goes on for them.)</div>')
 
 EXPLAIN_WEIGHT = """**Prompt loss weight w (a third run, not a TRL 1.16 option).** Between "whole text" (prompt weight 1)
 and "answer only" (weight 0): prompt tokens count w, answer tokens 1, and the run's loss is the weighted sum divided
@@ -626,16 +624,13 @@ def build():
             + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
         on_train.__annotations__ = {"request": gr.Request}  # what Gradio reads to pass the request
         on_train.__name__ = "train_stream"
-        train_ev = ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations",
-                                                                        "loss-heatmap"),
-                                            concurrency_limit=TRAIN_WATCHERS, concurrency_id="training",
-                                            show_progress="full")
-        def stopped(request: gr.Request):  # after the cancel, and after the stream's last update in flight
-            stop_training(request.session_hash if request else None)
-            time.sleep(0.5)
-            return {ui["train-status"]: STOPPED}
+        ui["train-button"].click(on_train, train_in, outputs("loss-plot", "train-status", "generations", "loss-heatmap"),
+                                 concurrency_limit=TRAIN_WATCHERS, concurrency_id="training", show_progress="full")
 
-        ui["stop-button"].click(None, None, None, cancels=[train_ev]).then(stopped, None, outputs("train-status"))
+        def stop(request: gr.Request):  # at once, outside the queue: the session's runs stop being watched,
+            stop_training(request.session_hash if request else None)  # and their streams end with "Stopped"
+
+        ui["stop-button"].click(stop, None, None, queue=False)
         on_preset, preset_in = wire(preset_values, ("preset",))
         ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
 

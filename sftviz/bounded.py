@@ -15,6 +15,7 @@ import pickle
 import resource
 import select
 import signal
+import stat
 import time
 
 SECONDS = float(os.environ.get("SFTVIZ_WORK_SECONDS", 10))  # per load or labelling of one dataset
@@ -55,6 +56,7 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         os.close(read_end)
         status = 0
         try:
+            close_sockets()
             _limit_memory(memory_mb)
             try:
                 payload = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
@@ -89,6 +91,22 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     if kind == "error":
         value.raise_again()
     return value, len(data)
+
+
+def close_sockets():
+    """In a forked child: close the sockets it inherited from the server (its listening socket and every
+    visitor's connection). A child holding them would keep a connection the server has closed half open,
+    and a browser reusing it would wait forever for an answer nobody reads."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:
+            pass
 
 
 def _limit_memory(memory_mb):

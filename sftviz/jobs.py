@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, BudgetExceeded, _Failure, _limit_memory
+from .bounded import MEMORY_MB, BudgetExceeded, _Failure, _limit_memory, close_sockets
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
 _HEADER = struct.Struct("<Q")
@@ -72,9 +72,10 @@ class Watch:
 
     def follow(self, timeout=0.25):
         """Yield lists of new updates (an empty list every `timeout` s while nothing happens, so the caller
-        can say where it is in line) until the job ends; then raise its error if it failed."""
+        can say where it is in line) until the job ends, then raise its error if it failed; or until this
+        watch is closed from elsewhere (then it just stops)."""
         job = self.job
-        while True:
+        while not self.closed:  # closed from elsewhere (the page's Stop button): this watcher is done
             with job.cond:
                 if len(job.updates) == self.seen and not job.finished:
                     job.cond.wait(timeout)
@@ -83,6 +84,8 @@ class Watch:
             yield new
             if finished and self.seen == len(job.updates):
                 break
+        if self.closed:
+            return
         if job.state == "failed":
             raise job.error
         if job.state == "stopped":
@@ -271,6 +274,7 @@ def _child(job, read_end, write_end):
     _THREADS[0] = job.threads
     status = 0
     try:
+        close_sockets()
         os.nice(NICE)
         _limit_memory(job.memory_mb)
         out = os.fdopen(write_end, "wb")

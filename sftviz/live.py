@@ -21,6 +21,8 @@ from .tokenizer import token_texts
 THROTTLE_S = 0.4  # seconds between two plot updates
 BUDGET_S = float(os.environ.get("SFTVIZ_TRAIN_SECONDS", 900))  # a page's training stops after this, finished or not
 MEMORY_MB = int(os.environ.get("SFTVIZ_TRAIN_MEMORY_MB", 4096))  # a training job's memory budget
+STOPPED = ("⏹ Stopped: the curves show the steps the runs finished. (A run other visitors are watching goes on "
+           "for them.)")
 GRACE_S = 120  # past its budget a job gets this long for its generations before it is killed
 
 
@@ -105,6 +107,9 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
                 last = time.perf_counter()
                 yield plots.loss_figure(curves, config.steps), _status(watch, names, done, config, notes,
                                                                        last - started), None, None
+        if watch.closed:  # the visitor pressed Stop
+            yield plots.loss_figure(curves, config.steps), STOPPED, None, None
+            return
         final = watch.result
     texts = token_texts(view.loaded.tok, final["heatmap"]["input_ids"])
     steps = min(done.values())

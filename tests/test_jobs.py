@@ -106,3 +106,26 @@ def test_errors_budgets_and_crashes_reach_every_watcher_and_the_next_job_runs():
         collect(pool.watch("d", dying, seconds=30))
     fine = pool.watch("e", counting, 2, 0.0, seconds=30)  # a failed key is computed again, not replayed
     assert [u["k"] for u in collect(fine)] == [0, 1]
+
+
+def holds_socket(fd, emit=None):
+    import stat
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def test_children_do_not_keep_the_servers_sockets():
+    """A child holding the server's connections would keep ones the server closed half open: a browser
+    reusing such a connection waited forever (the Stop button, seen in the browser tests)."""
+    import socket
+
+    from sftviz import bounded
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        watch = jobs.Pool(1).watch("socket", holds_socket, s.fileno(), seconds=30)
+        collect(watch)
+        assert watch.result is False and holds_socket(s.fileno())
+        assert bounded.run(holds_socket, s.fileno())[0] is False
