@@ -510,7 +510,7 @@ def build():
                             put(gr.Number(0.1, label="w (prompt tokens' weight, 0-1)", minimum=0, maximum=1,
                                           step=0.05, elem_id="train-weight"))
                         with gr.Row():
-                            put(gr.Button("Train both", variant="primary", elem_id="train-button"))
+                            put(gr.Button("Train", variant="primary", elem_id="train-button"))
                             put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
                         put(gr.HTML(elem_id="train-status"))
                         put(gr.Plot(elem_id="loss-plot", show_label=False))

@@ -101,12 +101,14 @@ def close_sockets():
         fds = [int(name) for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")]
     except OSError:
         return
+    devnull = os.open(os.devnull, os.O_RDWR)
     for fd in fds:
         try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.close(fd)
+            if fd != devnull and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.dup2(devnull, fd)  # not close(): objects that close the fd later close /dev/null, quietly
         except OSError:
             pass
+    os.close(devnull)
 
 
 def _limit_memory(memory_mb):
