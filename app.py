@@ -19,7 +19,6 @@ import inspect  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
 from collections import OrderedDict  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
@@ -423,15 +422,19 @@ def build():
         ui[component.elem_id] = component
         return component
 
+    def to_ui(out):
+        """{elem_id: value} -> {component: value}, what Gradio takes."""
+        return {ui[k]: val for k, val in out.items()}
+
     def wire(fn, names, *args, **kwargs):
         """fn(form dict, *args) -> {elem_id: value}, as a Gradio handler over the named components."""
         def handler(*values):
-            return {ui[k]: val for k, val in fn(dict(zip(names, values)), *args, **kwargs).items()}
+            return to_ui(fn(dict(zip(names, values)), *args, **kwargs))
 
         def streaming(*values):
             with contextlib.closing(fn(dict(zip(names, values)), *args, **kwargs)) as updates:
                 for out in updates:
-                    yield {ui[k]: val for k, val in out.items()}
+                    yield to_ui(out)
 
         chosen = streaming if inspect.isgeneratorfunction(fn) else handler
         chosen.__signature__ = _signature(names)
@@ -554,7 +557,7 @@ def build():
             with contextlib.closing(full_doctor({"view-request": request_value}, current)) as updates:
                 for out in updates:
                     said = True
-                    yield {ui[k]: val for k, val in out.items()}
+                    yield to_ui(out)
             if not said:  # a generator that yields nothing would blank its outputs: change nothing instead
                 yield {ui["doctor-progress"]: gr.skip()}
 
@@ -563,12 +566,12 @@ def build():
                           show_progress="hidden", concurrency_limit=None, api_name=False)
 
         for trigger, kind in ((ui["sample"].input, "sample"), (ui["hub-load"].click, "hub")):
-            trigger(lambda choose=choose_source(kind): {ui[k]: val for k, val in choose().items()}, None, new_source,
+            trigger(lambda choose=choose_source(kind): to_ui(choose()), None, new_source,
                     queue=False).then(on_refresh, form, full, show_progress="minimal").then(**update_url).then(
                     **full_check)
 
         def upload(path, request: gr.Request):
-            return {ui[k]: val for k, val in receive_upload(path, request.session_hash).items()}
+            return to_ui(receive_upload(path, request.session_hash))
 
         ui["upload"].upload(upload, ui["upload"], outputs("upload-path", "status") + new_source, queue=False).then(
             on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
@@ -583,10 +586,9 @@ def build():
             ui[button].click(fn, nav_in, nav_out, show_progress="hidden", queue=False, api_name=button).then(
                 **update_url)
         def on_open(request_value, event: gr.EventData):
-            chosen = (getattr(event, "_data", None) or {}).get("open") if isinstance(
-                getattr(event, "_data", None), dict) else None
-            out = open_finding({"view-request": request_value, "doctor-open": chosen})
-            return {ui[k]: val for k, val in out.items()}
+            sent = getattr(event, "_data", None)  # what the button's trigger('click', {open: ...}) sent
+            return to_ui(open_finding({"view-request": request_value,
+                                       "doctor-open": sent.get("open") if isinstance(sent, dict) else None}))
 
         ui["doctor-report"].click(on_open, outputs("view-request"), outputs("status", *example_ids, "example-index",
                                                                             "share", "main-tabs"),
@@ -609,7 +611,7 @@ def build():
             try:
                 with contextlib.closing(train_stream(dict(zip(TRAIN_FORM, values)), register)) as updates:
                     for out in updates:
-                        yield {ui[k]: val for k, val in out.items()}
+                        yield to_ui(out)
             finally:
                 for watch in own:
                     watch.close()
@@ -635,7 +637,7 @@ def build():
         ui["preset"].input(on_preset, preset_in, outputs("train-steps", "train-lr"), queue=False)
 
         def on_first(request: gr.Request):
-            return {ui[k]: val for k, val in first_view(dict(request.query_params) if request else {}).items()}
+            return to_ui(first_view(dict(request.query_params) if request else {}))
 
         # the first view is served outside the queue (from memory): it never waits behind a class's events
         demo.load(on_first, None, list(dict.fromkeys(outputs(*URL_FIELDS) + full)), queue=False,
