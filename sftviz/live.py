@@ -121,11 +121,11 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
 
 
 def _status(watch, names, done, config, notes, elapsed):
-    if watch.position:
-        return (f"Waiting for a free worker: {_ordinal(watch.position)} in line (other visitors' runs train first; "
-                f"identical runs are shared, not queued). {elapsed:.0f} s")
     shared = (f" · shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''} who asked for the same "
               f"run") if watch.shared else ""
+    if watch.position:
+        return (f"Waiting for a free worker: {_ordinal(watch.position)} in line (other visitors' runs train first; "
+                f"identical runs are shared, not queued). {elapsed:.0f} s{shared}.")
     progress = " · ".join(f"{train.run_title(m)} step {done[m]}/{config.steps}" for m in names)
     return f"Training… {progress} · {elapsed:.1f} s{shared}. {notes}"
 
