@@ -383,6 +383,19 @@ class Runs:
         self.optimizer = torch.optim.AdamW(list(self.params.values()), lr=learning_rate, weight_decay=0.0,
                                            fused=device in ("cpu", "cuda"))
         self.batched = True  # False for a model whose forward vmap cannot batch: then the runs go one by one
+        self.head = self._head_name(model)
+
+    def _head_name(self, model):
+        """For a Llama (the tiny model among them), whose logits are just lm_head(last hidden state): the stacked
+        parameter of its output layer (the input embeddings when tied), so a run's loss can compute logits
+        only where it has a weight. None for any other model: it goes through its own forward."""
+        from transformers import LlamaForCausalLM
+
+        if type(model) is not LlamaForCausalLM or model.lm_head.bias is not None:
+            return None
+        head = model.lm_head.weight
+        return next((n for n, p in model.named_parameters(remove_duplicate=False) if p is head and n in self.params),
+                    None)
 
     def logits(self, x, attention_mask):
         """[runs, batch, positions, vocab]: every run's logits for the same inputs."""
@@ -400,6 +413,44 @@ class Runs:
         return torch.stack([one({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()})
                             for r in range(len(self.names))])
 
+    def hidden(self, x, attention_mask):
+        """[runs, batch, positions, hidden]: every run's last hidden states (a Llama's, before lm_head)."""
+        import torch
+        from torch.func import functional_call, vmap
+
+        base = self.template.model
+
+        def one(params, buffers):
+            inner = ({k[6:]: v for k, v in d.items() if k.startswith("model.")} for d in (params, buffers))
+            return functional_call(base, tuple(inner), (x,), {"attention_mask": attention_mask}).last_hidden_state
+
+        if self.batched:
+            try:
+                return vmap(one, randomness="different")(self.params, self.buffers)
+            except Exception:  # noqa: BLE001
+                self.batched = False
+        return torch.stack([one({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()})
+                            for r in range(len(self.names))])
+
+    def loss(self, x, attention_mask, weights):
+        """Each run's loss (see losses). For a Llama, logits are computed only at the positions a run has a
+        weight on: the same loss and gradient (the others are multiplied by 0), without the output layer's
+        work on padding and, for an answer-only run, on the prompt. It is most of a tiny model's step."""
+        import torch
+        import torch.nn.functional as F
+
+        if self.head is None:
+            return self.losses(self.logits(x, attention_mask), x, weights)
+        h = self.hidden(x, attention_mask)[:, :, :-1]  # the output at t-1 predicts token t
+        targets, w = x[:, 1:], weights[:, :, 1:]
+        out = []
+        for r in range(len(self.names)):
+            keep = w[r] > 0
+            logits = h[r][keep] @ self.params[self.head][r].T
+            nll = F.cross_entropy(logits.float(), targets[keep], reduction="none")
+            out.append((nll * w[r][keep]).sum() / w[r].sum())
+        return torch.stack(out)
+
     def losses(self, logits, x, weights):
         """Per run: sum over positions t >= 1 of weight(t) * -log p(token t | tokens < t), divided by the
         sum of the weights. With weights 1 on labelled tokens and 0 elsewhere this is exactly
@@ -415,7 +466,7 @@ class Runs:
 
     def step(self, x, attention_mask, weights, max_grad_norm=1.0):
         """One optimizer step of every run; returns each run's loss."""
-        loss = self.losses(self.logits(x, attention_mask), x, weights)
+        loss = self.loss(x, attention_mask, weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()  # the runs share no parameter: each gets the gradient of its own loss
         self.clip(max_grad_norm)

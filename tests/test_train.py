@@ -84,6 +84,24 @@ def test_each_runs_loss_is_its_own_models_loss_and_the_weighted_run_is_the_weigh
         assert torch.allclose(alone.params[name][0], both.params[name][0], atol=1e-5)
 
 
+def test_logits_only_where_a_run_has_weight_give_the_same_losses_and_gradients(tok):
+    pt = train.PairedTraining(rows(), tok, small(prompt_weight=0.25))
+    runs = pt.runs
+    assert runs.head == "model.embed_tokens.weight"  # the tiny Llama's output layer is tied to its embeddings
+    x, am, w = pt.batch(0)
+    assert (w[1] == 0).sum() > (w[0] == 0).sum() > 0  # the answer-only run skips the prompt, both skip padding
+    grads = []
+    for loss in (lambda: runs.losses(runs.logits(x, am), x, w), lambda: runs.loss(x, am, w)):
+        runs.optimizer.zero_grad(set_to_none=True)
+        value = loss()
+        value.sum().backward()
+        grads.append((value.detach(), {k: p.grad.clone() for k, p in runs.params.items()}))
+    (full, g_full), (gathered, g_gathered) = grads
+    assert torch.allclose(full, gathered, rtol=1e-6)
+    for k in g_full:
+        assert torch.allclose(g_full[k], g_gathered[k], rtol=1e-4, atol=1e-7), k
+
+
 def collect(pt):
     return [(e["mode"], e["step"], e.get("train_loss"), e.get("eval_answer_loss"))
             for e in pt.events_until_done() if e["record"] in ("train", "eval")]
@@ -144,6 +162,15 @@ def test_pretrained_model_directory(tok, tmp_path):
         assert collect(pt)
     with pytest.raises(train.TrainError, match="cannot load model"):
         train.PairedTraining(rows(), tok, small(model=str(tmp_path / "missing")))
+
+
+def test_a_model_other_than_llama_goes_through_its_own_forward(tok, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256)) \
+        .save_pretrained(tmp_path)
+    with train.PairedTraining(rows(), tok, small(model=str(tmp_path))) as pt:
+        assert pt.runs.head is None  # its logits may be more than lm_head(hidden): not ours to assume
+        assert {m for m, *_ in collect(pt)} == {"whole", "completion"}
 
 
 def test_cli_train_json():
