@@ -397,45 +397,42 @@ class Runs:
         return next((n for n, p in model.named_parameters(remove_duplicate=False) if p is head and n in self.params),
                     None)
 
-    def logits(self, x, attention_mask):
-        """[runs, batch, positions, vocab]: every run's logits for the same inputs."""
+    def over_runs(self, one):
+        """one(params, buffers) of every run, stacked: in one call with vmap, or run by run for a model whose
+        forward vmap cannot batch (e.g. a pretrained model with an op vmap has no rule for)."""
         import torch
-        from torch.func import functional_call, vmap
-
-        def one(params, buffers):
-            return functional_call(self.template, (params, buffers), (x,), {"attention_mask": attention_mask}).logits
+        from torch.func import vmap
 
         if self.batched:
             try:
                 return vmap(one, randomness="different")(self.params, self.buffers)  # dropout: a mask per run
-            except Exception:  # noqa: BLE001 - e.g. a pretrained model with an op vmap has no rule for
-                self.batched = False
-        return torch.stack([one({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()})
-                            for r in range(len(self.names))])
-
-    def hidden(self, x, attention_mask):
-        """[runs, batch, positions, hidden]: every run's last hidden states (a Llama's, before lm_head)."""
-        import torch
-        from torch.func import functional_call, vmap
-
-        base = self.template.model
-
-        def one(params, buffers):
-            inner = ({k[6:]: v for k, v in d.items() if k.startswith("model.")} for d in (params, buffers))
-            return functional_call(base, tuple(inner), (x,), {"attention_mask": attention_mask}).last_hidden_state
-
-        if self.batched:
-            try:
-                return vmap(one, randomness="different")(self.params, self.buffers)
             except Exception:  # noqa: BLE001
                 self.batched = False
         return torch.stack([one({k: v[r] for k, v in self.params.items()}, {k: v[r] for k, v in self.buffers.items()})
                             for r in range(len(self.names))])
 
+    def logits(self, x, attention_mask):
+        """[runs, batch, positions, vocab]: every run's logits for the same inputs."""
+        from torch.func import functional_call
+
+        return self.over_runs(lambda params, buffers: functional_call(
+            self.template, (params, buffers), (x,), {"attention_mask": attention_mask}).logits)
+
+    def hidden(self, x, attention_mask):
+        """[runs, batch, positions, hidden]: every run's last hidden states (a Llama's, before lm_head)."""
+        from torch.func import functional_call
+
+        def one(params, buffers):
+            inner = tuple({k[6:]: v for k, v in d.items() if k.startswith("model.")} for d in (params, buffers))
+            return functional_call(self.template.model, inner, (x,), {"attention_mask": attention_mask}) \
+                .last_hidden_state
+
+        return self.over_runs(one)
+
     def loss(self, x, attention_mask, weights):
         """Each run's loss (see losses). For a Llama, logits are computed only at the positions a run has a
         weight on: the same loss and gradient (the others are multiplied by 0), without the output layer's
-        work on padding and, for an answer-only run, on the prompt. It is most of a tiny model's step."""
+        work on padding and, for an answer-only run, on the prompt (that layer is most of a tiny model's step)."""
         import torch
         import torch.nn.functional as F
 
