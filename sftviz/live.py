@@ -85,7 +85,7 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
     names = train.run_names(config)
     curves = {m: {"train": [], "answer": [], "prompt": []} for m in names}
     done = {m: 0 for m in names}
-    notes, last = "", 0.0
+    notes, last, first = "", 0.0, None  # first: (time, step) of the first step seen, for the time left
     with watch_training(view, config, budget_s, pool) as watch:
         if register:
             register(watch)
@@ -98,6 +98,7 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
                 if ev["record"] == "train":
                     c["train"].append((ev["step"], ev["train_loss"]))
                     done[ev["mode"]] = ev["step"]
+                    first = first or (time.perf_counter(), ev["step"])
                 elif ev["record"] == "eval":
                     c["answer"].append((ev["step"], ev["eval_answer_loss"]))
                     c["prompt"].append((ev["step"], ev["eval_prompt_loss"]))
@@ -106,7 +107,7 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
             if time.perf_counter() - last >= throttle:
                 last = time.perf_counter()
                 yield plots.loss_figure(curves, config.steps), _status(watch, names, done, config, notes,
-                                                                       last - started), None, None
+                                                                       last - started, first), None, None
         if watch.closed:  # the visitor pressed Stop
             yield plots.loss_figure(curves, config.steps), STOPPED, None, None
             return
@@ -120,14 +121,23 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
            render.heatmap_html(final, texts))
 
 
-def _status(watch, names, done, config, notes, elapsed):
+def _status(watch, names, done, config, notes, elapsed, first=None):
     shared = (f" · shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''} who asked for the same "
               f"run") if watch.shared else ""
     if watch.position:
         return (f"Waiting for a free worker: {_ordinal(watch.position)} in line (other visitors' runs train first; "
                 f"identical runs are shared, not queued). {elapsed:.0f} s{shared}.")
     progress = " · ".join(f"{train.run_title(m)} step {done[m]}/{config.steps}" for m in names)
-    return f"Training… {progress} · {elapsed:.1f} s{shared}. {notes}"
+    return f"Training… {progress} · {elapsed:.1f} s{_time_left(done, config.steps, first)}{shared}. {notes}"
+
+
+def _time_left(done, steps, first):
+    """' · about N s left', from the pace since the first step seen (once there is a pace to go by)."""
+    step = min(done.values())
+    if first is None or step - first[1] < 5 or step >= steps:
+        return ""
+    left = (time.perf_counter() - first[0]) / (step - first[1]) * (steps - step)
+    return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
 
 
 def _ordinal(n):

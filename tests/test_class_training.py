@@ -54,6 +54,7 @@ def test_identical_runs_are_computed_once_and_a_different_seed_is_another_run(po
     assert pool.computed == 1 and steps_computed(pool) == 30 * 2  # one computation: 30 steps of 2 runs
     assert curves_of(out[0]) == curves_of(out[1]) == curves_of(out[2])
     assert any("shared with" in u[1] for k in (1, 2) for u in out[k][:-1])  # the page says the run is shared
+    assert any("s left" in u[1] for u in out[0][:-1])  # and how long the run has to go
     assert out[0][-1][2] == out[2][-1][2]  # the same generations
     again = list(live.train_updates(vw, quick(), throttle=0.05))  # finished: kept, shown at once
     assert curves_of(again) == curves_of(out[0]) and pool.computed == 1
@@ -123,3 +124,12 @@ def _alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_the_time_left_comes_from_the_pace_since_the_first_step():
+    now = time.perf_counter()
+    assert live._time_left({"whole": 3, "completion": 3}, 240, (now, 1)) == ""  # no pace yet
+    assert live._time_left({"whole": 240, "completion": 240}, 240, (now - 5, 1)) == ""  # done
+    left = live._time_left({"whole": 60, "completion": 50}, 240, (now - 10, 10))  # 40 steps in 10 s
+    assert left == " · about 48 s left"  # the slower run: 190 steps at 4 per second
+    assert live._time_left({"whole": 20}, 20_000, (now - 10, 10)) == " · about 333 min left"  # 10 steps in 10 s, 19,980 to go
