@@ -391,6 +391,9 @@ def first_view(query):
     if out is None:
         form = {**DEFAULT_FORM, **fields, "example-index": fields["example-index"]["value"]}
         out = {**fields, **refresh(form)}
+        if "view-request" not in out and not any(k in out for k in TEMPLATE_EDITOR) and fields != from_url({}):
+            # a link that does not load opens on the default view, under the link's message
+            return {**first_view({}), "status": out["status"]}
         if "view-request" in out:  # a view that loaded (a failed one is tried again by the next visitor)
             with _first_lock:
                 _first_views[key] = out

@@ -65,6 +65,10 @@ def test_the_hub_box_and_data_links_cannot_read_server_paths(app, tmp_path):
     assert restored["source-tab"] == "hub"
     out = app.refresh(form(**{"source-tab": "hub", "hub-id": restored["hub-id"]}))
     assert "sv-error" in out["status"] and "4711" not in everything(out)
+    # a page opened on such a link shows the default view under the link's message, not an empty page
+    opened = app.first_view({"data": str(secret / "rows.jsonl"), "i": "9" * 20})
+    assert "is not a Hub dataset id" in status(opened) and "4711" not in everything(opened)
+    assert opened["view-request"] == app.first_view({})["view-request"] and opened["count"] == "400 examples"
     # the sample box takes bundled names only (the API can send anything)
     out = app.refresh(form(sample="../../../etc/passwd"))
     assert "is not a bundled sample" in status(out)
