@@ -254,9 +254,9 @@ def full_doctor(v, current=lambda: True):
                     return
                 for u in updates:
                     total, done = u.get("total", total), u.get("rows", done)
-                waiting = f" (waiting for a free worker: {watch.position} in line)" if watch.position else ""
-                shared = f", shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''}" \
-                    if watch.shared else ""
+                place, sharing = watch.place(), watch.sharing()
+                waiting = f" (waiting for a free worker: {place})" if place else ""
+                shared = f", {sharing}" if sharing else ""
                 yield {"doctor-progress": render.progress_html(done, total, f"Checking every row{shared}{waiting}")}
             found, n, stats = watch.result
         if current():

@@ -58,15 +58,7 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         try:
             close_sockets()
             _limit_memory(memory_mb)
-            try:
-                payload = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
-            except MemoryError:
-                payload = pickle.dumps(("memory", None))
-            except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent as a message
-                try:
-                    payload = pickle.dumps(("error", _Failure(e)))
-                except Exception:  # an exception type defined where pickle cannot find it
-                    payload = pickle.dumps(("error", _Failure(ValueError(f"{type(e).__name__}: {e}"))))
+            payload = outcome(lambda: fn(*args))
             with os.fdopen(write_end, "wb") as out:
                 out.write(payload)
         except BaseException:  # noqa: BLE001
@@ -91,6 +83,20 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     if kind == "error":
         value.raise_again()
     return value, len(data)
+
+
+def outcome(call):
+    """In a child: call()'s outcome, pickled for the parent: ("ok", result), ("memory", None) or ("error",
+    _Failure), so every failure goes back as a message."""
+    try:
+        return pickle.dumps(("ok", call()), protocol=pickle.HIGHEST_PROTOCOL)
+    except MemoryError:
+        return pickle.dumps(("memory", None))
+    except BaseException as e:  # noqa: BLE001
+        try:
+            return pickle.dumps(("error", _Failure(e)))
+        except Exception:  # an exception type defined where pickle cannot find it
+            return pickle.dumps(("error", _Failure(ValueError(f"{type(e).__name__}: {e}"))))
 
 
 def close_sockets():

@@ -138,9 +138,9 @@ def scan(rows, tok, options, offset=0, first_shape=None):
             continue
         if s.num_scored == 0:
             t["empty"].add(offset + k)
-        targets = last_targets(s.labels, 3)
-        if targets and not any(s.input_ids[p] == eos or s.input_ids[p] in added for p in targets[-3:]):
-            t["no_stop"].add(offset + k, targets[-3:])
+        last = last_targets(s.labels, 3)
+        if last and not any(s.input_ids[p] == eos or s.input_ids[p] in added for p in last):
+            t["no_stop"].add(offset + k, last)
     for k, (position, left_out) in sorted(prep.seams.items()):
         t["seam"].add(offset + k, [position])
         out.seam_tokens = out.seam_tokens or tok.convert_ids_to_tokens(left_out)

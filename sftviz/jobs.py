@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, BudgetExceeded, _Failure, _limit_memory, close_sockets
+from .bounded import MEMORY_MB, BudgetExceeded, _limit_memory, close_sockets, outcome
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
 _HEADER = struct.Struct("<Q")
@@ -69,6 +69,17 @@ class Watch:
     def position(self):
         """Place in line (1 = next to start), 0 once the job runs or has finished."""
         return self.pool.position(self.job)
+
+    def sharing(self):
+        """'shared with N other visitor(s)' for the page, '' while nobody else watches."""
+        n = self.shared
+        return f"shared with {n} other visitor{'s' if n != 1 else ''}" if n else ""
+
+    def place(self):
+        """'2nd in line' for the page, '' once the job runs."""
+        n = self.position
+        return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')} in line" if n \
+            else ""
 
     def follow(self, timeout=0.25):
         """Yield lists of new updates (an empty list every `timeout` s while nothing happens, so the caller
@@ -246,7 +257,7 @@ class Pool:
         kind, value = final or ("died", None)
         if job.state == "stopping":
             job._end("stopped")
-        elif kind == "done":
+        elif kind == "ok":
             job._end("done", result=value)
         elif kind == "error":
             try:
@@ -279,21 +290,12 @@ def _child(job, read_end, write_end):
         _limit_memory(job.memory_mb)
         out = os.fdopen(write_end, "wb")
 
-        def send(kind, value):
-            data = pickle.dumps((kind, value), protocol=pickle.HIGHEST_PROTOCOL)
-            out.write(_HEADER.pack(len(data)) + data)
+        def send(frame):
+            out.write(_HEADER.pack(len(frame)) + frame)
             out.flush()
 
-        try:
-            result = job.fn(*job.args, lambda update: send("update", update))
-            send("done", result)
-        except MemoryError:
-            send("memory", None)
-        except BaseException as e:  # noqa: BLE001 - every failure goes back as a message
-            try:
-                send("error", _Failure(e))
-            except Exception:
-                send("error", _Failure(ValueError(f"{type(e).__name__}: {e}")))
+        emit = lambda update: send(pickle.dumps(("update", update), protocol=pickle.HIGHEST_PROTOCOL))  # noqa: E731
+        send(outcome(lambda: job.fn(*job.args, emit)))  # the last frame: ("ok" | "memory" | "error", value)
         out.close()
     except BaseException:  # noqa: BLE001
         status = 1

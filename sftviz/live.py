@@ -122,10 +122,10 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
 
 
 def _status(watch, names, done, config, notes, elapsed, first=None):
-    shared = (f" · shared with {watch.shared} other visitor{'s' if watch.shared != 1 else ''} who asked for the same "
-              f"run") if watch.shared else ""
-    if watch.position:
-        return (f"Waiting for a free worker: {_ordinal(watch.position)} in line (other visitors' runs train first; "
+    place, sharing = watch.place(), watch.sharing()
+    shared = f" · {sharing} who asked for the same run" if sharing else ""
+    if place:
+        return (f"Waiting for a free worker: {place} (other visitors' runs train first; "
                 f"identical runs are shared, not queued). {elapsed:.0f} s{shared}.")
     progress = " · ".join(f"{train.run_title(m)} step {done[m]}/{config.steps}" for m in names)
     return f"Training… {progress} · {elapsed:.1f} s{_time_left(done, config.steps, first)}{shared}. {notes}"
@@ -138,7 +138,3 @@ def _time_left(done, steps, first):
         return ""
     left = (time.perf_counter() - first[0]) / (step - first[1]) * (steps - step)
     return f" · about {left:.0f} s left" if left < 120 else f" · about {left / 60:.0f} min left"
-
-
-def _ordinal(n):
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

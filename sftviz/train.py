@@ -518,9 +518,9 @@ def evaluate_all(runs, plan, device="cpu"):
                                   .reshape(-1), reduction="none").view(runs_, batch, n - 1).cpu().double()
             for which, positions in enumerate((plan.eval_answer, plan.eval_prompt)):
                 mask = torch.zeros(batch, n - 1, dtype=torch.float64)
-                for row, j in enumerate(range(k, k + len(ids))):
-                    for t in positions[j]:
-                        mask[row, t - 1] = 1.0  # position t is predicted by the output at t-1
+                at = [(row, t - 1) for row, j in enumerate(range(k, k + len(ids))) for t in positions[j]]
+                if at:
+                    mask[tuple(zip(*at))] = 1.0  # position t is predicted by the output at t-1
                 sums[:, which] += (nll * mask).sum((1, 2))
                 counts[which] += int(mask.sum())
     runs.template.train()
