@@ -44,15 +44,15 @@ LOCAL_PATHS = os.environ.get("SFTVIZ_LOCAL_PATHS", "").lower() in ("1", "true", 
 
 # The page's form: what a (re)load reads. "source-tab" is which of sample / upload / Hub is in use, and
 # "upload-path" the session's private copy of its upload (both server-side state).
-FORM = ("source-tab", "sample", "upload-path", "hub-id", "tokenizer", "prompt-template", "completion-template",
-        "mode", "max-length", "packing", "packing-strategy", "example-index")
+FORM = ("source-tab", "sample", "upload-path", "hub-id", "columns", "text-field", "tokenizer", "prompt-template",
+        "completion-template", "mode", "max-length", "packing", "packing-strategy", "example-index")
 # Browsing and training read the last good request instead ("view-request", server-side state).
 NAV_FORM = ("view-request", "example-index")
 TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
               "train-weighted", "train-weight")
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
-                "tokenizer": "default", "prompt-template": "", "completion-template": "",
+                "columns": data.READINGS["trl"], "text-field": "text", "tokenizer": "default", "prompt-template": "", "completion-template": "",
                 "mode": MODES[DEFAULT_MODE].label, "max-length": 1024, "packing": False, "packing-strategy": "bfd",
                 "example-index": 0}
 
@@ -106,6 +106,11 @@ def _source(v):
     return v["sample"], "sample", None, "train"
 
 
+def reading_name(value):
+    """A reading's page label (or its name, from the API or a link) -> its name (data.decide refuses others)."""
+    return next((k for k, label in data.READINGS.items() if value in (k, label)), value or "trl")
+
+
 def mode_name(value):
     """A mode's page label (or its name, from the API) -> its name; anything else is left for Options to refuse."""
     return next((m.name for m in MODES.values() if value in (m.label, m.name)), value)
@@ -115,10 +120,10 @@ def page_request(v):
     """The form -> a view.ViewRequest (bad values are refused here, with the core's words)."""
     source, where, config, split = _source(v)
     options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
-                      v["packing-strategy"] or "bfd")
+                      v["packing-strategy"] or "bfd", (v["text-field"] or "").strip()[:200] or "text")
     return view.ViewRequest(source, where, (v["tokenizer"] or "").strip() or "default",
                             "any" if LOCAL_PATHS else "hub", v["prompt-template"] or None,
-                            v["completion-template"] or None, config, split, options)
+                            v["completion-template"] or None, config, split, options, reading_name(v["columns"]))
 
 
 def share_query(request, index):
@@ -127,6 +132,10 @@ def share_query(request, index):
         return ""
     o = request.options
     q = {"tokenizer": request.tokenizer, "mode": o.mode, "max_length": o.max_length or "none", "i": int(index)}
+    if o.text_field != "text":
+        q["text_field"] = o.text_field
+    if request.columns != "trl":
+        q["columns"] = request.columns
     if request.where == "sample":
         q["sample"] = request.source
     else:
@@ -154,9 +163,11 @@ def refresh(v):
         request = page_request(v)
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
+        if isinstance(vw, view.Refused):
+            return refused(request, vw, index)
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
-        out.update(export_views(request, vw.loaded.mapping))
+        out.update(export_views(request, vw.loaded.decision))
         out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
                                                   else f"(The first {view.MAX_ROWS:,} rows; every row is being "
                                                   f"checked in the background.)", len(vw.loaded.rows),
@@ -173,6 +184,7 @@ def refresh(v):
     mapping = vw.loaded.mapping
     row = 0 if request.options.packing else index
     out.update({
+        **columns_choice(request, vw.loaded.decision.offers),
         "view-request": request,
         "example-index": gr.update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
         "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",
@@ -186,14 +198,35 @@ def refresh(v):
     return out
 
 
-def export_views(request, mapping):
+def columns_choice(request, offers):
+    """The "How to read your columns" choice: shown only where there is more than one way."""
+    choices = [data.READINGS[k] for k in ("trl", *offers)]
+    return {"columns": gr.update(choices=choices, value=data.READINGS[request.columns], visible=len(choices) > 1)}
+
+
+def refused(request, vw, index):
+    """TRL stops on the file as it is: its reason and the fixes (status), each fix's labels (Tokens tab),
+    nothing trained, exported or checked until a fix is chosen. Browsing goes on over the fixes."""
+    stop = render.error_html(vw.reason)
+    return {**view.example_views(vw, index), **columns_choice(request, tuple(vw.fixes)),
+            "status": f'<div class="sv-status">{_md(view.describe(vw))}</div>', "view-request": request,
+            "stats": "TRL stops on this file as it is: choose a fix to see its statistics.", "roles-plot": None,
+            "length-plot": None, "doctor-report": stop, "doctor-progress": "",
+            "export-script": f"# {vw.reason}\n# Choose a fix (How to read your columns) to export a run TRL accepts.",
+            "export-yaml": "", "export-table": "",
+            "example-index": gr.update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
+            "count": f"{vw.n} example{'s' if vw.n != 1 else ''}", "share": share_query(request, index),
+            **{k: gr.update(visible=False) for k in TEMPLATE_EDITOR}}
+
+
+def export_views(request, decision):
     """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows.
     Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
     if request.where == "sample":
         shown = os.path.relpath(data.samples()[request.source], HERE)
     else:
         shown = os.path.basename(request.source) if request.where == "file" else None
-    args = dict(mapping=mapping, config=request.config, split=request.split)
+    args = dict(mapping=decision.mapping, config=request.config, split=request.split, drop=decision.drop)
     return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
                                            **args),
             "export-yaml": export.yaml_config(request.source, request.options, **args),
@@ -245,7 +278,7 @@ def full_doctor(v, current=lambda: True):
         if request is None:
             return
         vw = view.open_view(request)
-        if view.covers_all(vw):
+        if isinstance(vw, view.Refused) or view.covers_all(vw):
             return
         total = done = 0
         with view.full_check(request, vw) as watch:
@@ -282,7 +315,8 @@ def find(v):
 
 def choose_source(kind):
     """A new dataset: start at its first example, with its own mapping template (not the last one's)."""
-    return lambda: {"source-tab": kind, "example-index": 0, "prompt-template": "", "completion-template": ""}
+    return lambda: {"source-tab": kind, "example-index": 0, "prompt-template": "", "completion-template": "",
+                    "columns": data.READINGS["trl"]}
 
 
 def receive_upload(path, session):
@@ -326,6 +360,8 @@ def train_stream(v, register=None):
             raise ValueError("load a dataset first")
         request = dataclasses.replace(request, options=dataclasses.replace(request.options, packing=False))
         vw = view.open_view(request)
+        if isinstance(vw, view.Refused):
+            raise ValueError(f"{vw.reason} Choose a fix under 'How to read your columns' first.")
         chosen = [mode_name(m) for m in (v["train-modes"] or [])]
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
         cfg = TrainConfig.preset(_preset_name(v["preset"] or ""), modes=resolve_modes(vw.loaded.rows, chosen),
@@ -351,8 +387,8 @@ OPEN_ON_CLICK = """element.addEventListener('click', (e) => {
   if (b) trigger('click', {open: b.dataset.open});
 });"""
 
-URL_FIELDS = ("source-tab", "sample", "hub-id", "tokenizer", "mode", "max-length", "packing", "packing-strategy",
-              "example-index")
+URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",
+              "packing-strategy", "example-index")
 
 
 def _whole(text, high, default):
@@ -369,6 +405,8 @@ def from_url(query):
     return {"source-tab": "hub" if query.get("data") else "sample",
             "sample": query.get("sample") if query.get("sample") in SAMPLES else data.DEFAULT_SAMPLE,
             "hub-id": query.get("data", "")[:300], "tokenizer": query.get("tokenizer", "default")[:200],
+            "columns": data.READINGS.get(query.get("columns"), data.READINGS["trl"]),
+            "text-field": query.get("text_field", "text")[:200] or "text",
             "mode": MODES[mode].label,
             "max-length": None if query.get("max_length") == "none" else _whole(query.get("max_length"),
                                                                                 MAX_LENGTH_LIMIT, 1024),
@@ -463,6 +501,9 @@ def build():
                     put(gr.Textbox(label="Hub dataset: id [config [split]]", placeholder="e.g. openai/gsm8k main test",
                                    elem_id="hub-id"))
                     put(gr.Button("Load from Hub", elem_id="hub-load"))
+                put(gr.Radio(list(data.READINGS.values()), value=DEFAULT_FORM["columns"], visible=False,
+                             label="How to read your columns", elem_id="columns"))
+                put(gr.Textbox("text", label="Text field (SFTConfig.dataset_text_field)", elem_id="text-field"))
                 put(gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id",
                                elem_id="tokenizer"))
                 put(gr.Radio([m.label for m in MODES.values()], value=DEFAULT_FORM["mode"],
@@ -544,9 +585,9 @@ def build():
         ui["main-tabs"] = tabs
         full = outputs("status", "view-request", *example_ids, "stats", "roles-plot", "length-plot", "doctor-report",
                        "doctor-progress", "export-script", "export-yaml", "export-table", "example-index", "count",
-                       *TEMPLATE_EDITOR, "share")
+                       *TEMPLATE_EDITOR, "columns", "share")
         nav_out = outputs("status", *example_ids, "example-index", "share")
-        new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template")
+        new_source = outputs("source-tab", "example-index", "prompt-template", "completion-template", "columns")
         update_url = dict(fn=None, inputs=outputs("share"), outputs=None,
                           js="(q) => { if (q) history.replaceState(null, '', '?' + q); }")
         on_refresh, form = wire(refresh, FORM)
@@ -578,7 +619,11 @@ def build():
 
         ui["upload"].upload(upload, ui["upload"], outputs("upload-path", "status") + new_source, queue=False).then(
             on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
-        for trigger in (ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
+        # another reading of the columns starts from its own template (the last one's would imply a mapping)
+        ui["columns"].input(lambda: to_ui({"prompt-template": "", "completion-template": ""}), None,
+                            outputs("prompt-template", "completion-template"), queue=False).then(
+            on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
+        for trigger in (ui["text-field"].submit, ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
                         ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
             trigger(on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
         on_nav, nav_in = wire(navigate, NAV_FORM)

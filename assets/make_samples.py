@@ -95,7 +95,7 @@ def main():
     write_jsonl("quiz_question_answer.jsonl", quiz_question_answer(120, random.Random(3)))
     # A newcomer's table: the prompt, the answer, and the two already glued together in `text`.
     rng = random.Random(4)
-    with open(os.path.join(HERE, "quiz_table.csv"), "w", encoding="utf-8", newline="") as f:
+    with open(os.path.join(HERE, "quiz_prompt_answer_text.csv"), "w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["prompt", "answer", "text"])
         w.writeheader()
         for _ in range(60):

@@ -29,8 +29,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ["Answer only (completion_only_loss)", "Whole text", "TRL default for this data"]
-VIEW = dict(sample="quiz_prompt_completion", hub_id="", tokenizer="default", prompt_template="",
-            completion_template="", max_length=1024, packing=False, packing_strategy="bfd", example_index=0)
+VIEW = dict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file", text_field="text",
+            tokenizer="default", prompt_template="", completion_template="", max_length=1024, packing=False,
+            packing_strategy="bfd", example_index=0)
 
 
 def free_port():

@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import TRL_VERSION, one_line
+from .data import READINGS, TRLStops, fix_words
 from .labels import MODES, Options, prepare
 from .packing import STRATEGIES
 
@@ -23,6 +24,9 @@ def add_data_args(p):
     p.add_argument("--split", default="train", help="Hub dataset split")
     p.add_argument("--limit", type=int, default=None, help="first N examples only")
     p.add_argument("--text-field", default="text", help="SFTConfig.dataset_text_field")
+    p.add_argument("--columns", choices=list(READINGS), default="trl",
+                   help="how to read the file's columns: " + "; ".join(f"{k}: {v}"
+                                                                       for k, v in READINGS.items()))
     p.add_argument("--prompt-template", default=None, help="Jinja template mapping a row to the prompt")
     p.add_argument("--completion-template", default=None, help="Jinja template mapping a row to the completion")
     p.add_argument("--max-length", default="1024", help="SFTConfig.max_length, or 'none'")
@@ -51,7 +55,7 @@ def load_inputs(args):
     from .tokenizer import load_tokenizer
 
     loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
-                      args.completion_template, args.text_field)
+                      args.completion_template, args.text_field, columns=args.columns)
     return loaded.rows, loaded.kind, load_tokenizer(args.tokenizer)
 
 
@@ -122,7 +126,8 @@ def doctor(args):
 
     findings, n = diagnose_file(args.data, tok, opts, args.chunk_rows, args.workers, progress, config=args.config,
                                 split=args.split, limit=args.limit, prompt_template=args.prompt_template,
-                                completion_template=args.completion_template, text_field=args.text_field)
+                                completion_template=args.completion_template, text_field=args.text_field,
+                                columns=args.columns)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     errors = sum(f.severity == "error" for f in findings)
@@ -155,12 +160,14 @@ def export(args):
 
     opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
     loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
-                      args.completion_template, args.text_field)
+                      args.completion_template, args.text_field, columns=args.columns)
     prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
     if args.format == "script":
-        out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split)
+        out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split,
+                     drop=loaded.decision.drop)
     elif args.format == "yaml":
-        out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split)
+        out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split,
+                          drop=loaded.decision.drop)
     else:
         out = frameworks_table(opts)
     print(out, end="" if out.endswith("\n") else "\n")
@@ -211,6 +218,11 @@ def train(args):
             flags = ("stops at EOS" if out["stopped_at_eos"] else "no EOS") + (
                 ", writes the next turn" if out["next_turn"] else "")
             print(f"    {mode:<10} {out['text']!r} ({flags})")
+
+
+def first_row(args):
+    from .data import load
+    return load(args.data, args.config, args.split, 1)[0]
 
 
 def finite(value):
@@ -317,6 +329,11 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 0
+    except TRLStops as e:  # TRL's refusal, and the fixes as this command's options, on one line
+        fixes = " or ".join(f"--columns {fix} ({fix_words(fix, first_row(args), args.text_field)})"
+                            for fix in e.fixes)
+        print(f"sftviz: error: {e}" + (f" Fix: {fixes}." if fixes else ""), file=sys.stderr)
+        return 2
     except Exception as e:  # bad input: one line, no traceback
         print(f"sftviz: error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -7,16 +7,21 @@ TRL's four dataset types (https://huggingface.co/docs/trl/dataset_formats):
     conversational_prompt_completion  {"prompt": [messages], "completion": [messages]}
 ShareGPT ({"conversations": [{"from", "value"}]}) is accepted by TRL too (renamed to messages).
 
-Shapes people actually have are mapped to prompt/completion (or messages) with a visible, editable
-Jinja template, so the user sees exactly what text the model gets:
+TRL decides how to read a row from its columns (`trl_reading`), and so does sftviz: a row with the text
+field is language modeling whatever other columns it has, and a `prompt` column means prompt-completion
+even with no `completion` (then TRL stops, and so does sftviz: `TRLStops`, with the fixes).
+
+Shapes people actually have can be mapped to prompt/completion (or messages) with a visible, editable
+Jinja template, so the user sees exactly what text the model gets. The mapping is the default only where
+TRL cannot read the file at all; elsewhere it is the user's choice (`decide`, `READINGS`):
     question_answer   {"question", "answer"}               e.g. GSM8K
     alpaca            {"instruction", "input", "output"}
-    prompt_answer     {"prompt", "answer"} (+ maybe "text" = both glued together, ignored by the mapping)
+    prompt_answer     {"prompt", "answer"} (+ maybe "text" = both glued together, dropped by the mapping)
     sharegpt          {"conversations": [{"from": "human"|"gpt", "value"}]} roles renamed to user/assistant
     custom            any other columns, with a prompt and a completion template written by the user
 
 `load_trl()` is the one way in, for the page and the command line alike:
-source -> raw rows -> shape -> mapping decision (`choose_mapping`) -> rows in TRL's format.
+source -> raw rows -> how to read them (`decide`) -> rows in TRL's format.
 """
 
 import glob
@@ -25,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 from . import hub, one_line, readers
+from .labels import is_conversational
 from .tokenizer import ASSETS
 
 SAMPLES_DIR = os.path.join(ASSETS, "samples")
@@ -114,28 +120,57 @@ def _is_messages(value, keys=("role", "content")):
     return isinstance(value, list) and bool(value) and isinstance(value[0], dict) and set(keys) <= value[0].keys()
 
 
-def detect(rows, text_field="text"):
-    """The shape of the first row: a TRL type, or a shape we know how to map."""
-    cols = set(rows[0])
-    first = rows[0]
-    if "prompt" in cols and "completion" in cols:
-        return "conversational_prompt_completion" if _is_messages(first["prompt"]) else "prompt_completion"
-    if _is_messages(first.get("messages")) or isinstance(first.get("messages"), list):
-        return "conversational"  # (messages without roles are then refused by check_rows, naming the row)
-    if _is_messages(first.get("conversations"), ("from", "value")):
-        return "sharegpt"
+# --- How TRL reads a file as it is ------------------------------------------------------------------
+
+def trl_reading(row, text_field="text"):
+    """How TRL 1.16's SFTTrainer reads this (first) row as it is: (TRL type, None), or (None, the error TRL
+    stops with). SFTTrainer._prepare_dataset renames ShareGPT conversations to messages; then its
+    tokenize_fn asks, in this order:
+      1. is there a 'prompt' key?  -> prompt-completion, even with no 'completion' (then: KeyError)
+      2. is the row conversational (a list of {role, ...} under prompt/completion/messages)?  -> messages
+      3. otherwise                -> the text field (SFTConfig.dataset_text_field), whatever else is there.
+    So a 'prompt' column beside 'text' wins over 'text', and 'text' wins over question/answer columns."""
+    if _is_messages(row.get("conversations"), ("from", "value")):
+        return "sharegpt", None
+    if "prompt" in row:
+        if "completion" not in row:
+            return None, "KeyError: 'completion'"
+        return ("conversational_prompt_completion" if is_conversational(row) else "prompt_completion"), None
+    if is_conversational(row) or (isinstance(row.get("messages"), list) and text_field not in row):
+        # (messages without roles are then refused by check_rows, naming the row)
+        return ("conversational", None) if "messages" in row else (None, "KeyError: 'messages'")
+    if text_field in row:
+        return "language_modeling", None
+    return None, f"KeyError: {text_field!r}"
+
+
+def mapping_shape(row):
+    """The shape of columns we know how to map to prompt/completion, or None."""
+    cols = set(row)
     if {"instruction", "output"} <= cols:
         return "alpaca"
     if {"question", "answer"} <= cols:
         return "question_answer"
     if {"prompt", "answer"} <= cols or {"prompt", "response"} <= cols:
         return "prompt_answer"
-    if text_field in cols:
-        return "language_modeling"
-    return "unknown"
+    return None
+
+
+def detect(rows, text_field="text"):
+    """What the page shows for these rows by default: the TRL type TRL reads them as, or (where TRL cannot
+    read them at all) the shape we map, or "unknown"."""
+    kind, _ = trl_reading(rows[0], text_field)
+    return kind or mapping_shape(rows[0]) or "unknown"
 
 
 TRL_TYPES = ("language_modeling", "prompt_completion", "conversational", "conversational_prompt_completion")
+
+# How the page and the CLI may read a file: the user's choice (`columns`), "trl" by default.
+READINGS = {
+    "trl": "As TRL reads your file",
+    "drop_prompt": "Drop the prompt column: TRL trains the whole text",
+    "map": "Map the columns to prompt/completion: TRL trains the answer only",
+}
 
 
 class NeedsMapping(DataError):
@@ -147,6 +182,29 @@ class NeedsMapping(DataError):
                          f"messages / conversations) nor question+answer / instruction+output / prompt+answer; "
                          f"write a prompt and a completion template with the columns as variables "
                          f"(or set the text field)")
+
+
+class TRLStops(DataError):
+    """TRL itself stops on this file as it is. args: (the one-line reason, the readings that fix it). (Only
+    args travel back from the child process that loads a visitor's data: see sftviz.bounded.)"""
+
+    def __str__(self):
+        return self.args[0]
+
+    @property
+    def fixes(self):
+        return self.args[1] if len(self.args) > 1 else ()
+
+
+def stops_message(row, text_field="text"):
+    """TRL's refusal of a row with a 'prompt' and no 'completion', in one line, over the row's own columns."""
+    from . import TRL_VERSION
+
+    other = [c for c in row if c != "prompt"]
+    return (f"TRL {TRL_VERSION} stops on this file with KeyError: 'completion': it sees the `prompt` column, takes "
+            f"the prompt-completion path and looks for a `completion` column"
+            + (f" (your `{text_field}` column is never read)" if text_field in row else "")
+            + f". Your columns: {', '.join(f'`{c}`' for c in ['prompt', *other])}.")
 
 
 @dataclass
@@ -176,34 +234,132 @@ EXPLAIN = {
                                         "template renders after the prompt.",
     "sharegpt": "ShareGPT conversations: TRL renames from/value to role/content but keeps the role names; "
                 "sftviz maps human->user and gpt->assistant so chat templates recognise the assistant.",
-    "alpaca": "Alpaca instruction/input/output: not a TRL format; mapped to prompt/completion with the template.",
-    "question_answer": "question/answer: not a TRL format; mapped to prompt/completion with the template.",
-    "prompt_answer": "prompt/answer: not a TRL format (TRL needs 'completion'; a ready-made 'text' column would "
-                     "be trained as whole text); mapped to prompt/completion with the template.",
+    "alpaca": "Alpaca instruction/input/output, mapped to prompt/completion with the template.",
+    "question_answer": "question/answer, mapped to prompt/completion with the template.",
+    "prompt_answer": "prompt/answer, mapped to prompt/completion with the template (`answer` renamed "
+                     "`completion`, other columns dropped).",
     "custom": "your own columns: mapped to prompt/completion with your templates.",
 }
 
 
 @dataclass
+class Decision:
+    """How a file's rows become TRL's rows: which reading, the kind shown, a mapping, columns dropped, what TRL
+    does with the file as it is (a TRL type or the error it stops with) and the other readings offered."""
+
+    reading: str  # a key of READINGS
+    kind: str
+    mapping: Mapping | None = None
+    drop: tuple = ()
+    as_is: str = ""
+    offers: tuple = ()
+
+
+def decide(first_row, text_field="text", columns="trl", prompt_template=None, completion_template=None):
+    """The one rule for reading a file, the same everywhere (page, CLI, doctor, export):
+
+    * "trl" (the default): the rows as TRL reads them, because that is what a TRL run gets. Where TRL stops
+      on them (a `prompt` column with no `completion`), say so: TRLStops, with the fixes. Only where TRL
+      cannot read the file at all (no prompt, no messages, no text field) is a mapping the default.
+    * "map": the columns mapped to prompt/completion by a visible template (the shape's default, where the
+      user's prompt or completion template replaces a part). A template given is this choice.
+    * "drop_prompt": the `prompt` column removed; TRL then reads the text field."""
+    if columns not in READINGS:
+        raise DataError(f"columns must be one of {', '.join(READINGS)}, not {columns!r}")
+    trl_kind, stop = trl_reading(first_row, text_field)
+    shape = mapping_shape(first_row)
+    offers = []
+    if stop == "KeyError: 'completion'" and text_field in first_row:
+        offers.append("drop_prompt")
+    if shape and trl_kind in (None, "language_modeling"):
+        offers.append("map")
+    as_is = trl_kind or stop
+    if (prompt_template or completion_template) and columns == "trl":
+        columns = "map"
+    if columns == "trl":
+        if trl_kind:
+            return Decision("trl", trl_kind, as_is=as_is, offers=tuple(offers))
+        if "prompt" in first_row:
+            raise TRLStops(stops_message(first_row, text_field), tuple(offers))
+        if not shape and not (prompt_template and completion_template):
+            raise NeedsMapping(first_row)
+        columns = "map"  # TRL cannot read the file at all: a mapping is the only way in
+    if columns == "map":
+        if trl_kind not in (None, "language_modeling"):
+            raise DataError(f"this data is already in TRL's {trl_kind} format and TRL uses it as it is: a mapping "
+                            f"template is for other shapes (question/answer, Alpaca, prompt/answer, your own columns)")
+        if shape:
+            base = DEFAULT_MAPPINGS[shape]
+            mapping = Mapping(prompt_template or base.prompt, completion_template or base.completion)
+        elif prompt_template and completion_template:
+            mapping = Mapping(prompt_template, completion_template)
+        else:
+            raise NeedsMapping(first_row)
+        return Decision("map", shape or "custom", mapping, as_is=as_is, offers=tuple(offers))
+    if "prompt" not in first_row:
+        raise DataError("there is no `prompt` column to drop")
+    kind, stop = trl_reading({k: v for k, v in first_row.items() if k != "prompt"}, text_field)
+    if not kind:
+        raise DataError(f"without its `prompt` column TRL still cannot read this file ({stop}): "
+                        f"set the text field, or map the columns")
+    return Decision("drop_prompt", kind, drop=("prompt",), as_is=as_is, offers=tuple(offers))
+
+
+def fix_words(reading, row, text_field="text"):
+    """What choosing `reading` does to this file, over its own columns, in one sentence."""
+    if reading == "drop_prompt":
+        return f"drop (or rename) the `prompt` column, and TRL trains the whole `{text_field}`: every token"
+    if reading == "map":
+        shape = mapping_shape(row)
+        if shape == "prompt_answer":
+            answer = "answer" if "answer" in row else "response"
+            dropped = [c for c in row if c not in ("prompt", answer)]
+            drop = f" and drop {', '.join(f'`{c}`' for c in dropped)}" if dropped else ""
+            return f"rename `{answer}` to `completion`{drop}, and TRL trains the answer only"
+        named = {"alpaca": "`instruction`/`input`/`output`", "question_answer": "`question`/`answer`"}.get(shape,
+                                                                                                 "your columns")
+        return f"map {named} to prompt/completion with the template, and TRL trains the answer only"
+    return "read the file as it is, as TRL does"
+
+
+def as_is_line(decision, text_field="text"):
+    """One line: what TRL does with the file as it is, when the rows shown are not that (mapped, a column
+    dropped); "" when they are."""
+    from . import TRL_VERSION
+
+    if decision.reading == "trl":
+        return ""
+    if decision.as_is == "language_modeling":
+        return f"As your file is, TRL {TRL_VERSION} reads only its `{text_field}` column and trains every token of it."
+    if decision.as_is == "KeyError: 'completion'":
+        return (f"As your file is, TRL {TRL_VERSION} stops with KeyError: 'completion' "
+                f"(it sees the `prompt` column and looks for `completion`).")
+    if decision.as_is.startswith("KeyError"):
+        return (f"As your file is, TRL {TRL_VERSION} stops with {decision.as_is}: it has no `{text_field}` "
+                f"column, no `prompt` and no `messages`.")
+    return ""
+
+
+@dataclass
 class Loaded:
-    """A dataset on its way to TRL: the rows as read, their shape, the mapping used (if any), TRL's rows."""
+    """A dataset on its way to TRL: the rows as read, their shape, the mapping used (if any), TRL's rows,
+    and how they were read (data.Decision)."""
 
     source: str
     raw: list
     kind: str
     mapping: Mapping | None
     rows: list
+    decision: Decision | None = None
 
 
 def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
-             text_field="text", where="any"):
-    """The one loading path of the page and the CLI: source -> raw rows -> shape -> mapping -> TRL rows."""
+             text_field="text", where="any", columns="trl"):
+    """The one loading path of the page and the CLI: source -> raw rows -> decide -> TRL rows."""
     raw = load(source, config, split, limit, where)
-    kind = detect(raw, text_field)
-    mapping = choose_mapping(kind, raw[0], prompt_template or None, completion_template or None)
-    if kind == "unknown":
-        kind = "custom"
-    return Loaded(source, raw, kind, mapping, check_rows(to_trl(raw, kind, mapping, text_field), text_field))
+    decision = decide(raw[0], text_field, columns, prompt_template or None, completion_template or None)
+    rows = check_rows(to_trl(raw, decision), text_field)
+    return Loaded(source, raw, decision.kind, decision.mapping, rows, decision)
 
 
 def count_rows(source, config=None, split="train", where="any"):
@@ -213,9 +369,9 @@ def count_rows(source, config=None, split="train", where="any"):
 
 
 def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=None, prompt_template=None,
-                completion_template=None, text_field="text", where="any"):
+                completion_template=None, text_field="text", where="any", columns="trl"):
     """load_trl for a dataset of any size: TRL-format rows in chunks of `chunk_rows`, streamed from a file
-    (or a Hub dataset / local folder), mapped and checked chunk by chunk with the first chunk's decisions."""
+    (or a Hub dataset / local folder), mapped and checked chunk by chunk with the first chunk's decision."""
     import itertools
 
     kind, source = resolve(source, config, split, where)
@@ -227,19 +383,17 @@ def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=Non
         rows = iter(datasets.load_dataset(source, config, split=split or "train", streaming=True))
     if limit:
         rows = itertools.islice(rows, limit)
-    kind = mapping = None
+    decision = None
     done = 0
     try:
         while True:
             chunk = list(itertools.islice(rows, chunk_rows))
             if not chunk:
                 return
-            if kind is None:
-                kind = detect(chunk, text_field)
-                mapping = choose_mapping(kind, chunk[0], prompt_template, completion_template)
-                kind = "custom" if kind == "unknown" else kind
+            if decision is None:
+                decision = decide(chunk[0], text_field, columns, prompt_template, completion_template)
             try:
-                yield check_rows(to_trl(chunk, kind, mapping, text_field), text_field)
+                yield check_rows(to_trl(chunk, decision), text_field)
             except DataError as e:  # say which row of the dataset, not of the chunk
                 raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
                     from None
@@ -248,45 +402,22 @@ def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=Non
         raise DataError(str(e)) from None
 
 
-def choose_mapping(kind, first_row, prompt_template=None, completion_template=None):
-    """When a mapping template applies, and which one. The rule, the same everywhere:
-
-    * data already in a TRL format (or ShareGPT, renamed) is used as it is, because that is what TRL
-      gets: a template given for it is refused rather than silently ignored;
-    * a shape we know (question/answer, Alpaca, prompt/answer) gets its default template, where the
-      user's template (prompt, completion or both) replaces the default part by part;
-    * other columns need both templates from the user."""
-    if kind in DEFAULT_MAPPINGS:
-        base = DEFAULT_MAPPINGS[kind]
-        return Mapping(prompt_template or base.prompt, completion_template or base.completion)
-    if kind == "unknown":
-        if prompt_template and completion_template:
-            return Mapping(prompt_template, completion_template)
-        raise NeedsMapping(first_row)
-    if prompt_template or completion_template:
-        raise DataError(f"this data is already in TRL's {kind} format and TRL uses it as it is: a mapping template "
-                        f"is for other shapes (question/answer, Alpaca, prompt/answer, your own columns)")
-    return None
-
-
 MAX_TEXT_BYTES = int(os.environ.get("SFTVIZ_MAX_TEXT_MB", 64)) * 2**20  # what mapping templates may write in all
 
 
-def to_trl(rows, kind=None, mapping=None, text_field="text"):
-    """Rows in TRL's format (unchanged if they already are). Raises DataError on unknown shapes."""
-    kind = kind or detect(rows, text_field)
-    if kind in TRL_TYPES:
-        return rows
-    if kind == "sharegpt":
+def to_trl(rows, decision=None, text_field="text", mapping=None):
+    """Rows in TRL's format under `decision` (default: data.decide's for the first row), or through `mapping`."""
+    decision = decision or (Decision("map", "custom", mapping) if mapping else decide(rows[0], text_field))
+    if decision.mapping is not None:
+        return render_mapping(rows, decision.mapping)
+    if decision.drop:
+        rows = [{k: v for k, v in r.items() if k not in decision.drop} for r in rows]
+    if decision.kind == "sharegpt":
         return [{"messages": [{"role": SHAREGPT_ROLES.get(str(m.get("from")).lower(), m.get("from")),
                                "content": m.get("value")} for m in _list_of_dicts(r.get("conversations"), i,
                                                                                   "conversations")]}
                 for i, r in enumerate(rows)]
-    if mapping is None:
-        if kind not in DEFAULT_MAPPINGS:
-            raise NeedsMapping(rows[0])
-        mapping = DEFAULT_MAPPINGS[kind]
-    return render_mapping(rows, mapping)
+    return rows
 
 
 def render_mapping(rows, mapping):

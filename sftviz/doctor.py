@@ -342,7 +342,46 @@ def report(sc, first_row, tok, options):
           f"row alone, so rows of another shape are prepared with the wrong rules.",
           "Make every row the same shape (one mapping template for all).")
 
+    # 11. Columns TRL ignores, or that change its path.
+    findings += column_findings(first_row, n, options.text_field)
+
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), -f.count))
+
+
+CONTENT_COLUMNS = ("prompt", "completion", "question", "answer", "instruction", "input", "output", "response",
+                   "messages", "conversations", "text")
+
+
+def column_findings(row, n, text_field="text"):
+    """What TRL does with columns beside the ones it reads (the first row decides, as in TRL): a `text`
+    beside prompt/completion takes the EOS away from the completion; other content columns are ignored."""
+    from .data import mapping_shape, trl_reading
+
+    kind, _ = trl_reading(row, text_field)
+    read = {"language_modeling": {text_field}, "prompt_completion": {"prompt", "completion"},
+            "conversational_prompt_completion": {"prompt", "completion"}, "conversational": {"messages"},
+            "sharegpt": {"conversations"}}.get(kind)
+    if read is None:  # TRL stops on the file (the page and the CLI say so), or it is mapped
+        return []
+    names = lambda cols: ", ".join(f"`{c}`" for c in cols)  # noqa: E731
+    out = []
+    if kind == "prompt_completion" and isinstance(row.get(text_field), str):
+        out.append(Finding(
+            "columns", "warning", f"A `{text_field}` column beside prompt/completion takes the completion's EOS", n,
+            n, f"TRL trains prompt + completion and never reads `{text_field}`, but it appends the EOS to "
+            f"`{text_field}` (the text field comes first), so the completions end without EOS: the model does not "
+            f"learn to stop.", f"Drop the `{text_field}` column (or set the text field to a column that is not "
+            f"there)."))
+    ignored = [c for c in row if c not in read and (c in CONTENT_COLUMNS or c == text_field)]
+    if ignored and not out:
+        path = {"language_modeling": f"the whole `{text_field}`, every token"}.get(kind, " + ".join(sorted(read)))
+        fix = ("To train on the answer only, map the columns to prompt/completion (page: How to read your "
+               "columns; CLI: --columns map)." if kind == "language_modeling" and mapping_shape(row) else
+               "Nothing to do if that is what you want; drop the columns you do not use.")
+        out.append(Finding(
+            "columns", "info", f"TRL ignores {names(ignored)}", n, n,
+            f"TRL reads {names(sorted(read))} and trains on {path}; {names(ignored)} never reach the model.", fix))
+    return out
 
 
 def suggest_max_length(lengths, current):

@@ -38,8 +38,9 @@ def tokenizer_line(name):
 
 
 def script(source, tokenizer, options, mapping=None, model="your-org/your-model", config=None, split="train",
-           shown_path=None):
-    """A runnable Python script: load + map the data, SFTConfig with these options, SFTTrainer."""
+           shown_path=None, drop=()):
+    """A runnable Python script: load + map the data (or drop the columns in `drop`), SFTConfig with these
+    options, SFTTrainer."""
     fields = ",\n        ".join(f"{k}={v!r}" for k, v in options.sft_config.items())
     mapping_code = ""
     if mapping is not None:
@@ -60,6 +61,9 @@ def to_prompt_completion(row):
 '''
     map_call = ("\n    dataset = dataset.map(to_prompt_completion, remove_columns=dataset.column_names)"
                 if mapping is not None else "")
+    if drop:
+        map_call += (f"\n    dataset = dataset.remove_columns({list(drop)!r})  # else TRL takes the prompt-completion "
+                     f"path and stops (KeyError: 'completion')")
     return f'''"""SFT with TRL {TRL_VERSION}: the data, tokenizer and label settings shown in sftviz.
 
 Mode: {MODES[options.mode].label} ({MODES[options.mode].meaning}).
@@ -102,10 +106,10 @@ if __name__ == "__main__":
 '''
 
 
-def yaml_config(source, options, mapping=None, model="your-org/your-model", config=None, split="train"):
+def yaml_config(source, options, mapping=None, model="your-org/your-model", config=None, split="train", drop=()):
     """A `trl sft --config config.yaml` file with the same SFTConfig fields."""
     fields = {"model_name_or_path": model}
-    if mapping is None and source not in data.samples() and not os.path.isfile(source):
+    if mapping is None and not drop and source not in data.samples() and not os.path.isfile(source):
         fields.update(dataset_name=source, dataset_train_split=split)
         if config:
             fields["dataset_config"] = config
@@ -116,7 +120,7 @@ def yaml_config(source, options, mapping=None, model="your-org/your-model", conf
             f"# Mode: {MODES[options.mode].label}.\n")
     if "dataset_name" not in fields:
         head += ("# The data: this file has no dataset_name because the data is local or needs the mapping\n"
-                 "# template; load and map it with the exported script's load_data(), then\n"
+                 "# template (or a column dropped); load and map it with the exported script's load_data(), then\n"
                  "# dataset.save_to_disk(...) or push it to the Hub, and set dataset_name here.\n")
     return head + yaml.safe_dump(fields, sort_keys=False)
 

@@ -4,6 +4,7 @@ Every token is a <span data-role="context|target|masked">; the role comes straig
 `Sequence.roles`, so the page can never disagree with the label engine. Styling lives in assets/style.css.
 """
 
+import re
 from html import escape
 
 from .labels import IGNORE
@@ -184,6 +185,16 @@ def packing_view(seq, row_index, rows_summary):
            "document is predicted from the end of the previous one.")
     return (f'<div class="sv-packing"><b>Row {row_index}</b> holds {len(docs)} document(s):<ul>{items}</ul>'
             f'<p>{escape(pos)}</p><p>{escape(rows_summary)}</p></div>')
+
+
+def code_spans(text):
+    """Escaped text whose `column names` become <code>."""
+    return re.sub(r"`([^`<>]+)`", r"<code>\1</code>", escape(text))
+
+
+def fix_head(text):
+    """The heading of one fix of a file TRL stops on."""
+    return f'<div class="sv-fix-head"><b>{code_spans(text)}</b></div>'
 
 
 def error_html(message):

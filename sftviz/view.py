@@ -9,7 +9,7 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
@@ -38,12 +38,14 @@ class ViewRequest:
     config: str | None = None  # Hub dataset config and split
     split: str = "train"
     options: Options = Options("completion")
+    columns: str = "trl"  # how to read the file's columns: a key of data.READINGS
 
     @property
     def data_key(self):
         """What the loaded rows and tokenizer depend on (not the mode, max_length or packing)."""
         return (self.source, self.where, self.config, self.split, self.tokenizer, self.tokenizer_where,
-                self.prompt_template or None, self.completion_template or None, self.options.text_field)
+                self.prompt_template or None, self.completion_template or None, self.options.text_field,
+                self.columns)
 
     @property
     def name(self):
@@ -127,12 +129,19 @@ def load(request):
         else None  # bounded.SECONDS
     what = f"loading {request.name}" + (" with your template" if request.prompt_template or
                                         request.completion_template else "")
-    return _loads.get(request.data_key, lambda: bounded.run(_load, request, seconds=seconds, what=what))
+    loaded = _loads.get(request.data_key, lambda: bounded.run(_load, request, seconds=seconds, what=what))
+    if isinstance(loaded, data.TRLStops):  # TRL's refusal is an answer too: kept, and said again
+        raise data.TRLStops(*loaded.args)
+    return loaded
 
 
 def _load(request):  # in the child process
-    loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
-                           request.completion_template, request.options.text_field, request.where)
+    try:
+        loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
+                               request.completion_template, request.options.text_field, request.where,
+                               request.columns)
+    except data.TRLStops as stop:
+        return stop
     return Loaded(**vars(loaded), tok=load_tokenizer(request.tokenizer, request.tokenizer_where),
                   key=request.data_key)
 
@@ -208,8 +217,26 @@ class View:
         return seq, texts + [pad_text] * (len(seq.input_ids) - len(texts)), note
 
 
+@dataclass
+class Refused:
+    """TRL stops on the file as it is: its reason, and each fix (a data.READINGS key) as a View of its own,
+    so the page can show what TRL trains once the file is fixed, side by side."""
+
+    request: ViewRequest
+    reason: str
+    fixes: dict  # reading -> View
+
+    @property
+    def n(self):
+        return min((v.n for v in self.fixes.values()), default=1)
+
+
 def open_view(request):
-    loaded = load(request)
+    """The View of a request, or Refused where TRL stops on the file as it is."""
+    try:
+        loaded = load(request)
+    except data.TRLStops as stop:
+        return Refused(request, str(stop), {fix: open_view(replace(request, columns=fix)) for fix in stop.fixes})
     return View(loaded, request.options, prepared(loaded, request.options))
 
 
@@ -224,6 +251,8 @@ def warm(request):
 
 
 def describe(view):
+    if isinstance(view, Refused):
+        return describe_refused(view)
     kind = view.loaded.kind
     p = view.prep
     mode = MODES[view.options.mode]
@@ -234,6 +263,7 @@ def describe(view):
              f"{data.EXPLAIN.get(kind, kind)}",
              f"Mode **{mode.label}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
              f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
+    lines += columns_lines(view)
     if view.options.packing:
         lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
                      f"{view.options.max_length} tokens.")
@@ -247,6 +277,46 @@ def describe(view):
         lines.append(f"⚠ {w}")
     if p.chat_template:
         lines.append("TRL swapped in its training chat template (with {% generation %} tags) for this tokenizer.")
+    return "\n\n".join(lines)
+
+
+def columns_lines(view):
+    """How the file's columns were read: what TRL does with it as it is, when the page shows something else,
+    and the other readings on offer."""
+    decision, raw, field = view.loaded.decision, view.loaded.raw[0], view.options.text_field
+    if decision is None:
+        return []
+    lines = []
+    as_is = data.as_is_line(decision, field)
+    if as_is:
+        lines.append(f"⚠ {as_is} Shown: " + data.fix_words(decision.reading, raw, field) + ".")
+    elif decision.kind == "language_modeling" and len(raw) > 1:
+        ignored = [c for c in raw if c != field]
+        lines.append(f"TRL reads only `{field}` and ignores {', '.join(f'`{c}`' for c in ignored)}.")
+    for other in decision.offers:
+        if other != decision.reading:
+            lines.append(f"Or, one click under **How to read your columns**: {data.fix_words(other, raw, field)}.")
+    return lines
+
+
+def describe_refused(refused):
+    """TRL's refusal in one line, then each fix: what it changes, and how much of the data it trains."""
+    has_text = refused.request.options.text_field in (
+        next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {})
+    lines = [("**Whole text or answer only? Neither, as your file is:** " if has_text else "⚠ ") + refused.reason]
+    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
+    field = refused.request.options.text_field
+    fixes = []
+    for k, (fix, v) in enumerate(refused.fixes.items(), 1):
+        counts = [s.role_counts() for s in v.prep.sequences if not s.dropped]
+        target, real = sum(c["target"] for c in counts), sum(c["target"] + c["context"] for c in counts)
+        fixes.append(f"**Fix {k}**: {data.fix_words(fix, raw, field)} ({100 * target / max(real, 1):.0f}% of the "
+                     f"tokens trained).")
+    lines.append(" ".join(fixes) if fixes else
+                 "Rename the columns to `prompt` and `completion`, or drop `prompt` and keep a text column.")
+    if fixes:
+        lines.append("Each fix is one click under **How to read your columns**; the Tokens tab shows what each "
+                     "trains on this example.")
     return "\n\n".join(lines)
 
 
@@ -324,10 +394,24 @@ EXAMPLE_TABS = [
 ]
 
 
+def refused_views(refused, i):
+    """Where TRL stops: the Tokens tab shows each fix's labels for example i, one under the other."""
+    parts = []
+    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
+    for k, (fix, v) in enumerate(refused.fixes.items(), 1):
+        parts.append(render.fix_head(f"Fix {k}: {data.fix_words(fix, raw, refused.request.options.text_field)}")
+                     + tokens_tab(v, i))
+    other = render.error_html("TRL stops on this file as it is: the Tokens tab shows what each fix trains. "
+                              "Choose a fix under 'How to read your columns' to see it here.")
+    return {tab.elem_id: "".join(parts) if tab.render is tokens_tab else other for tab in EXAMPLE_TABS}
+
+
 def example_views(view, i, marked=()):
     """{elem_id: HTML} of every per-example view for example (or packed row) i; `marked` token positions
     are outlined (the tokens a doctor finding points at)."""
     i = max(0, min(int(i), view.n - 1))
+    if isinstance(view, Refused):
+        return refused_views(view, i)
     view.marked = tuple(marked)
     return {tab.elem_id: tab.render(view, i) for tab in EXAMPLE_TABS}
 
@@ -367,7 +451,9 @@ def _full_pass(request, tok, emit):  # in the job's child process
 def search(view, query, start):
     """Index of the next example (after `start`, wrapping) whose source text contains `query`."""
     q = (query or "").strip().lower()
-    if not q:
+    if isinstance(view, Refused):  # search the rows as the first fix reads them (the same examples)
+        view = next(iter(view.fixes.values()), None)
+    if not q or view is None:
         return start
     n = len(view.loaded.rows)
     for k in range(1, n + 1):

@@ -13,7 +13,7 @@ TEXT_JS = "() => (document.querySelector('#token-view .sv-tokens') || {}).innerT
 
 def open_page(page, url):
     page.goto(url, wait_until="load")
-    page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
+    page.locator("#token-view .sv-tokens").first.wait_for(timeout=30000)
 
 
 def wait_text_change(page, before, timeout=15000):
@@ -117,6 +117,53 @@ def test_shared_url_restores_the_view(page, server):
     assert page.evaluate(ROLES_JS) == seq.roles
 
 
+FIX_ROLES_JS = """() => Array.from(document.querySelectorAll('#token-view .sv-tokens'))
+                   .map(b => Array.from(b.querySelectorAll('.sv-tok')).map(e => e.dataset.role))"""
+
+
+def oracle_roles(rows, i):
+    """The roles of example i as TRL's SFTTrainer + collator label it (the page's default mode)."""
+    from conftest import get_tokenizer
+    from trl_reference import trl_rows
+    records, _, _ = trl_rows(rows, get_tokenizer("default"), "completion", 1024)
+    return ["context" if lab == -100 else "target" for lab in records[i]["labels"]]
+
+
+def test_the_learners_file_shows_trls_refusal_and_both_fixes_with_trls_labels(page, server):
+    """prompt / answer / text: TRL stops (KeyError: 'completion'); both fixes are shown, one click each, and
+    each fix's labels are the oracle's for the file so fixed."""
+    from sftviz import data
+    open_page(page, server.rstrip("/") + "/?sample=quiz_prompt_answer_text&i=2")
+    status = page.locator("#status").inner_text()
+    assert "KeyError: 'completion'" in status and "Fix 1" in status
+    assert "Fix 2" in status
+    choices = page.locator("#columns input[type=radio]")
+    assert choices.count() == 3 and choices.first.is_checked()
+    raw = data.load("quiz_prompt_answer_text")
+    dropped = [{k: v for k, v in r.items() if k != "prompt"} for r in raw]
+    renamed = [{"prompt": r["prompt"], "completion": r["answer"]} for r in raw]
+    whole, answer = oracle_roles(dropped, 2), oracle_roles(renamed, 2)
+    both = page.evaluate(FIX_ROLES_JS)
+    assert len(both) == 2
+    for shown, expected in zip(both, (whole, answer)):
+        assert shown[:len(expected)] == expected and set(shown[len(expected):]) <= {"masked"}
+    assert "context" not in whole and "context" in answer
+    page.screenshot(path=os.path.join(ROOT, "docs", "screenshot-learner.png"), full_page=True)
+
+    # one click: fix 2 (answer only), then fix 1 (whole text); the link follows
+    page.get_by_label(data.READINGS["map"]).check()
+    page.wait_for_function("() => location.search.includes('columns=map')", timeout=20000)
+    page.wait_for_function(f"() => ({FIX_ROLES_JS})().length === 1", timeout=20000)
+    shown = page.evaluate(ROLES_JS)
+    assert shown[:len(answer)] == answer
+    page.get_by_label(data.READINGS["drop_prompt"]).check()
+    page.wait_for_function("() => location.search.includes('columns=drop_prompt')", timeout=20000)
+    page.wait_for_function(f"() => !({ROLES_JS})().includes('context')", timeout=20000)
+    shown = page.evaluate(ROLES_JS)
+    assert shown[:len(whole)] == whole
+    assert "never read" not in page.locator("#status").inner_text()
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots(page, server, theme):
     open_page(page, f"{server}?__theme={theme}")
@@ -198,8 +245,9 @@ def test_a_class_pressing_train_shares_identical_runs_and_queues_distinct_ones(s
     from sftviz import jobs
 
     client = Client(server, verbose=False)
-    client.predict(sample="quiz_prompt_completion", hub_id="", tokenizer="default", prompt_template="",
-                   completion_template="", mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+    client.predict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file", text_field="text",
+                   tokenizer="default", prompt_template="", completion_template="",
+                   mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
                    packing_strategy="bfd", example_index=0, api_name="/refresh")  # this session's view
     args = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
                 train_steps=20000, train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)

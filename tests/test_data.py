@@ -8,7 +8,13 @@ def test_every_sample_loads_and_maps_to_a_trl_type():
     for name in data.samples():
         rows = data.load(name)
         assert len(rows) >= 50
-        trl_rows = data.to_trl(rows)
+        try:
+            trl_rows = data.to_trl(rows)
+        except data.TRLStops as stop:  # the learner's own shape: TRL stops on it, and each fix reads
+            assert name == "quiz_prompt_answer_text" and stop.fixes == ("drop_prompt", "map")
+            for fix in stop.fixes:
+                assert data.detect(data.to_trl(rows, data.decide(rows[0], columns=fix))) in data.TRL_TYPES
+            continue
         assert data.detect(trl_rows) in data.TRL_TYPES
 
 
@@ -36,7 +42,8 @@ def test_alpaca_template_skips_empty_input():
 
 
 def test_newcomer_table_uses_prompt_and_answer_not_text():
-    rows = data.to_trl(data.load("quiz_table"))
+    raw = data.load("quiz_prompt_answer_text")
+    rows = data.to_trl(raw, data.decide(raw[0], columns="map"))
     assert set(rows[0]) == {"prompt", "completion"} and rows[0]["completion"].startswith(" ")
 
 

@@ -96,7 +96,8 @@ def test_bundled_sample_packed():
 
 def test_bundled_mapped_samples():
     check(data.to_trl(data.load("quiz_question_answer")), "default", "auto")
-    check(data.to_trl(data.load("quiz_table")), "default", "auto")
+    learner = data.load("quiz_prompt_answer_text")  # TRL stops on it as it is: its mapped fix
+    check(data.to_trl(learner, data.decide(learner[0], columns="map")), "default", "auto")
 
 
 def test_packing_across_chunks_of_1000():

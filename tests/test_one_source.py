@@ -46,10 +46,11 @@ TEMPLATES = {  # a user's own mapping for each shape that needs one
     "question_answer": ("Q: {{ question }}\nA:", " {{ answer }}"),
     "prompt_answer": ("[{{ prompt }}]", " {{ answer }}"),
     "alpaca": ("{{ instruction }} {{ input }}\n", "{{ output }}"),
+    "language_modeling": ("{{ text[:40] }}", "{{ text[40:] }}"),  # a text, mapped by choice
 }
 
 
-@pytest.mark.parametrize("name", ["quiz_prompt_completion", "quiz_chat", "quiz_question_answer", "quiz_table",
+@pytest.mark.parametrize("name", ["quiz_prompt_completion", "quiz_chat", "quiz_question_answer", "quiz_prompt_answer_text",
                                   "gsm8k_test.jsonl", "gpteacher_roleplay_alpaca.jsonl",
                                   "oasst_en95_messages.jsonl", "c4_demo_text.jsonl"])
 @pytest.mark.parametrize("with_template", [False, True])
@@ -62,7 +63,12 @@ def test_cli_json_labels_equal_what_the_page_shows(capsys, name, with_template):
         args += ["--prompt-template", prompt, "--completion-template", completion]
     code, records, err = cli_json(capsys, *args)
     shown = page(source, prompt=prompt, completion=completion)
-    if with_template and kind in data.TRL_TYPES:
+    if kind == "prompt_answer" and not with_template:
+        # the learner's prompt/answer/text: TRL stops, and both say so in the same words
+        assert code == 2 and "KeyError: 'completion'" in err and "--columns drop_prompt" in err
+        assert "KeyError: &#x27;completion&#x27;" in shown["status"] and shown["view-request"].columns == "trl"
+        return
+    if with_template and kind in data.TRL_TYPES and kind != "language_modeling":
         # the same rule everywhere: data already in TRL's format is used as it is; a template is refused
         assert code == 2 and "already in TRL's" in err
         assert "already in TRL's" in html.unescape(shown["status"]) and "sv-error" in shown["status"]
