@@ -24,7 +24,7 @@ from urllib.parse import urlencode  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, export, live, one_line, render, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, export, live, one_line, render, uploads, view, zerogpu  # noqa: E402
 from sftviz.labels import MAX_LENGTH_LIMIT, MODES, Options  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, resolve_modes  # noqa: E402
@@ -61,6 +61,9 @@ Each token below is **context** (the model reads it, label -100, no loss), a **t
 to predict it from the tokens before it) or **masked** (padding: not attended). Labels are exactly what
 TRL {TRL_VERSION}'s `SFTTrainer` and its collator feed the model for this data, tokenizer and options."""
 
+
+WARMING_UP = ('<div class="sv-status"><p>⏳ Warming up: loading the data, the tokenizer and the labels '
+              '(a few seconds after the server starts)…</p></div>')
 
 EXPLAIN_WEIGHT = """**Prompt loss weight w (a third run, not a TRL 1.16 option).** Between "whole text" (prompt weight 1)
 and "answer only" (weight 0): prompt tokens count w, answer tokens 1, and the run's loss is the weighted sum divided
@@ -371,14 +374,20 @@ def train_stream(v, register=None):
                                  else None)
         yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
                "loss-heatmap": ""}
-        with contextlib.closing(live.train_updates(vw, cfg, register=register)) as updates:
+        # The tiny model trains in the CPU workers on every host; a pretrained model on a ZeroGPU Space trains in
+        # this visitor's own GPU call (sftviz.zerogpu), made here, in the web process, from their event.
+        gpu = cfg.model != "tiny" and zerogpu.active()
+        stream = live.train_updates_on_gpu(vw, cfg, register=register) if gpu else \
+            live.train_updates(vw, cfg, register=register)
+        with contextlib.closing(stream) as updates:
             for fig, status, gens, heat in updates:
                 out = {"loss-plot": fig, "train-status": f'<div class="sv-summary">{html.escape(status)}</div>'}
                 if gens is not None:
                     out.update({"generations": gens, "loss-heatmap": heat})
                 yield out
     except Exception as e:
-        yield {"train-status": _failed(e)}
+        refused_gpu = zerogpu.refusal(e)
+        yield {"train-status": render.error_html(refused_gpu) if refused_gpu else _failed(e)}
 
 
 # A click on a finding's example button sends its "index:positions" with the doctor report's click event.
@@ -522,7 +531,7 @@ def build():
                 put(gr.Textbox(label="Link to this view (query string)", interactive=False, elem_id="share",
                                placeholder="(an uploaded file cannot be shared by link)", buttons=["copy"]))
             with gr.Column(scale=3):
-                put(gr.HTML(elem_id="status"))
+                put(gr.HTML(WARMING_UP, elem_id="status"))
                 with gr.Row(elem_id="nav"):
                     put(gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=90))
                     put(gr.Slider(0, 1, value=0, step=1, label="Example", elem_id="example-index", scale=3))
@@ -550,7 +559,7 @@ def build():
                             put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
                             put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
                             put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM "
-                                           "(local dir / Hub id; GPU used when present)", elem_id="train-model"))
+                                           "(Hub id; a GPU when the host has one)", elem_id="train-model"))
                         with gr.Row():
                             put(gr.Checkbox(False, label="Add a third run: prompt loss weight w (not a TRL option)",
                                             elem_id="train-weighted"))
@@ -699,13 +708,39 @@ def build():
     return demo
 
 
+def warm_up():
+    """The default view (load, labels, stats, the doctor's findings, the page) computed ahead of the first
+    visitor, in a thread: the server answers at once, and a page opened meanwhile says it is warming up and
+    gets the same computation when it is done (view's caches join a computation in progress)."""
+    try:
+        view.warm(page_request(DEFAULT_FORM))
+        first_view({})
+    except Exception:  # noqa: BLE001  (the first visitor then computes it, and sees any error)
+        log.exception("warming up the default view")
+
+
 demo = build()
-view.warm(page_request(DEFAULT_FORM))  # load, labels, stats, findings and the training stack, ahead of visitors
-first_view({})  # the default page, ready before the first visitor
+view.import_training_stack()  # imports stay in the main thread, before anything is forked
+WARM_UP = threading.Thread(target=warm_up, name="sftviz-warm-up", daemon=True)
+WARM_UP.start()
 uploads.start_sweeper()
 LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb",
               max_threads=64)  # training watchers wait in threads: leave room for everyone else's events
 
-if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=os.environ.get("HOST", "0.0.0.0"),
+def serve(argv=None):
+    """`python app.py [--host ADDRESS] [--port PORT]`: Gradio's own variables (GRADIO_SERVER_NAME,
+    GRADIO_SERVER_PORT) work too, as on a Space; by default every interface (a room on the same network can
+    reach it) on port 7860."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python app.py", description="the sftviz web app")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                        help="address to listen on: 0.0.0.0 = every interface, 127.0.0.1 = this machine only")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=args.host, server_port=args.port,
                                                                 **LAUNCH)
+
+
+if __name__ == "__main__":
+    serve()

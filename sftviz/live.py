@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from . import jobs, plots, render, train
+from . import jobs, plots, render, train, zerogpu
 from .tokenizer import token_texts
 
 THROTTLE_S = 0.4  # seconds between two plot updates
@@ -34,25 +34,16 @@ def run_key(view, config):
     return ("train", digest, request_key[4], request_key[5], tuple(sorted(dataclasses.asdict(config).items())))
 
 
-def on_gpu(fn):
-    """`fn` wrapped with spaces.GPU where the `spaces` package is importable (a Hugging Face ZeroGPU Space
-    attaches a GPU for the call; elsewhere the decorator does nothing); `fn` itself otherwise. On a machine
-    with CUDA the runs use it either way (train.device_for)."""
-    try:
-        import spaces
-    except ImportError:
-        return fn
-    return spaces.GPU(duration=int(BUDGET_S + GRACE_S))(fn)
-
-
-def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process
+def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process: the CPU, or a machine's CUDA
     return _train_on_device(rows, tok, dataclasses.replace(config, threads=jobs.child_threads()), budget_s, emit)
 
 
-@on_gpu
-def _train_on_device(rows, tok, config, budget_s, emit):
-    """Train, sending every event; past budget_s the runs stop and the results so far are computed."""
-    with train.PairedTraining(rows, tok, config) as pt:
+def _train_on_device(rows, tok, config, budget_s, emit, device=None, started=None):
+    """Train, sending every event; past budget_s the runs stop and the results so far are computed.
+    `started(pt)` is told the PairedTraining (to stop it from elsewhere)."""
+    with train.PairedTraining(rows, tok, config, device) as pt:
+        if started:
+            started(pt)
         emit({"record": "plan", "notes": pt.plan.notes, "names": pt.names})
         timer = threading.Timer(budget_s, pt.stop_event.set)
         timer.daemon = True
@@ -75,18 +66,108 @@ def watch_training(view, config, budget_s=None, pool=None):
                                      what="this training", tag=view.loaded.source)
 
 
-def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None):
+# --- A pretrained model on a ZeroGPU Space: trained in the visitor's own GPU call (sftviz.zerogpu) --------
+
+GPU_START_S = 15  # seconds to put a small pretrained model on the GPU, asked of ZeroGPU on top of the steps
+GPU_STEP_S = float(os.environ.get("SFTVIZ_GPU_STEP_S", 0.08))  # GPU seconds one step of one run takes
+GPU_MARGIN_S = 10  # the runs stop this long before the GPU call's end: the generations come after them
+
+
+def gpu_seconds(view, config, *args, **kwargs):
+    """The GPU time to ask ZeroGPU for (the visitor's quota pays it): the model's start, then every step of every
+    run. The quick preset asks for under 60 s; no ask is longer than the page's training budget."""
+    return int(min(BUDGET_S, GPU_START_S + config.steps * len(train.run_names(config)) * GPU_STEP_S))
+
+
+@zerogpu.gpu(duration=gpu_seconds)
+def train_updates_on_gpu(view, config, throttle=THROTTLE_S, register=None):
+    """train_updates for a pretrained model on ZeroGPU: called in the web process from the visitor's event
+    (spaces attaches the GPU to this call), the runs trained in this call rather than in a worker, and
+    stopped GPU_MARGIN_S before the GPU time asked for ends."""
+    budget_s = max(5, gpu_seconds(view, config) - GPU_MARGIN_S)
+    yield from train_updates(view, config, throttle, budget_s, register=register,
+                             run=LocalRun(view.loaded.rows, view.loaded.tok, config, budget_s))
+
+
+class LocalRun:
+    """A paired training in this process, in a thread, followed like a jobs.Watch (nobody shares it)."""
+
+    def __init__(self, rows, tok, config, budget_s):
+        import queue
+        self.events, self.closed, self.pt, self.error, self.value = queue.Queue(), False, None, None, None
+        self.thread = threading.Thread(target=self._run, args=(rows, tok, config, budget_s), daemon=True,
+                                       name="sftviz-gpu-train")
+
+    def _run(self, rows, tok, config, budget_s):
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            self.value = _train_on_device(rows, tok, config, budget_s, self.events.put, device, self._started)
+        except BaseException as e:  # noqa: BLE001  (said by follow(), in the visitor's stream)
+            self.error = e
+        finally:
+            self.events.put(None)
+
+    def _started(self, pt):
+        self.pt = pt
+        if self.closed:
+            pt.stop_event.set()
+
+    def follow(self, timeout=0.25):
+        import queue
+        while not self.closed:
+            new = []
+            try:
+                new.append(self.events.get(timeout=timeout))
+                while True:
+                    new.append(self.events.get_nowait())
+            except queue.Empty:
+                pass
+            done = None in new
+            yield [e for e in new if e is not None]
+            if done:
+                break
+        if self.error is not None and not self.closed:
+            raise self.error
+
+    @property
+    def result(self):
+        return self.value
+
+    def place(self):
+        return ""
+
+    def sharing(self):
+        return ""
+
+    def close(self):
+        self.closed = True
+        if self.pt is not None:
+            self.pt.stop_event.set()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        self.thread.join()
+        return False
+
+
+def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None, run=None):
     """Yield (figure, status, generations, heatmap) as the runs train; generations and heatmap (else None)
     come with the last update. Closing the generator (Stop button, closed tab) stops watching; the job
     stops when nobody watches it any more. After its time budget (BUDGET_S) the runs stop and show what
-    they have. `register(watch)` lets the caller close the watch from elsewhere (the page's Stop button)."""
+    they have. `register(watch)` lets the caller close the watch from elsewhere (the page's Stop button).
+    `run`: a LocalRun to follow instead of a shared job (ZeroGPU)."""
     budget_s = BUDGET_S if budget_s is None else budget_s
     started = time.perf_counter()
     names = train.run_names(config)
     curves = {m: {"train": [], "answer": [], "prompt": []} for m in names}
     done = {m: 0 for m in names}
     notes, last, first = "", 0.0, None  # first: (time, step) of the first step seen, for the time left
-    with watch_training(view, config, budget_s, pool) as watch:
+    with run or watch_training(view, config, budget_s, pool) as watch:
         if register:
             register(watch)
         for events in watch.follow(throttle / 2):

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from . import hub, one_line
+from . import hub, one_line, zerogpu
 from .labels import IGNORE, MODES, Options, TRLRefusal, answer_mode, collate, prepare
 
 PRESETS = {
@@ -532,12 +532,12 @@ class PairedTraining:
     their events, stop them. Use as a context manager: leaving it stops and joins the thread (Stop button,
     closed browser tab, Ctrl-C)."""
 
-    def __init__(self, rows, tok, config):
+    def __init__(self, rows, tok, config, device=None):
         import torch
 
         self.config, self.tok = config, tok
         self.plan = make_plan(rows, tok, config)
-        self.device = device_for(config)
+        self.device = device or zerogpu.device()
         base = build_model(self.plan)
         if self.plan.vocab is None and base.get_input_embeddings().num_embeddings < len(tok):
             raise TrainError("the pretrained model's vocabulary is smaller than the tokenizer's")
@@ -687,10 +687,3 @@ class PairedTraining:
 def run_names(config):
     """The runs of a comparison: its modes, then the weighted run when a prompt weight is set."""
     return list(dict.fromkeys(config.modes)) + ([WEIGHTED] if config.prompt_weight is not None else [])
-
-
-def device_for(config):
-    """CUDA when the machine has it, else the CPU."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

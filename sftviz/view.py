@@ -240,14 +240,18 @@ def open_view(request):
     return View(loaded, request.options, prepared(loaded, request.options))
 
 
-def warm(request):
-    """Load, label, compute stats and the doctor's findings for the default view ahead of the first
-    visitor, and import the training stack (torch, the model class), so the first Train click starts in
-    well under 3 s."""
-    v = open_view(request)
-    example_views(v, 0), stats(v), findings(v)
+def import_training_stack():
+    """Import torch and the model class now, in the server, before any child process is forked: the first Train
+    click then starts in well under 3 s, no import is half done in another thread at a fork, and no child maps
+    torch's libraries under its memory budget (the CUDA build of torch maps more than sftviz.bounded allows)."""
     import torch  # noqa: F401
     from transformers import LlamaForCausalLM  # noqa: F401
+
+
+def warm(request):
+    """Load, label, compute stats and the doctor's findings for the default view ahead of the first visitor."""
+    v = open_view(request)
+    example_views(v, 0), stats(v), findings(v)
 
 
 def describe(view):
