@@ -174,6 +174,7 @@ def export(args):
 
 
 def train(args):
+    from .jobs import usable_cpus
     from .train import PairedTraining, TrainConfig, resolve_modes
 
     rows, kind, tok = load_inputs(args)
@@ -182,7 +183,7 @@ def train(args):
                              batch_size=args.batch_size, learning_rate=args.lr,
                              max_length=None if args.max_length is None else parse_max_length(args.max_length),
                              model=args.model, prompt_weight=args.prompt_weight,
-                             threads=max(1, min(os.cpu_count() or 1, 3)))
+                             threads=max(1, min(usable_cpus(), 3)))
     if cfg.max_length is None:
         raise ValueError("training needs a max_length")
     with PairedTraining(rows, tok, cfg) as pt:

@@ -12,6 +12,7 @@ import os
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 
+from .jobs import usable_cpus
 from .labels import IGNORE, is_conversational, prepare
 
 SEVERITIES = ("error", "warning", "info")
@@ -174,7 +175,7 @@ def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=No
     total = scan(first, tok, options, 0, first_shape)
     if progress:
         progress(total.n)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     _WORK.update(tok=tok, options=options, first_shape=first_shape)
     offsets = _offsets(chunks, total.n)
     if workers > 1 and hasattr(os, "fork"):

@@ -25,6 +25,31 @@ from collections import OrderedDict
 from .bounded import MEMORY_MB, BudgetExceeded, _limit_memory, close_sockets, outcome
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
+CGROUP = "/sys/fs/cgroup"
+
+
+def usable_cpus(cgroup=None):
+    """The CPUs this process may really use: its affinity mask, capped by the container's CPU quota (cgroup v2
+    cpu.max, or v1 cfs_quota_us / cfs_period_us). On a shared host (a Space's 2 vCPUs on a machine of dozens of
+    cores) os.cpu_count() counts the host's cores, and one worker per core would starve everyone."""
+    cgroup = cgroup or CGROUP
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        n = os.cpu_count() or 1
+    for quota_file, period_file in (("cpu.max", None), ("cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us")):
+        try:
+            with open(os.path.join(cgroup, quota_file)) as f:
+                quota, *rest = f.read().split()
+            if period_file:
+                with open(os.path.join(cgroup, period_file)) as f:
+                    rest = f.read().split()
+            if quota not in ("max", "-1"):
+                n = min(n, int(quota) // int(rest[0]))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
+    return max(1, n)
 _HEADER = struct.Struct("<Q")
 
 
@@ -126,7 +151,7 @@ class Pool:
     """At most `workers` jobs run at once; finished jobs are kept (up to `keep_mb`) for whoever asks next."""
 
     def __init__(self, workers=None, keep_mb=64):
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or usable_cpus()
         self.keep_bytes = keep_mb * 2**20
         self.lock = threading.Lock()
         self.live = {}  # key -> waiting or running job
@@ -175,7 +200,7 @@ class Pool:
             job = self.line.pop(0)
             job.state = "running"
             self.running += 1
-            job.threads = max(1, (os.cpu_count() or 1) // self.running)  # the cores free when it starts
+            job.threads = max(1, usable_cpus() // self.running)  # the cores free when it starts
             self.computed += 1
             threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
 
@@ -303,5 +328,5 @@ def _child(job, read_end, write_end):
         os._exit(status)
 
 
-WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or os.cpu_count() or 1
+WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or usable_cpus()
 POOL = Pool(WORKERS)  # the server's one pool: full doctor passes and trainings share the cores

@@ -129,3 +129,27 @@ def test_children_do_not_keep_the_servers_sockets():
         collect(watch)
         assert watch.result is False and holds_socket(s.fileno())
         assert bounded.run(holds_socket, s.fileno())[0] is False
+
+
+def test_workers_count_the_cpus_this_process_may_use_not_the_hosts(tmp_path, monkeypatch):
+    """A Space's container gets 2 vCPUs of a host with dozens of cores: the affinity mask and the cgroup quota
+    decide how many workers run, not os.cpu_count()."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 96)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert jobs.usable_cpus(str(tmp_path / "none")) == 8  # no cgroup files: the affinity mask
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cpu.max").write_text("200000 100000\n")  # cgroup v2: 2 CPUs
+    assert jobs.usable_cpus(str(tmp_path / "v2")) == 2
+    (tmp_path / "v2" / "cpu.max").write_text("max 100000\n")  # no quota
+    assert jobs.usable_cpus(str(tmp_path / "v2")) == 8
+    (tmp_path / "v2" / "cpu.max").write_text("50000 100000\n")  # half a CPU: still one worker
+    assert jobs.usable_cpus(str(tmp_path / "v2")) == 1
+    (tmp_path / "v1" / "cpu").mkdir(parents=True)  # cgroup v1
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert jobs.usable_cpus(str(tmp_path / "v1")) == 3
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert jobs.usable_cpus(str(tmp_path / "v1")) == 8
+    monkeypatch.setattr(jobs, "CGROUP", str(tmp_path / "v2"))
+    (tmp_path / "v2" / "cpu.max").write_text("200000 100000\n")
+    assert jobs.Pool().workers == 2
