@@ -1,7 +1,7 @@
 """sftviz's training loop vs TRL's SFTTrainer on the same model, data, batch size and step count; the cost of
 a fused pair against one run; the quick paired demo end to end, as the page runs it.
 
-    python benchmarks/bench_train.py [--steps 60]
+    python benchmarks/bench_train.py [--steps 60] [--no-demo]
 
 Model: a small Llama (hidden 128, 2 layers) over the bundled tokenizer's full vocabulary, saved once
 and loaded by every contender. Data: the bundled quiz sample, answer-only labels, max_length 128,
@@ -131,6 +131,7 @@ def paired_demo(rows, tok):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--no-demo", action="store_true", help="skip the quick paired demo through the page's path")
     args = ap.parse_args()
 
     import datasets
@@ -171,6 +172,8 @@ def main():
     print(f"GSM8K + GPT-2 tokenizer, quick preset (compact vocab {vocab}, max_length 128, batch 8), CPU per step, "
           f"1 thread: one run {1000 * cost[1]:.0f} ms; fused pair {1000 * cost[2]:.0f} ms ({cost[2] / cost[1]:.2f}x one "
           f"run, goal <= 1.3x); pair + weighted run {1000 * cost[3]:.0f} ms ({cost[3] / cost[1]:.2f}x)")
+    if args.no_demo:
+        return
     wall, first = paired_demo(rows, tok)
     print(f"quick paired demo (whole + answer only, 240 steps each) through the page's path (a worker process, "
           f"{os.cpu_count()} cores free): {wall:.1f} s end to end (goal < 15 s), first curve point after {first:.1f} s")
