@@ -52,7 +52,8 @@ TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr"
               "train-weighted", "train-weight")
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
-                "columns": data.READINGS["trl"], "text-field": "text", "tokenizer": "default", "prompt-template": "", "completion-template": "",
+                "columns": data.READINGS["trl"], "text-field": "text", "tokenizer": "default", "prompt-template": "",
+                "completion-template": "",
                 "mode": MODES[DEFAULT_MODE].label, "max-length": 1024, "packing": False, "packing-strategy": "bfd",
                 "example-index": 0}
 
@@ -209,12 +210,12 @@ def columns_choice(request, offers):
 
 def refused(request, vw, index):
     """TRL stops on the file as it is: its reason and the fixes (status), each fix's labels (Tokens tab),
-    nothing trained, exported or checked until a fix is chosen. Browsing goes on over the fixes."""
-    stop = render.error_html(vw.reason)
+    the doctor's error; nothing trained or exported until a fix is chosen. Browsing goes on over the fixes."""
     return {**view.example_views(vw, index), **columns_choice(request, tuple(vw.fixes)),
             "status": f'<div class="sv-status">{_md(view.describe(vw))}</div>', "view-request": request,
             "stats": "TRL stops on this file as it is: choose a fix to see its statistics.", "roles-plot": None,
-            "length-plot": None, "doctor-report": stop, "doctor-progress": "",
+            "length-plot": None, "doctor-report": render.doctor_html([view.stops_finding(vw)], vw.n),
+            "doctor-progress": "",
             "export-script": f"# {vw.reason}\n# Choose a fix (How to read your columns) to export a run TRL accepts.",
             "export-yaml": "", "export-table": "",
             "example-index": gr.update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
@@ -632,7 +633,8 @@ def build():
         ui["columns"].input(lambda: to_ui({"prompt-template": "", "completion-template": ""}), None,
                             outputs("prompt-template", "completion-template"), queue=False).then(
             on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
-        for trigger in (ui["text-field"].submit, ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input, ui["max-length"].submit,
+        for trigger in (ui["text-field"].submit, ui["mode"].input, ui["packing"].input, ui["packing-strategy"].input,
+                        ui["max-length"].submit,
                         ui["tokenizer"].submit, ui["completion-template"].submit, ui["apply-template"].click):
             trigger(on_refresh, form, full, show_progress="minimal").then(**update_url).then(**full_check)
         on_nav, nav_in = wire(navigate, NAV_FORM)

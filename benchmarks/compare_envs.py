@@ -4,8 +4,8 @@ versions (torch 2.13.0+cpu -> 2.11.0, the newest ZeroGPU runs), on the same chec
     python benchmarks/compare_envs.py OLD_PYTHON [NEW_PYTHON] [--rounds 2] [--skip-demo]
 
 Each round runs every benchmark in the old environment, then in the new one (alternating spreads the machine's
-noise over both); every figure of each output is printed with its value in each environment and the ratio
-new / old. NEW_PYTHON defaults to this interpreter.
+noise over both); each output line is printed with its settings, and under it each measurement that differs:
+old | new | new / old. NEW_PYTHON defaults to this interpreter.
 """
 
 import argparse
@@ -59,8 +59,10 @@ def main():
             old, new = run(args.old, bench, extra), run(args.new, bench, extra)
             print(f"\n=== {bench}, round {r + 1}: {names[args.old]} | {names[args.new]} | new/old")
             for (shape, a), (_, b) in zip(figures(old), figures(new)):
-                pairs = "; ".join(f"{x:g} | {y:g} | {y / x:.2f}x" if x else f"{x:g} | {y:g}" for x, y in zip(a, b))
-                print(f"{shape.format(*['#'] * len(a))[:90]}\n    {pairs}")
+                # the settings (the same number in both) are printed in the line; the measurements beside it
+                line = shape.format(*[f"{x:g}" if x == y else "#" for x, y in zip(a, b)])
+                measured = [f"{x:g} | {y:g} | {y / x:.2f}x" for x, y in zip(a, b) if x != y and x]
+                print(line.strip() + ("\n    " + "; ".join(measured) if measured else ""))
 
 
 if __name__ == "__main__":

@@ -347,10 +347,16 @@ class Loaded:
 
     source: str
     raw: list
-    kind: str
-    mapping: Mapping | None
     rows: list
-    decision: Decision | None = None
+    decision: Decision
+
+    @property
+    def kind(self):
+        return self.decision.kind
+
+    @property
+    def mapping(self):
+        return self.decision.mapping
 
 
 def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
@@ -359,7 +365,7 @@ def load_trl(source, config=None, split="train", limit=None, prompt_template=Non
     raw = load(source, config, split, limit, where)
     decision = decide(raw[0], text_field, columns, prompt_template or None, completion_template or None)
     rows = check_rows(to_trl(raw, decision), text_field)
-    return Loaded(source, raw, decision.kind, decision.mapping, rows, decision)
+    return Loaded(source, raw, rows, decision)
 
 
 def count_rows(source, config=None, split="train", where="any"):

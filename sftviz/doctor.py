@@ -385,6 +385,13 @@ def column_findings(row, n, text_field="text"):
     return out
 
 
+def stops_finding(reason, fixes, n):
+    """TRL stops on the file as it is (a `prompt` column and no `completion`): the doctor's error for it.
+    `fixes`: each fix in words."""
+    return Finding("columns", "error", "TRL stops on this file: a `prompt` column and no `completion`", n, n, reason,
+                   "; or ".join(fixes) + "." if fixes else "Rename the columns to prompt and completion.")
+
+
 def suggest_max_length(lengths, current):
     """(a max_length that keeps 99% of examples whole, what it costs), in steps of 64 tokens.
     `lengths`: a Counter of untruncated length -> examples."""

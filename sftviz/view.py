@@ -299,7 +299,12 @@ def columns_lines(view):
         lines.append(f"TRL reads only `{field}` and ignores {', '.join(f'`{c}`' for c in ignored)}.")
     for other in decision.offers:
         if other != decision.reading:
-            lines.append(f"Or, one click under **How to read your columns**: {data.fix_words(other, raw, field)}.")
+            template = ""
+            if other == "map" and data.mapping_shape(raw):
+                m = data.DEFAULT_MAPPINGS[data.mapping_shape(raw)]
+                template = f" (prompt template `{m.prompt!r}`, completion template `{m.completion!r}`, editable)"
+            lines.append(f"Or, one click under **How to read your columns**: {data.fix_words(other, raw, field)}"
+                         f"{template}.")
     return lines
 
 
@@ -396,6 +401,13 @@ EXAMPLE_TABS = [
     Tab("Compare modes", "mode-compare", compare_tab),
     Tab("Packing", "packing-view", packing_tab, EXPLAIN_PACKING, PACKING_OFF),
 ]
+
+
+def stops_finding(refused):
+    """The doctor's finding for a file TRL stops on: the reason, and the fixes over its own columns."""
+    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
+    return doctor.stops_finding(refused.reason, [data.fix_words(fix, raw, refused.request.options.text_field)
+                                                 for fix in refused.fixes], refused.n)
 
 
 def refused_views(refused, i):

@@ -203,6 +203,7 @@ def test_page_offers_the_mapping_as_one_choice_where_trl_reads_the_text(hosted_a
     out = hosted_app.refresh(form)
     status = text_of(out["status"])
     assert "ignores question, answer" in status and "map question/answer" in status
+    assert "'Question: {{ question }}\\nAnswer:'" in status  # the template, shown before the click
     assert out["columns"]["visible"] and len(out["columns"]["choices"]) == 2
     tokens = lambda view: view.split('class="sv-tokens"')[1]  # noqa: E731  (after the legend)
     assert 'data-role="context"' not in tokens(out["token-view"])  # the whole text is trained, as TRL does
@@ -218,6 +219,7 @@ def test_learners_file_on_the_page_refuses_training_and_exports_each_fix(hosted_
     form = page_form(sample="quiz_prompt_answer_text")
     out = hosted_app.refresh(form)
     assert "KeyError: 'completion'" in text_of(out["status"]) and out["columns"]["visible"]
+    assert 'data-severity="error"' in out["doctor-report"] and "TRL stops on this file" in text_of(out["doctor-report"])
     train = list(hosted_app.train_stream({"view-request": out["view-request"], "preset": "Quick demo",
                                           "train-modes": ["whole"], "train-steps": 2, "train-lr": 1e-3,
                                           "train-seed": 0, "train-model": "tiny", "train-weighted": False,
