@@ -3,8 +3,8 @@ versions (torch 2.13.0+cpu -> 2.11.0, the newest ZeroGPU runs), on the same chec
 
     python benchmarks/compare_envs.py OLD_PYTHON [NEW_PYTHON] [--rounds 2] [--skip-demo]
 
-Each round runs every benchmark in the old environment, then in the new one (alternating spreads the machine's
-noise over both); each output line is printed with its settings, and under it each measurement that differs:
+Each round runs every benchmark in both environments, the old one first in odd rounds and the new one first in
+even rounds (so the machine's drift falls on both); each output line is printed with its settings, and under it each measurement that differs:
 old | new | new / old. NEW_PYTHON defaults to this interpreter.
 """
 
@@ -56,7 +56,10 @@ def main():
         if bench == "bench_train.py" and args.skip_demo:
             extra = [*extra, "--no-demo"]
         for r in range(args.rounds):
-            old, new = run(args.old, bench, extra), run(args.new, bench, extra)
+            if r % 2 == 0:  # alternate which goes first: the machine's drift falls on both
+                old, new = run(args.old, bench, extra), run(args.new, bench, extra)
+            else:
+                new, old = run(args.new, bench, extra), run(args.old, bench, extra)
             print(f"\n=== {bench}, round {r + 1}: {names[args.old]} | {names[args.new]} | new/old")
             for (shape, a), (_, b) in zip(figures(old), figures(new)):
                 # the settings (the same number in both) are printed in the line; the measurements beside it
