@@ -171,7 +171,7 @@ def refresh(v):
             return refused(request, vw, index)
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
-        out.update(export_views(request, vw.loaded.decision))
+        out.update(export_views(request, vw.loaded.decision, vw.loaded.rows[0]))
         out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
                                                   else f"(The first {view.MAX_ROWS:,} rows; every row is being "
                                                   f"checked in the background.)", len(vw.loaded.rows),
@@ -223,7 +223,7 @@ def refused(request, vw, index):
             **{k: gr.update(visible=False) for k in TEMPLATE_EDITOR}}
 
 
-def export_views(request, decision):
+def export_views(request, decision, first_row):
     """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows.
     Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
     if request.where == "sample":
@@ -234,7 +234,7 @@ def export_views(request, decision):
     return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
                                            **args),
             "export-yaml": export.yaml_config(request.source, request.options, **args),
-            "export-table": export.frameworks_table(request.options)}
+            "export-table": export.frameworks_table(request.options, first_row)}
 
 
 def navigate(v, delta=0):

@@ -169,7 +169,7 @@ def export(args):
         out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split,
                           drop=loaded.decision.drop)
     else:
-        out = frameworks_table(opts)
+        out = frameworks_table(opts, loaded.rows[0])
     print(out, end="" if out.endswith("\n") else "\n")
 
 

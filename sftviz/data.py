@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 
 from . import hub, one_line, readers
-from .labels import is_conversational
+from .labels import row_type
 from .tokenizer import ASSETS
 
 SAMPLES_DIR = os.path.join(ASSETS, "samples")
@@ -132,16 +132,16 @@ def trl_reading(row, text_field="text"):
     So a 'prompt' column beside 'text' wins over 'text', and 'text' wins over question/answer columns."""
     if _is_messages(row.get("conversations"), ("from", "value")):
         return "sharegpt", None
-    if "prompt" in row:
-        if "completion" not in row:
-            return None, "KeyError: 'completion'"
-        return ("conversational_prompt_completion" if is_conversational(row) else "prompt_completion"), None
-    if is_conversational(row) or (isinstance(row.get("messages"), list) and text_field not in row):
-        # (messages without roles are then refused by check_rows, naming the row)
-        return ("conversational", None) if "messages" in row else (None, "KeyError: 'messages'")
-    if text_field in row:
-        return "language_modeling", None
-    return None, f"KeyError: {text_field!r}"
+    kind = row_type(row)
+    if isinstance(row.get("messages"), list) and kind == "language_modeling" and text_field not in row:
+        kind = "conversational"  # messages without roles: refused by check_rows, naming the row
+    if kind.endswith("prompt_completion") and "completion" not in row:
+        return None, "KeyError: 'completion'"
+    if kind == "conversational" and "messages" not in row:
+        return None, "KeyError: 'messages'"
+    if kind == "language_modeling" and text_field not in row:
+        return None, f"KeyError: {text_field!r}"
+    return kind, None
 
 
 def mapping_shape(row):
@@ -279,7 +279,7 @@ def decide(first_row, text_field="text", columns="trl", prompt_template=None, co
     if columns == "trl":
         if trl_kind:
             return Decision("trl", trl_kind, as_is=as_is, offers=tuple(offers))
-        if "prompt" in first_row:
+        if stop == "KeyError: 'completion'":
             raise TRLStops(stops_message(first_row, text_field), tuple(offers))
         if not shape and not (prompt_template and completion_template):
             raise NeedsMapping(first_row)
@@ -467,7 +467,7 @@ def check_rows(rows, text_field="text"):
     """Every row is something TRL can read, with text where text belongs; else say which row and column.
     (TRL decides the format per row, so each row is checked on its own.)"""
     for i, r in enumerate(rows):
-        if "prompt" in r or "completion" in r:
+        if row_type(r).endswith("prompt_completion"):
             prompt, completion = r.get("prompt"), r.get("completion")
             if isinstance(prompt, list) or isinstance(completion, list):
                 for column in ("prompt", "completion"):

@@ -13,7 +13,8 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 
 from .jobs import usable_cpus
-from .labels import IGNORE, is_conversational, prepare
+from .labels import IGNORE, MODES, ROW_TYPES, prepare, row_type
+from .packing import STRATEGIES
 
 SEVERITIES = ("error", "warning", "info")
 BATCH = 8  # SFTConfig.per_device_train_batch_size default
@@ -253,7 +254,7 @@ def report(sc, first_row, tok, options):
     # 3. EOS / end-of-turn never a target: the model never learns to stop.
     eos = tok.eos_token_id
     probe = tok("x" + tok.eos_token, add_special_tokens=False)["input_ids"]
-    if not options.packing and not is_conversational(first_row) and probe[-1:] != [eos]:
+    if not options.packing and not row_type(first_row).startswith("conversational") and probe[-1:] != [eos]:
         pieces = len(probe) - 1
         findings.append(Finding(
             "eos_split", "error", f"The EOS {tok.eos_token!r} is split into plain tokens", n, n,
@@ -299,22 +300,23 @@ def report(sc, first_row, tok, options):
           f"token as completion: it is trained, and the prompt the model sees at inference differs.",
           "End the prompt on a token boundary: move the trailing space to the start of the completion.")
 
-    # 7. wrapped packing.
-    if options.packing and options.packing_strategy == "wrapped":
+    # 7. Packing that lets documents see each other (not padding-free: TRL's "wrapped").
+    if options.packing and not STRATEGIES[options.packing_strategy].padding_free:
         findings.append(Finding(
-            "wrapped_packing", "warning", "wrapped packing: documents see each other", n, n,
+            "wrapped_packing", "warning", f"{options.packing_strategy} packing: documents see each other", n, n,
             "Rows are cut every max_length tokens across documents: a document attends to the previous ones, "
             "and its first token is trained as the continuation of another document.",
             "Use packing_strategy='bfd' (padding-free: position ids restart, nothing crosses a boundary)."))
 
     # 8. completion_only_loss where it does nothing; text where the prompt is necessarily trained.
-    if options.mode == "completion" and "prompt" not in first_row:
+    if MODES[options.mode].completion_only_loss and not row_type(first_row).endswith("prompt_completion"):
         findings.append(Finding(
             "completion_only_noop", "warning", "completion_only_loss does nothing on this data", n, n,
-            "There is no prompt/completion split in " + ("chats" if is_conversational(first_row) else "plain text")
+            "There is no prompt/completion split in " + ("chats" if row_type(first_row) == "conversational"
+                                                         else "plain text")
             + ": TRL silently trains on every token.",
             "For chats use assistant_only_loss=True; for text, map it to prompt/completion with a template."))
-    elif not is_conversational(first_row) and "prompt" not in first_row:
+    elif row_type(first_row) == "language_modeling":
         findings.append(Finding(
             "text_trains_prompt", "info", "Plain text: any prompt inside it is trained", n, n,
             "Language-modeling text has no prompt/completion split: every token is a target.",
@@ -428,9 +430,5 @@ def _common(a, b):
 
 
 def _shape(row):
-    if "prompt" in row:
-        return "conversational prompt-completion" if is_conversational(row) else "prompt-completion"
-    if "messages" in row:
-        return "conversational"
-    return "text"
+    return ROW_TYPES[row_type(row)]
 

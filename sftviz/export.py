@@ -12,7 +12,7 @@ import os
 import yaml
 
 from . import TRL_VERSION, data
-from .labels import MODES
+from .labels import MODES, answers_only
 
 
 def dataset_call(source, config=None, split="train", shown_path=None):
@@ -136,9 +136,10 @@ FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole
 ]
 
 
-def frameworks_table(options):
-    """The same choice in other trainers, as a Markdown table (the row that matches these options marked)."""
-    answer_only = options.mode != "whole"
+def frameworks_table(options, first_row):
+    """The same choice in other trainers, as a Markdown table, for data whose first row is `first_row` (what
+    TRL's default mode trains depends on the data)."""
+    answer_only = answers_only(options.mode, first_row)
     lines = ["| trainer | setting | answer / assistant only | whole text |", "|---|---|---|---|"]
     for name, setting, answer, whole in FRAMEWORKS:
         lines.append(f"| {name} | `{setting}` | {answer} | {whole} |")

@@ -53,12 +53,66 @@ MODES = {m.name: m for m in (  # in the order the page lists them
 )}
 
 
+ROW_TYPES = {  # TRL's four row types -> how the page and the doctor name them
+    "language_modeling": "plain text",
+    "prompt_completion": "prompt-completion",
+    "conversational": "conversational",
+    "conversational_prompt_completion": "conversational prompt-completion",
+}
+
+
+def row_type(row):
+    """Which of TRL's four row types a row is, decided as TRL's tokenize_fn decides it, in its order. The one
+    place this is decided: every other part of sftviz asks here.
+
+    A 'prompt' key means prompt-completion (even with no 'completion': TRL then stops); a conversational row
+    (a list of {role, ...} messages) means messages; anything else is read as text from the text field.
+    ShareGPT 'conversations' count as conversational (TRL renames them to messages first).
+
+    >>> row_type({"prompt": "2+2=", "completion": " 4"})
+    'prompt_completion'
+    >>> row_type({"messages": [{"role": "user", "content": "Hi"}]})
+    'conversational'
+    >>> row_type({"prompt": "Q: 2+2?", "answer": "4", "text": "Q: 2+2? 4"})  # a 'prompt' key wins over 'text'
+    'prompt_completion'
+    """
+    if "prompt" in row:
+        return "conversational_prompt_completion" if is_conversational(row) else "prompt_completion"
+    if is_conversational(row) or is_conversational(from_sharegpt(row)):
+        return "conversational"
+    return "language_modeling"
+
+
+def resolved_flags(mode, first_row):
+    """(completion_only_loss, assistant_only_loss) as TRL resolves the mode's flags for data whose first row is
+    `first_row`: completion_only_loss=None (the default) becomes True when that row has a prompt and a
+    completion, else False (TRL's own test)."""
+    m = MODES[mode]
+    completion_only_loss = m.completion_only_loss
+    if completion_only_loss is None:
+        completion_only_loss = "prompt" in first_row and "completion" in first_row
+    return completion_only_loss, m.assistant_only_loss
+
+
+def answers_only(mode, first_row):
+    """Whether TRL trains only the answers (the completion, or the assistant turns) under this mode for this data,
+    rather than the whole text. completion_only_loss does nothing on rows with no prompt/completion split.
+
+    >>> answers_only("auto", {"prompt": "2+2=", "completion": " 4"})
+    True
+    >>> answers_only("auto", {"messages": [{"role": "user", "content": "Hi"}]})  # TRL's default on chats: all
+    False
+    >>> answers_only("completion", {"text": "2+2=4"})  # no split to mask: a silent no-op
+    False
+    """
+    completion_only_loss, assistant_only_loss = resolved_flags(mode, first_row)
+    return assistant_only_loss or (completion_only_loss and row_type(first_row).endswith("prompt_completion"))
+
+
 def answer_mode(rows):
     """The mode that trains on the answers only: the assistant turns for chats (messages or ShareGPT
     conversations), the completion otherwise. The one place this rule lives."""
-    first = rows[0]
-    chat = "prompt" not in first and (is_conversational(first) or isinstance(first.get("conversations"), list))
-    return "assistant" if chat else "completion"
+    return "assistant" if row_type(rows[0]) == "conversational" else "completion"
 
 
 class TRLRefusal(ValueError):
@@ -184,16 +238,36 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     """Rows (dicts) -> Prepared, with the sequences in the order TRL's dataloader would index them.
 
     `cache`: an optional dict the caller keeps for one (rows, tokenizer) pair, so that preparing the
-    same data under several modes tokenizes it once."""
+    same data under several modes tokenizes it once.
+
+    A worked example with the bundled tokenizer. A prompt-completion row, TRL's default mode: the tokenizer
+    adds BOS, TRL appends EOS (`<|im_end|>` here) to the completion, and only the completion and its EOS
+    keep their ids as labels; the prompt is context (-100):
+
+    >>> from sftviz.tokenizer import load_tokenizer, token_texts
+    >>> tok = load_tokenizer("default")
+    >>> seq = prepare([{"prompt": "What is 2 plus 2?", "completion": " 4."}], tok).sequences[0]
+    >>> token_texts(tok, seq.input_ids)
+    ['<|bos|>', 'What', '␣is', '␣2', '␣plus', '␣2', '?', '␣4', '.', '<|im_end|>']
+    >>> seq.labels
+    [-100, -100, -100, -100, -100, -100, -100, 608, 17, 2]
+
+    A chat row with assistant_only_loss: the chat template renders the turns (no EOS is appended), and only
+    what it marks as the assistant's, `Hello.` and its end-of-turn, is trained; the role headers are context:
+
+    >>> chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}
+    >>> seq = prepare([chat], tok, Options("assistant")).sequences[0]
+    >>> [text for text, label in zip(token_texts(tok, seq.input_ids), seq.labels) if label != IGNORE]
+    ['H', 'ell', 'o', '.', '<|im_end|>']
+    """
     if not rows:
         raise ValueError("the dataset is empty")
-    mode = MODES[options.mode]  # Options has checked the name
-    completion_only_loss, assistant_only_loss = mode.completion_only_loss, mode.assistant_only_loss
+    assistant_only_loss = MODES[options.mode].assistant_only_loss  # Options has checked the name
     first = rows[0]
     warnings = []
 
     # TRL checks the options against the first example as given, before any conversion.
-    if assistant_only_loss and not is_conversational(first):
+    if assistant_only_loss and not is_conversational(first):  # TRL's own test, on the first row as given
         raise TRLRefusal("You set `assistant_only_loss=True`, but the dataset is not conversational. "
                          "This option is only supported for conversational datasets (ShareGPT 'conversations' "
                          "count as not conversational here: map them to 'messages' first).")
@@ -217,8 +291,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
                             "token in the loss mask; the model may not learn to stop.")
 
     # completion_only_loss=None means: True if the FIRST example has both prompt and completion.
-    if completion_only_loss is None:
-        completion_only_loss = "prompt" in first and "completion" in first
+    completion_only_loss, _ = resolved_flags(options.mode, first)
 
     # Padding uses pad_token, or EOS when the tokenizer has none (GPT-2). Labels are built before
     # padding, so pad == eos does NOT hide the real EOS from the loss in TRL 1.16.
@@ -306,18 +379,16 @@ def tokenize(rows, tok, text_field, assistant_only_loss, chat_template):
     n, warnings = len(rows), []
     ids, prompt_lens, assistant_masks = [None] * n, [None] * n, [None] * n
     groups = {"text": [], "pc": [], "chat": [], "chat_pc": []}
+    group = {"language_modeling": "text", "prompt_completion": "pc", "conversational": "chat",
+             "conversational_prompt_completion": "chat_pc"}
     for i, row in enumerate(rows):
-        if "prompt" in row:  # TRL dispatches per example on the "prompt" key
-            if "completion" not in row:
-                raise TRLRefusal(f"example {i} has a 'prompt' but no 'completion' column")
-            groups["chat_pc" if is_conversational(row) else "pc"].append(i)
-        elif is_conversational(row):
-            groups["chat"].append(i)
-        elif isinstance(row.get(text_field), str):
-            groups["text"].append(i)
-        else:
+        kind = row_type(row)  # TRL dispatches per example
+        if kind.endswith("prompt_completion") and "completion" not in row:
+            raise TRLRefusal(f"example {i} has a 'prompt' but no 'completion' column")
+        if kind == "language_modeling" and not isinstance(row.get(text_field), str):
             raise TRLRefusal(f"example {i} has no {text_field!r} text field, no prompt/completion and no messages "
                              f"(columns: {', '.join(row)}); map it to a TRL format first")
+        groups[group[kind]].append(i)
 
     if groups["text"]:
         for i, e in zip(groups["text"], encode(tok, [rows[i][text_field] for i in groups["text"]])):
@@ -421,7 +492,14 @@ def stop_token_trained(tok, chat_template):
 
 def collate(sequences, pad_token_id):
     """The collator without padding-free: right-pad a batch to its longest row. Padding gets the pad id,
-    label -100 and attention_mask 0 (masked). Labels are never masked by token id, so pad == eos is safe."""
+    label -100 and attention_mask 0 (masked). Labels are never masked by token id, so pad == eos is safe.
+
+    >>> a = Sequence([1, 5, 6, 2], [-100, -100, 6, 2], [1, 1, 1, 1], None, [0, 0, 0, 0])
+    >>> b = Sequence([1, 7], [-100, 7], [1, 1], None, [1, 1])
+    >>> padded = collate([a, b], pad_token_id=2)[1]  # pad id 2 is also the EOS: its label stays -100
+    >>> padded.input_ids, padded.labels, padded.attention_mask
+    ([1, 7, 2, 2], [-100, 7, -100, -100], [1, 1, 0, 0])
+    """
     width = max(len(s.input_ids) for s in sequences)
     out = []
     for s in sequences:

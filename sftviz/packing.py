@@ -26,7 +26,8 @@ CHUNK = 1000  # datasets.map's default batch_size
 @dataclass(frozen=True)
 class Strategy:
     name: str  # SFTConfig.packing_strategy
-    padding_free: bool  # TRL's collator then sends position_ids and no attention mask (no padding at all)
+    padding_free: bool  # TRL's collator then sends position_ids and no attention mask (no padding at all), and
+    # each document attends only to itself; without it, the documents of a row attend to each other
     description: str  # one line, for the page and the CLI's help
     pack_chunk: object  # (docs, max_length) -> packed rows; docs are (input_ids, labels, source index)
 
@@ -38,7 +39,24 @@ def refuse_unknown(strategy):
 
 
 def pack(ids, labels, max_length, strategy):
-    """Tokenized examples -> packed rows, chunk by chunk as TRL's batched `datasets.map` does."""
+    """Tokenized examples -> packed rows, chunk by chunk as TRL's batched `datasets.map` does. A row is
+    (input_ids, labels, the source example of each token, the documents' lengths or None, dropped).
+
+    Best fit decreasing: the longest document (example 2) first, then the one that fills its row best;
+    the rows keep each document's labels, and the documents' lengths restart the position ids:
+
+    >>> ids, labels = [[1, 2, 3], [4, 5], [6, 7, 8, 9]], [[1, 2, 3], [-100, 5], [6, 7, 8, 9]]
+    >>> for row in pack(ids, labels, 6, "bfd"): print(row[:4])
+    ([6, 7, 8, 9, 4, 5], [6, 7, 8, 9, -100, 5], [2, 2, 2, 2, 1, 1], [4, 2])
+    ([1, 2, 3], [1, 2, 3], [0, 0, 0], [3])
+
+    Wrapped: one stream cut every max_length tokens, across documents (no lengths: nothing restarts):
+
+    >>> for row in pack(ids, labels, 4, "wrapped"): print(row[:3])
+    ([1, 2, 3, 4], [1, 2, 3, -100], [0, 0, 0, 1])
+    ([5, 6, 7, 8], [5, 6, 7, 8], [1, 2, 2, 2])
+    ([9], [9], [2])
+    """
     refuse_unknown(strategy)
     pack_chunk = STRATEGIES[strategy].pack_chunk
     rows = []

@@ -170,7 +170,7 @@ def compare_view(a_name, a_seq, b_name, b_seq, texts):
     return f'<div class="sv-compare"><div class="sv-summary">{note}</div>{"".join(out)}</div>'
 
 
-def packing_view(seq, row_index, rows_summary):
+def packing_view(seq, row_index, strategy, rows_summary):
     """Which documents share this row, with their lengths and where position_ids restart."""
     docs = []
     for src in seq.sources:
@@ -180,8 +180,8 @@ def packing_view(seq, row_index, rows_summary):
             docs[-1][1] += 1
     items = "".join(f"<li>example {d} — {n} tokens</li>" for d, n in docs)
     pos = ("position_ids restart at 0 for each document (padding-free: no attention mask; each document only "
-           "sees itself, and its first label is set to -100)." if seq.position_ids is not None else
-           "wrapped packing keeps no boundaries: documents attend to each other, and the first token of a "
+           "sees itself, and its first label is set to -100)." if strategy.padding_free else
+           f"{strategy.name} packing keeps no boundaries: documents attend to each other, and the first token of a "
            "document is predicted from the end of the previous one.")
     return (f'<div class="sv-packing"><b>Row {row_index}</b> holds {len(docs)} document(s):<ul>{items}</ul>'
             f'<p>{escape(pos)}</p><p>{escape(rows_summary)}</p></div>')

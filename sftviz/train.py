@@ -27,7 +27,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 from . import hub, one_line, zerogpu
-from .labels import IGNORE, MODES, Options, TRLRefusal, answer_mode, collate, prepare
+from .labels import IGNORE, MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
 
 PRESETS = {
     "quick": dict(steps=240, batch_size=8, learning_rate=1e-3, max_length=128, hidden_size=128, num_layers=2,
@@ -158,7 +158,7 @@ def make_plan(rows, tok, config):
     answer = preps[ans_mode].sequences if ans_mode in preps else whole
 
     notes = []
-    if "prompt" not in rows[0] and "messages" not in rows[0]:
+    if row_type(rows[0]) == "language_modeling":
         notes.append("This data has no prompt/answer split: answer loss = loss on every token.")
     eligible = usable_examples(preps, answer)
     if len(eligible) < len(rows):

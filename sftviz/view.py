@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
-from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare
+from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
 
@@ -274,7 +274,7 @@ def describe(view):
     if dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")
-    if view.options.mode == "completion" and kind in ("language_modeling", "conversational", "sharegpt"):
+    if mode.completion_only_loss and not row_type(view.loaded.rows[0]).endswith("prompt_completion"):
         lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
@@ -367,7 +367,8 @@ def packing_tab(view, i):
         return PACKING_OFF
     strategy = STRATEGIES[view.options.packing_strategy]
     seq, _, _ = view.displayed_texts(i)
-    return render.packing_view(seq, i, f"{view.n} packed rows in all. {strategy.name}: {strategy.description}.")
+    return render.packing_view(seq, i, strategy, f"{view.n} packed rows in all. {strategy.name}: "
+                                                 f"{strategy.description}.")
 
 
 EXPLAIN_LABELS = """**What is a label?** For every position, the token the model should produce there. The loss

@@ -50,6 +50,11 @@ def test_switching_sample_updates_view(page, server):
     page.get_by_role("option", name="quiz_chat").click()
     page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
     page.wait_for_function("() => location.search.includes('sample=quiz_chat')", timeout=10000)
+    from sftviz import view
+    from sftviz.labels import Options
+    seq, _ = view.open_view(view.ViewRequest("quiz_chat", options=Options("completion"))).displayed(0)
+    assert page.evaluate(ROLES_JS) == seq.roles  # the chat's first example, labelled as the engine labels it
+    assert "quiz_chat" in page.locator("#status").inner_text()
 
 
 def test_upload_sample_file_then_bad_file_then_recover(page, server, tmp_path):

@@ -78,3 +78,11 @@ def test_the_page_offers_the_export(hosted_app):
     # files named as the visitor knows them, never a path on the server
     assert "data_files='assets/samples/quiz_prompt_completion.jsonl'" in out["export-script"]
     assert str(ROOT) not in out["export-script"] and "/root" not in out["export-script"]
+
+
+def test_the_trainers_table_says_what_trls_default_trains_on_this_data(capsys):
+    """TRL's default trains the whole text on chats and plain text, the answer only on prompt-completion data."""
+    from sftviz import cli
+    for sample, trained in (("quiz_chat", "the whole text"), ("quiz_prompt_completion", "answers only")):
+        assert cli.main(["export", sample, "--format", "table"]) == 0
+        assert f"These options: {trained}" in capsys.readouterr().out

@@ -23,14 +23,35 @@ def shared_data(name, n, mapping=None):
     return data.to_trl(rows) if mapping else rows
 
 
+# Every refusal the matrix meets: kind -> (TRL's error type, words in TRL's message, words in sftviz's).
+# "Both refused" counts as agreement only when both refused for the same kind of reason.
+REFUSALS = {
+    "not conversational": (ValueError, "dataset is not conversational", "dataset is not conversational"),
+    "no chat template": (ValueError, "tokenizer.chat_template is not set", "no chat template"),
+    "no chat template for assistant_only_loss": (TypeError, "expected string", "needs a chat template"),
+    "template not trainable": (ValueError, "not training-compatible", "{% generation %}"),
+}
+
+
+def refusal_kind(error, ours=False):
+    """The REFUSALS kind of TRL's error (or, `ours`, of sftviz's), None for any other error."""
+    for kind, (error_type, trl_words, our_words) in REFUSALS.items():
+        if (our_words in str(error)) if ours else (isinstance(error, error_type) and trl_words in str(error)):
+            return kind
+    return None
+
+
 def check(rows, tok_name, mode="auto", max_length=1024, packing=False, strategy="bfd", text_field="text",
           tok=None):
     tok = tok or get_tokenizer(tok_name)
     try:
         expected, dropped, trainer = trl_rows(rows, tok, mode, max_length, packing, strategy, text_field)
     except (ValueError, RuntimeError, KeyError, TypeError) as trl_error:
-        with pytest.raises((TRLRefusal, ValueError)):
+        kind = refusal_kind(trl_error)
+        assert kind, f"TRL refused for a reason the REFUSALS table does not know: {trl_error!r}"
+        with pytest.raises((TRLRefusal, ValueError)) as ours:
             prepare(rows, tok, Options(mode, max_length, packing, strategy, text_field))
+        assert refusal_kind(ours.value, ours=True) == kind, (kind, str(ours.value))
         return f"refused: {trl_error}"
     got = prepare(rows, tok, Options(mode, max_length, packing, strategy, text_field))
     kept = [s for s in got.sequences if not s.dropped]
