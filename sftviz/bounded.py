@@ -118,12 +118,13 @@ def close_sockets():
 
 
 def _limit_memory(memory_mb):
-    """Cap the child's address space at what it has now plus the budget (the server's libraries are
-    already mapped, so a fixed cap would be meaningless)."""
+    """Cap the child's data (its heap and every private writable mapping: what `'x' * 10**10` would take) at
+    what it has now plus the budget. Not its address space: a library the child loads (torch's CUDA build maps
+    gigabytes of code it never touches) must not count against what a visitor's work may use."""
     with open("/proc/self/statm") as f:
-        current = int(f.read().split()[0]) * resource.getpagesize()
+        current = int(f.read().split()[5]) * resource.getpagesize()  # data + stack, in pages
     limit = current + memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _read_until(fd, deadline):

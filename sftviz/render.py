@@ -198,7 +198,7 @@ def fix_head(text):
 
 
 def error_html(message):
-    return f'<div class="sv-error" role="alert">⚠ {escape(message)}</div>'
+    return f'<div class="sv-error" role="alert">⚠ {code_spans(message)}</div>'
 
 
 def generations_html(final):

@@ -55,18 +55,17 @@ def tokenizer():
 
 def page_form(**fields):
     """The page's form as app.py's handlers receive it (elem_id -> value), the defaults overridden by fields."""
-    from app import DEFAULT_FORM
+    from sftviz.page import DEFAULT_FORM
     return {**DEFAULT_FORM, **fields}
 
 
 @pytest.fixture
 def hosted_app(monkeypatch, tmp_path):
-    """app.py as hosted (no server paths), with uploads in a temporary folder."""
-    import app
-    from sftviz import uploads
-    monkeypatch.setattr(app, "LOCAL_PATHS", False)
+    """The page's handlers (sftviz.page) as hosted (no server paths), with uploads in a temporary folder."""
+    from sftviz import page, uploads
+    monkeypatch.setattr(page, "LOCAL_PATHS", False)
     monkeypatch.setattr(uploads, "ROOT", str(tmp_path / "uploads"))
-    return app
+    return page
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

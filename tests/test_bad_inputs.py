@@ -168,7 +168,7 @@ def uploaded(app, files, name, session="s1"):
 
 def page_fails(app, out, needle):
     """One line in the status box, nothing else changed; the last good view and a fresh load still work."""
-    message = html.unescape(out["status"])
+    message = html.unescape(out["status"].replace("<code>", "`").replace("</code>", "`"))  # code spans as typed
     assert "sv-error" in message and needle in message, message
     assert "view-request" not in out and "token-view" not in out  # the last good view stays on the page
     good = app.refresh(form())

@@ -148,7 +148,8 @@ def test_uploads_are_size_limited_and_swept_after_their_time(app, monkeypatch, t
     out = app.receive_upload(str(big), "sessionC")
     assert "big.jsonl is larger than 1 MB" in status(out) and not big.exists()
     # Gradio itself refuses bigger uploads before any handler runs
-    assert app.LAUNCH["max_file_size"] == f"{int(os.environ.get('SFTVIZ_MAX_UPLOAD_MB', 50))}mb"
+    from app import LAUNCH
+    assert LAUNCH["max_file_size"] == f"{int(os.environ.get('SFTVIZ_MAX_UPLOAD_MB', 50))}mb"
     kept = upload(app, SAMPLE, "sessionD")
     uploads.sweep(now=time.time() + uploads.KEEP_S + 1)
     assert not os.path.exists(kept)
@@ -234,7 +235,7 @@ def test_gradio_does_not_serve_private_uploads_or_server_files(server):
     import urllib.error
     import urllib.request
 
-    import app
+    from sftviz import page as app
     path = upload(app, SAMPLE, "sessionF")
     for target in (path, "/etc/passwd", os.path.join(ROOT, "app.py")):
         url = f"{server.rstrip('/')}/gradio_api/file={target}"

@@ -23,7 +23,7 @@ def cli_json(capsys, *args):
 
 def form(source, mode="completion", max_length=256, packing=False, prompt="", completion="", index=0):
     """The page's form for a bundled sample, or (a path) a file as if this session had uploaded it."""
-    import app
+    from sftviz import page as app
     upload = "/" in source
     return {**page_form(**{"source-tab": "upload" if upload else "sample", "sample": source,
                            "upload-path": source if upload else None, "prompt-template": prompt,
@@ -112,7 +112,7 @@ def test_unknown_mode_and_strategy_are_refused_with_trls_words(capsys):
                                                         or "not offered for training" in err), err
 
     # the page (its handlers, as its API calls them): a message, and the next request works
-    import app
+    from sftviz import page as app
     f = form("quiz_chat")
     f.pop("_app")
     assert "Invalid mode 'prompt_only'" in html.unescape(app.refresh({**f, "mode": "prompt_only"})["status"])
@@ -162,6 +162,7 @@ def test_a_new_mode_is_one_table_row(extra_mode, capsys):
 
 def test_a_new_strategy_and_a_new_view_are_one_row_each(monkeypatch):
     import app
+    from sftviz import page
     # a strategy: one row in packing.STRATEGIES (here bfd under another name)
     monkeypatch.setitem(packing.STRATEGIES, "bfd_again",
                         packing.Strategy("bfd_again", True, "bfd, again", packing.STRATEGIES["bfd"].pack_chunk))
@@ -179,9 +180,9 @@ def test_a_new_strategy_and_a_new_view_are_one_row_each(monkeypatch):
     assert any(getattr(c, "elem_id", None) == "id-view" for c in demo.blocks.values())
     f = form("quiz_prompt_completion")
     f.pop("_app")
-    out = app.refresh(f)
+    out = page.refresh(f)
     assert out["id-view"].startswith("<p>[") and "token-view" in out
-    assert set(app.navigate({"view-request": out["view-request"], "example-index": 0}, 1)) >= {"id-view", "token-view"}
+    assert set(page.navigate({"view-request": out["view-request"], "example-index": 0}, 1)) >= {"id-view", "token-view"}
 
 
 def test_answer_only_means_assistant_turns_for_chats_everywhere():

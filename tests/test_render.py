@@ -78,10 +78,10 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_hub_box_takes_id_config_split(tmp_path):
-    import app
+    from sftviz import page
 
     def source(hub_id, tab="hub"):
-        return app._source({"source-tab": tab, "sample": "s", "upload-path": None, "hub-id": hub_id})
+        return page._source({"source-tab": tab, "sample": "s", "upload-path": None, "hub-id": hub_id})
     assert source("openai/gsm8k main test") == ("openai/gsm8k", "hub", "main", "test")
     assert source("openai/gsm8k") == ("openai/gsm8k", "hub", None, "train")
     assert source("openai/gsm8k", tab="sample") == ("s", "sample", None, "train")

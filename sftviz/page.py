@@ -1,0 +1,441 @@
+"""The page's logic, without gradio: every handler takes the page's form as one dict (elem_id -> value), turns
+it into one `view.ViewRequest`, and returns a dict (elem_id -> new value) of just what changes. app.py lays
+the components out and wires them to these functions; the tests call them directly.
+
+A value that changes a component's settings as well (its choices, visibility, maximum) is `update(...)`, the
+same dict gradio's own gr.update makes. Every failure becomes a one-line status in one place: `failed()`.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import html
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from urllib.parse import urlencode
+
+from . import TRL_VERSION, data, export, live, one_line, render, uploads, view, zerogpu
+from .labels import MAX_LENGTH_LIMIT, MODES, Options
+from .packing import STRATEGIES
+from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, resolve_modes
+
+
+def update(**props):
+    """A component's new value and settings (gradio's gr.update makes the same dict)."""
+    return {"__type__": "update", **props}
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: samples are named from here
+SAMPLES = list(data.samples())
+DEFAULT_MODE = "completion"
+log = logging.getLogger("sftviz.page")
+# Reading files and folders on the server from the page (Hub box, tokenizer, model fields) is for a private,
+# local run only: the operator opts in with SFTVIZ_LOCAL_PATHS=1. Hosted, the page reaches bundled samples,
+# the visitor's own uploads and Hub ids.
+LOCAL_PATHS = os.environ.get("SFTVIZ_LOCAL_PATHS", "").lower() in ("1", "true", "yes")
+
+# The page's form: what a (re)load reads. "source-tab" is which of sample / upload / Hub is in use, and
+# "upload-path" the session's private copy of its upload (both server-side state).
+FORM = ("source-tab", "sample", "upload-path", "hub-id", "columns", "text-field", "tokenizer", "prompt-template",
+        "completion-template", "mode", "max-length", "packing", "packing-strategy", "example-index")
+# Browsing and training read the last good request instead ("view-request", server-side state).
+NAV_FORM = ("view-request", "example-index")
+TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
+              "train-weighted", "train-weight")
+TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
+DEFAULTS = Options(DEFAULT_MODE)  # SFTConfig's defaults (max_length, packing, text field), read from one place
+DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
+                "columns": data.READINGS["trl"], "text-field": DEFAULTS.text_field, "tokenizer": "default",
+                "prompt-template": "", "completion-template": "", "mode": MODES[DEFAULT_MODE].label,
+                "max-length": DEFAULTS.max_length, "packing": DEFAULTS.packing,
+                "packing-strategy": DEFAULTS.packing_strategy, "example-index": 0}
+
+
+
+
+
+
+
+
+
+
+
+# --- From the form to one request ------------------------------------------------------------------
+
+def _max_length(value):
+    if value in (None, ""):
+        return None
+    if float(value) != int(value):
+        raise ValueError("max_length must be a whole number of tokens (or empty for no truncation)")
+    return int(value)
+
+
+def _source(v):
+    """(dataset, where, config, split) of the tab in use. The Hub box takes "ID [CONFIG [SPLIT]]", e.g.
+    "openai/gsm8k main test". The upload is the session's own private copy (server-side state)."""
+    if v["source-tab"] == "upload":
+        if not v["upload-path"]:
+            raise ValueError("no file uploaded in this session yet")
+        return v["upload-path"], "file", None, "train"
+    parts = (v["hub-id"] or "").split()
+    if v["source-tab"] == "hub":
+        if not parts:
+            raise ValueError("type a Hub dataset id, e.g. openai/gsm8k main test")
+        return parts[0], "any" if LOCAL_PATHS else "hub", parts[1] if len(parts) > 1 else None, \
+            parts[2] if len(parts) > 2 else "train"
+    return v["sample"], "sample", None, "train"
+
+
+def reading_name(value):
+    """A reading's page label (or its name, from the API or a link) -> its name (data.decide refuses others)."""
+    return next((k for k, label in data.READINGS.items() if value in (k, label)), value or "trl")
+
+
+def mode_name(value):
+    """A mode's page label (or its name, from the API) -> its name; anything else is left for Options to refuse."""
+    return next((m.name for m in MODES.values() if value in (m.label, m.name)), value)
+
+
+def page_request(v):
+    """The form -> a view.ViewRequest (bad values are refused here, with the core's words)."""
+    source, where, config, split = _source(v)
+    options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
+                      v["packing-strategy"] or "bfd", (v["text-field"] or "").strip()[:200] or "text")
+    return view.ViewRequest(source, where, (v["tokenizer"] or "").strip() or "default",
+                            "any" if LOCAL_PATHS else "hub", v["prompt-template"] or None,
+                            v["completion-template"] or None, config, split, options, reading_name(v["columns"]))
+
+
+def share_query(request, index):
+    """The query string that reopens this view (an upload cannot travel in a link)."""
+    if request.where == "file":
+        return ""
+    o = request.options
+    q = {"tokenizer": request.tokenizer, "mode": o.mode, "max_length": o.max_length or "none", "i": int(index)}
+    if o.text_field != "text":
+        q["text_field"] = o.text_field
+    if request.columns != "trl":
+        q["columns"] = request.columns
+    if request.where == "sample":
+        q["sample"] = request.source
+    else:
+        extra = [request.config or "default", request.split] if request.split != "train" else [request.config]
+        q["data"] = " ".join(filter(None, [request.source, *extra]))
+    if o.packing:
+        q.update(packing=o.packing_strategy)
+    return urlencode(q)
+
+
+def failed(e):
+    """Any failure as a one-line message (HTML) for the status box: the one place this is decided. The rest of
+    the page keeps its last good view. A ZeroGPU refusal says what to do next."""
+    refused_gpu = zerogpu.refusal(e)
+    if refused_gpu:
+        return render.error_html(refused_gpu)
+    if not isinstance(e, ValueError):  # not a bad input we know: log it for the operator
+        log.exception("unexpected error")
+    return render.error_html(one_line(e))
+
+
+def status_on_failure(handler):
+    """A handler whose failure (any exception) is shown as the one-line status, everything else unchanged."""
+    @functools.wraps(handler)
+    def safe(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001  (bad input or not: one line, and the server goes on)
+            return {"status": failed(e)}
+    return safe
+
+
+# --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
+
+def refresh(v):
+    """(Re)load data + labels; everything on the page is redrawn. On success the request becomes the
+    session's "view-request": what Prev / Next / search / Train use, so a failed load keeps the last
+    good view working."""
+    try:
+        request = page_request(v)
+        vw = view.open_view(request)
+        index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
+        if isinstance(vw, view.Refused):
+            return refused(request, vw, index)
+        out = view.example_views(vw, index)
+        out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
+        out.update(export_views(request, vw.loaded.decision, vw.loaded.rows[0]))
+        out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
+                                                  else f"(The first {view.MAX_ROWS:,} rows; every row is being "
+                                                  f"checked in the background.)", len(vw.loaded.rows),
+                                                  request.options.packing)
+        out["doctor-progress"] = ""
+        out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
+    except data.NeedsMapping as e:  # open the template editor so the user can map their columns
+        return {"status": render.error_html(one_line(e)), **{k: update(visible=True) for k in TEMPLATE_EDITOR}}
+    except Exception as e:
+        message = failed(e)
+        if v["prompt-template"] or v["completion-template"]:  # also where the user is looking: under Apply
+            return {"status": message, "template-preview": update(value=message, visible=True)}
+        return {"status": message}
+    mapping = vw.loaded.mapping
+    row = 0 if request.options.packing else index
+    out.update({
+        **columns_choice(request, vw.loaded.decision.offers),
+        "view-request": request,
+        "example-index": update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
+        "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",
+        "prompt-template": update(value=mapping.prompt if mapping else "", visible=mapping is not None),
+        "completion-template": update(value=mapping.completion if mapping else "", visible=mapping is not None),
+        "apply-template": update(visible=mapping is not None),
+        "template-preview": update(value=render.mapping_preview(vw.loaded.raw[row], vw.loaded.rows[row])
+                                      if mapping else "", visible=mapping is not None),
+        "share": share_query(request, index),
+    })
+    return out
+
+
+def columns_choice(request, offers):
+    """The "How to read your columns" choice: shown only where there is more than one way."""
+    choices = [data.READINGS[k] for k in ("trl", *offers)]
+    return {"columns": update(choices=choices, value=data.READINGS[request.columns], visible=len(choices) > 1)}
+
+
+def refused(request, vw, index):
+    """TRL stops on the file as it is: its reason and the fixes (status), each fix's labels (Tokens tab),
+    the doctor's error; nothing trained or exported until a fix is chosen. Browsing goes on over the fixes."""
+    return {**view.example_views(vw, index), **columns_choice(request, tuple(vw.fixes)),
+            "status": f'<div class="sv-status">{_md(view.describe(vw))}</div>', "view-request": request,
+            "stats": "TRL stops on this file as it is: choose a fix to see its statistics.", "roles-plot": None,
+            "length-plot": None, "doctor-report": render.doctor_html([view.stops_finding(vw)], vw.n),
+            "doctor-progress": "",
+            "export-script": f"# {vw.reason}\n# Choose a fix (How to read your columns) to export a run TRL accepts.",
+            "export-yaml": "", "export-table": "",
+            "example-index": update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
+            "count": f"{vw.n} example{'s' if vw.n != 1 else ''}", "share": share_query(request, index),
+            **{k: update(visible=False) for k in TEMPLATE_EDITOR}}
+
+
+def export_views(request, decision, first_row):
+    """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows.
+    Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
+    if request.where == "sample":
+        shown = os.path.relpath(data.samples()[request.source], ROOT)
+    else:
+        shown = os.path.basename(request.source) if request.where == "file" else None
+    args = dict(mapping=decision.mapping, config=request.config, split=request.split, drop=decision.drop)
+    return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
+                                           **args),
+            "export-yaml": export.yaml_config(request.source, request.options, **args),
+            "export-table": export.frameworks_table(request.options, first_row)}
+
+
+@status_on_failure
+def navigate(v, delta=0):
+    """Only the per-example views of the last good view (index moved by `delta`): fast, from the cache."""
+    request = v["view-request"]
+    if request is None:
+        return {}
+    vw = view.open_view(request)
+    index = max(0, min(int(v["example-index"] or 0) + delta, vw.n - 1))
+    out = view.example_views(vw, index)
+    return {**out, "example-index": index, "share": share_query(request, index)}
+
+
+FINDING_EXAMPLE = re.compile(r"(\d{1,9}):((?:\d{1,9},){0,63}\d{1,9})?")  # "index:pos,pos", as render writes it
+
+
+@status_on_failure
+def open_finding(v):
+    """A doctor finding's example (the button's "index:positions"), opened in the Tokens tab with the
+    tokens it points at outlined."""
+    request, chosen = v["view-request"], v["doctor-open"]
+    if request is None or not chosen:
+        return {}
+    if not isinstance(chosen, str) or not FINDING_EXAMPLE.fullmatch(chosen):
+        raise ValueError("that is not an example of a finding")
+    index, positions = chosen.split(":")
+    vw = view.open_view(request)
+    index = max(0, min(int(index), vw.n - 1))
+    out = view.example_views(vw, index, [int(p) for p in positions.split(",") if p])
+    return {**out, "example-index": index, "share": share_query(request, index),
+            "main-tabs": update(selected=view.EXAMPLE_TABS[0].elem_id)}
+
+
+def full_doctor(v, current=lambda: True):
+    """The doctor over every row (a shared background pass) when the page holds only the first rows: a
+    progress bar while it runs, then its findings and the statistics of every row. Stops quietly once the visitor has loaded another view
+    (`current()` turns false), so an old pass never overwrites a newer view."""
+    request = v["view-request"]
+    try:
+        if request is None:
+            return
+        vw = view.open_view(request)
+        if isinstance(vw, view.Refused) or view.covers_all(vw):
+            return
+        total = done = 0
+        with view.full_check(request, vw) as watch:
+            for updates in watch.follow(0.5):
+                if not current():
+                    return
+                for u in updates:
+                    total, done = u.get("total", total), u.get("rows", done)
+                place, sharing = watch.place(), watch.sharing()
+                waiting = f" (waiting for a free worker: {place})" if place else ""
+                shared = f", {sharing}" if sharing else ""
+                yield {"doctor-progress": render.progress_html(done, total, f"Checking every row{shared}{waiting}")}
+            found, n, stats = watch.result
+        if current():
+            md, lengths = view.full_stats(stats, request.options)
+            yield {"doctor-progress": "", "doctor-report": render.doctor_html(
+                found, n, f"(Every row of {request.name}.)", len(vw.loaded.rows), request.options.packing),
+                "stats": md, "length-plot": lengths}
+    except Exception as e:
+        if current():
+            yield {"doctor-progress": render.error_html(f"Checking every row: {one_line(e)}")}
+
+
+@status_on_failure
+def find(v):
+    """The next example whose text contains the search box's words."""
+    if v["view-request"] is None:
+        return {}
+    vw = view.open_view(v["view-request"])
+    return {"example-index": view.search(vw, v["search"], int(v["example-index"] or 0))}
+
+
+def choose_source(kind):
+    """A new dataset: start at its first example, with its own mapping template (not the last one's)."""
+    return lambda: {"source-tab": kind, "example-index": 0, "prompt-template": "", "completion-template": "",
+                    "columns": data.READINGS["trl"]}
+
+
+@status_on_failure
+def receive_upload(path, session):
+    """An upload goes into the session's private folder; the page keeps only that path (server-side)."""
+    return {"upload-path": uploads.receive(path, session), **choose_source("upload")()}
+
+
+def end_session(session):
+    """The visitor left: their uploads and everything cached from them are deleted."""
+    try:
+        folder = uploads.discard(session)
+    except uploads.UploadError:
+        return
+    view.forget(lambda source: str(source).startswith(folder + os.sep))
+
+
+def _preset_name(label):
+    return "quick" if label.startswith("Quick") else "longer" if label.startswith("Longer") else label
+
+
+def preset_values(v):
+    p = PRESETS[_preset_name(v["preset"])]
+    return {"train-steps": p["steps"], "train-lr": p["learning_rate"]}
+
+
+def _number(value, name):
+    if value in (None, ""):
+        raise ValueError(f"{name} is empty")
+    return value
+
+
+def train_stream(v, register=None):
+    """Stream the loss curves while the runs train on the last good view's data (unpacked); generations
+    and heatmap at the end. `register(watch)`: see live.train_updates."""
+    try:
+        request = v["view-request"]
+        if request is None:
+            raise ValueError("load a dataset first")
+        request = dataclasses.replace(request, options=dataclasses.replace(request.options, packing=False))
+        vw = view.open_view(request)
+        if isinstance(vw, view.Refused):
+            raise ValueError(f"{vw.reason} Choose a fix under 'How to read your columns' first.")
+        chosen = [mode_name(m) for m in (v["train-modes"] or [])]
+        model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
+        cfg = TrainConfig.preset(_preset_name(v["preset"] or ""), modes=resolve_modes(vw.loaded.rows, chosen),
+                                 steps=_number(v["train-steps"], "steps"), learning_rate=_number(v["train-lr"], "lr"),
+                                 seed=_number(v["train-seed"], "seed"), model=model,
+                                 prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
+                                 else None)
+        yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
+               "loss-heatmap": ""}
+        # The tiny model trains in the CPU workers on every host; a pretrained model on a ZeroGPU Space trains in
+        # this visitor's own GPU call (sftviz.zerogpu), made here, in the web process, from their event.
+        gpu = cfg.model != "tiny" and zerogpu.active()
+        stream = live.train_updates_on_gpu(vw, cfg, register=register) if gpu else \
+            live.train_updates(vw, cfg, register=register)
+        with contextlib.closing(stream) as updates:
+            for fig, status, gens, heat in updates:
+                out = {"loss-plot": fig, "train-status": f'<div class="sv-summary">{html.escape(status)}</div>'}
+                if gens is not None:
+                    out.update({"generations": gens, "loss-heatmap": heat})
+                yield out
+    except Exception as e:
+        yield {"train-status": failed(e)}
+
+
+# A click on a finding's example button sends its "index:positions" with the doctor report's click event.
+
+
+URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",
+              "packing-strategy", "example-index")
+
+
+def _whole(text, high, default):
+    """A query-string number: digits, at most `high`; anything else is the default (a link is never an error)."""
+    text = str(text or "")
+    return int(text) if text.isdigit() and len(text) <= 9 and int(text) <= high else default
+
+
+def from_url(query):
+    """Restore the view from the query string (a teacher's shared link): {elem_id: value} of URL_FIELDS.
+    A link is a visitor's input like any other: values are checked here, and loading checks them again."""
+    mode = query.get("mode") if query.get("mode") in MODES else DEFAULT_MODE
+    index = _whole(query.get("i"), view.MAX_ROWS, 0)
+    return {"source-tab": "hub" if query.get("data") else "sample",
+            "sample": query.get("sample") if query.get("sample") in SAMPLES else data.DEFAULT_SAMPLE,
+            "hub-id": query.get("data", "")[:300], "tokenizer": query.get("tokenizer", "default")[:200],
+            "columns": data.READINGS.get(query.get("columns"), data.READINGS["trl"]),
+            "text-field": query.get("text_field", "text")[:200] or "text",
+            "mode": MODES[mode].label,
+            "max-length": None if query.get("max_length") == "none" else _whole(query.get("max_length"),
+                                                                                MAX_LENGTH_LIMIT, 1024),
+            "packing": query.get("packing") in STRATEGIES,
+            "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
+            "example-index": update(value=index, maximum=max(index, 1))}
+
+
+_first_views, _first_lock = OrderedDict(), threading.Lock()
+FIRST_VIEWS = 32  # links whose first view is kept
+
+
+def first_view(query):
+    """Everything the page shows when it opens on a link (no link: the default view): computed once per
+    link and then served from memory, so thirty students opening the page at once wait for nobody."""
+    fields = from_url(query)
+    key = tuple(sorted((k, repr(v)) for k, v in fields.items()))
+    with _first_lock:
+        out = _first_views.get(key)
+    if out is None:
+        form = {**DEFAULT_FORM, **fields, "example-index": fields["example-index"]["value"]}
+        out = {**fields, **refresh(form)}
+        if "view-request" not in out and not any(k in out for k in TEMPLATE_EDITOR) and fields != from_url({}):
+            # a link that does not load opens on the default view, under the link's message
+            return {**first_view({}), "status": render.error_html(
+                "This link's view could not be opened, so the default sample is shown; why:") + out["status"]}
+        if "view-request" in out:  # a view that loaded (a failed one is tried again by the next visitor)
+            with _first_lock:
+                _first_views[key] = out
+                while len(_first_views) > FIRST_VIEWS:
+                    _first_views.popitem(last=False)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in out.items()}  # Gradio pops from update dicts
+
+
+def _md(text):
+    """The status text's **bold** and `code` as HTML (everything else escaped)."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+    return "".join(f"<p>{p}</p>" for p in out.split("\n\n"))
