@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 
 from .jobs import usable_cpus
-from .labels import IGNORE, MODES, ROW_TYPES, prepare, row_type
+from .labels import IGNORE, MODES, ROW_TYPES, STOP_TOKEN_WARNING, prepare, row_type
 from .packing import STRATEGIES
 
 SEVERITIES = ("error", "warning", "info")
@@ -216,138 +216,195 @@ def _scan_chunk(item):
     return scan(rows, _WORK["tok"], _WORK["options"], offset, _WORK["first_shape"])
 
 
-def report(sc, first_row, tok, options):
-    """The findings of a scan, errors first."""
-    n, t = sc.n, sc.tallies
-    findings = []
+@dataclass
+class Context:
+    """What every check's report reads: the scan of every example, the dataset's first row, the tokenizer and
+    the options."""
 
-    def found(check, severity, title, tally, explanation, fix):
-        if tally.count:
-            findings.append(Finding(check, severity, title, tally.count, n, explanation, fix, tally.examples))
+    sc: Scan
+    first_row: dict
+    tok: object
+    options: object
 
-    # 1. No target left: TRL drops the example (after truncation), or keeps it with nothing to learn.
+    @property
+    def n(self):
+        return self.sc.n
+
+    def found(self, check, severity, title, tally, explanation, fix):
+        """[the Finding] when `tally` counted examples, else []."""
+        return [Finding(check, severity, title, tally.count, self.n, explanation, fix, tally.examples)] \
+            if tally.count else []
+
+    def every(self, check, severity, title, explanation, fix, examples=()):
+        """[a Finding about the whole dataset]."""
+        return [Finding(check, severity, title, self.n, self.n, explanation, fix, list(examples))]
+
+
+def no_target(c):
+    """No target left: TRL drops the example after truncation, or keeps it with nothing to learn."""
+    t, n, o = c.sc.tallies, c.n, c.options
     dropped, empty = t["dropped"].count, t["empty"].count
-    found("no_target", "error" if dropped == n else "warning", "Examples with no target left: TRL drops them",
-          t["dropped"], f"After truncation to max_length {options.max_length} these examples have no label at all "
-          f"(the prompt fills the window), so TRL filters them out"
-          + (": nothing is left to train on." if dropped == n else "."),
-          "Raise max_length (see the length finding), shorten the prompts, or train on the whole text.")
+    out = c.found("no_target", "error" if dropped == n else "warning", "Examples with no target left: TRL drops them",
+                  t["dropped"], f"After truncation to max_length {o.max_length} these examples have no label at all "
+                  f"(the prompt fills the window), so TRL filters them out"
+                  + (": nothing is left to train on." if dropped == n else "."),
+                  "Raise max_length (see the length finding), shorten the prompts, or train on the whole text.")
     if empty:
         p = empty / n
         batches = n / BATCH * p ** BATCH
-        found("no_target_kept", "error" if p == 1 or batches >= 1 else "warning",
-              "Examples with no scored token, kept by TRL", t["empty"],
-              f"These examples carry no loss (max_length is {options.max_length}, so TRL does not filter them). "
-              f"With batches of {BATCH} drawn at random, about {batches:.1f} batch(es) per epoch would be entirely "
-              f"-100: a loss of NaN (or 0.0) for that step.",
-              "Set max_length so that TRL filters them, or fix the data so every example has an answer.")
+        out += c.found("no_target_kept", "error" if p == 1 or batches >= 1 else "warning",
+                       "Examples with no scored token, kept by TRL", t["empty"],
+                       f"These examples carry no loss (max_length is {o.max_length}, so TRL does not filter them). "
+                       f"With batches of {BATCH} drawn at random, about {batches:.1f} batch(es) per epoch would be "
+                       f"entirely -100: a loss of NaN (or 0.0) for that step.",
+                       "Set max_length so that TRL filters them, or fix the data so every example has an answer.")
+    return out
 
-    # 2. Answers cut by max_length (and the EOS with them).
-    if t["cut"].count:
-        suggested, cost = suggest_max_length(sc.lengths, options.max_length)
-        found("answers_cut", "error" if t["cut"].count == n else "warning",
-              f"Answers cut by max_length {options.max_length}", t["cut"],
-              "TRL keeps the start of each example: the end of these answers, and their EOS, are never trained "
-              "(the model learns to stop mid-answer, or not at all).",
-              f"max_length {suggested} keeps 99% of examples whole ({cost}).")
 
-    # 3. EOS / end-of-turn never a target: the model never learns to stop.
-    eos = tok.eos_token_id
+def answers_cut(c):
+    """Answers cut by max_length, and their EOS with them."""
+    cut = c.sc.tallies["cut"]
+    if not cut.count:
+        return []
+    suggested, cost = suggest_max_length(c.sc.lengths, c.options.max_length)
+    return c.found("answers_cut", "error" if cut.count == c.n else "warning",
+                   f"Answers cut by max_length {c.options.max_length}", cut,
+                   "TRL keeps the start of each example: the end of these answers, and their EOS, are never trained "
+                   "(the model learns to stop mid-answer, or not at all).",
+                   f"max_length {suggested} keeps 99% of examples whole ({cost}).")
+
+
+def never_stops(c):
+    """EOS / end-of-turn never a target (or the EOS split into plain tokens): the model never learns to stop."""
+    tok = c.tok
     probe = tok("x" + tok.eos_token, add_special_tokens=False)["input_ids"]
-    if not options.packing and not row_type(first_row).startswith("conversational") and probe[-1:] != [eos]:
+    if not c.options.packing and not row_type(c.first_row).startswith("conversational") \
+            and probe[-1:] != [tok.eos_token_id]:
         pieces = len(probe) - 1
-        findings.append(Finding(
-            "eos_split", "error", f"The EOS {tok.eos_token!r} is split into plain tokens", n, n,
-            f"TRL appends the EOS as text; after a word this tokenizer reads {tok.eos_token!r} as {pieces} "
-            f"ordinary tokens, so the EOS id is never in the data: the model cannot learn to stop.",
-            "Use a tokenizer whose EOS is a special token that is not split (e.g. mark it special, not "
-            "single_word), or set SFTConfig(eos_token=...) to one that is.",
-            [{"index": 0, "positions": list(range(sc.first_length - pieces, sc.first_length)),
-              "note": f"the last {pieces} tokens: the EOS as plain text"}]))
-    else:
-        found("no_stop_token", "error" if t["no_stop"].count == n else "warning",
-              "The answer's end (EOS / end-of-turn) is never a target", t["no_stop"],
-              "The last trained tokens of these examples are plain text: nothing teaches the model to stop.",
-              "Keep the EOS in the completion (do not strip it), or make the chat template put the "
-              "end-of-turn token inside {% generation %}.")
+        return c.every("eos_split", "error", f"The EOS {tok.eos_token!r} is split into plain tokens",
+                       f"TRL appends the EOS as text; after a word this tokenizer reads {tok.eos_token!r} as "
+                       f"{pieces} ordinary tokens, so the EOS id is never in the data: the model cannot learn to stop.",
+                       "Use a tokenizer whose EOS is a special token that is not split (e.g. mark it special, not "
+                       "single_word), or set SFTConfig(eos_token=...) to one that is.",
+                       [{"index": 0, "positions": list(range(c.sc.first_length - pieces, c.sc.first_length)),
+                         "note": f"the last {pieces} tokens: the EOS as plain text"}])
+    no_stop = c.sc.tallies["no_stop"]
+    return c.found("no_stop_token", "error" if no_stop.count == c.n else "warning",
+                   "The answer's end (EOS / end-of-turn) is never a target", no_stop,
+                   "The last trained tokens of these examples are plain text: nothing teaches the model to stop.",
+                   "Keep the EOS in the completion (do not strip it), or make the chat template put the "
+                   "end-of-turn token inside {% generation %}.")
 
-    # 4. assistant_only_loss with a template without {% generation %}: what TRL does instead.
-    if sc.assistant_only_loss and sc.chat_template:
-        findings.append(Finding(
-            "training_template", "info", "TRL swaps in its own training chat template", n, n,
-            "This tokenizer's chat template has no {% generation %} tags. TRL 1.16 knows this model's template "
-            "and uses its training version, which marks the assistant's text (and end-of-turn): the labels "
-            "shown are made with it.", "Nothing to do with TRL 1.16; with another trainer, use a template with "
-            "{% generation %} tags."))
-    for w in sorted(sc.warnings):
-        if "end-of-turn token in the loss mask" in w:
-            findings.append(Finding("stop_token_template", "warning", "The template gives end-of-turn to the next "
-                                    "message", n, n, w, "Edit the template so the end-of-turn token is inside "
-                                    "{% generation %}...{% endgeneration %}."))
 
-    # 5. Doubled BOS / EOS.
-    found("double_bos", "warning", "BOS twice at the start", t["double_bos"],
-          "The text (or the chat template) already starts with BOS and the tokenizer adds another.",
-          "Remove the BOS from the text, or let only one of template / tokenizer add it.")
-    found("double_eos", "warning", "EOS twice at the end", t["double_eos"],
-          "The text already ends with an EOS token and another is added (by the tokenizer or the template).",
-          "Remove the EOS from the data, or let only one side add it.")
+def chat_template(c):
+    """assistant_only_loss with a template without {% generation %}: what TRL does instead."""
+    out = []
+    if c.sc.assistant_only_loss and c.sc.chat_template:
+        out += c.every("training_template", "info", "TRL swaps in its own training chat template",
+                       "This tokenizer's chat template has no {% generation %} tags. TRL 1.16 knows this model's "
+                       "template and uses its training version, which marks the assistant's text (and end-of-turn): "
+                       "the labels shown are made with it.", "Nothing to do with TRL 1.16; with another trainer, use "
+                       "a template with {% generation %} tags.")
+    for w in sorted(c.sc.warnings):
+        if w == STOP_TOKEN_WARNING:
+            out += c.every("stop_token_template", "warning", "The template gives end-of-turn to the next message",
+                           w, "Edit the template so the end-of-turn token is inside "
+                           "{% generation %}...{% endgeneration %}.")
+    return out
 
-    # 6. The prompt/completion seam: the prompt's tokens are not a prefix of prompt+completion's.
-    found("prompt_seam", "warning", "The prompt's last tokens merge with the completion", t["seam"],
-          f"Tokenized alone, the prompt ends in {sc.seam_tokens!r}; tokenized with its completion those characters "
-          f"join the completion's first token (e.g. a prompt ending in a space). TRL then counts the merged "
-          f"token as completion: it is trained, and the prompt the model sees at inference differs.",
-          "End the prompt on a token boundary: move the trailing space to the start of the completion.")
 
-    # 7. Packing that lets documents see each other (not padding-free: TRL's "wrapped").
-    if options.packing and not STRATEGIES[options.packing_strategy].padding_free:
-        findings.append(Finding(
-            "wrapped_packing", "warning", f"{options.packing_strategy} packing: documents see each other", n, n,
-            "Rows are cut every max_length tokens across documents: a document attends to the previous ones, "
-            "and its first token is trained as the continuation of another document.",
-            "Use packing_strategy='bfd' (padding-free: position ids restart, nothing crosses a boundary)."))
+def doubled(c):
+    """BOS twice at the start, EOS twice at the end."""
+    t = c.sc.tallies
+    return (c.found("double_bos", "warning", "BOS twice at the start", t["double_bos"],
+                    "The text (or the chat template) already starts with BOS and the tokenizer adds another.",
+                    "Remove the BOS from the text, or let only one of template / tokenizer add it.")
+            + c.found("double_eos", "warning", "EOS twice at the end", t["double_eos"],
+                      "The text already ends with an EOS token and another is added (by the tokenizer or the "
+                      "template).", "Remove the EOS from the data, or let only one side add it."))
 
-    # 8. completion_only_loss where it does nothing; text where the prompt is necessarily trained.
-    if MODES[options.mode].completion_only_loss and not row_type(first_row).endswith("prompt_completion"):
-        findings.append(Finding(
-            "completion_only_noop", "warning", "completion_only_loss does nothing on this data", n, n,
-            "There is no prompt/completion split in " + ("chats" if row_type(first_row) == "conversational"
-                                                         else "plain text")
-            + ": TRL silently trains on every token.",
-            "For chats use assistant_only_loss=True; for text, map it to prompt/completion with a template."))
-    elif row_type(first_row) == "language_modeling":
-        findings.append(Finding(
-            "text_trains_prompt", "info", "Plain text: any prompt inside it is trained", n, n,
-            "Language-modeling text has no prompt/completion split: every token is a target.",
-            "If the text is prompt + answer, map it to prompt/completion (the template editor) to train the "
-            "answers only."))
 
-    # 9. A small trained fraction; a long prefix shared by every example.
+def seam(c):
+    """The prompt's tokens are not a prefix of prompt+completion's: the merged token is trained."""
+    return c.found("prompt_seam", "warning", "The prompt's last tokens merge with the completion",
+                   c.sc.tallies["seam"],
+                   f"Tokenized alone, the prompt ends in {c.sc.seam_tokens!r}; tokenized with its completion those "
+                   f"characters join the completion's first token (e.g. a prompt ending in a space). TRL then counts "
+                   f"the merged token as completion: it is trained, and the prompt the model sees at inference "
+                   f"differs.", "End the prompt on a token boundary: move the trailing space to the start of the "
+                   "completion.")
+
+
+def crossing_packing(c):
+    """Packing that lets documents see each other (not padding-free: TRL's "wrapped")."""
+    o = c.options
+    if not o.packing or STRATEGIES[o.packing_strategy].padding_free:
+        return []
+    return c.every("wrapped_packing", "warning", f"{o.packing_strategy} packing: documents see each other",
+                   "Rows are cut every max_length tokens across documents: a document attends to the previous ones, "
+                   "and its first token is trained as the continuation of another document.",
+                   "Use packing_strategy='bfd' (padding-free: position ids restart, nothing crosses a boundary).")
+
+
+def no_split(c):
+    """completion_only_loss where it does nothing; plain text, where any prompt inside is trained."""
+    kind = row_type(c.first_row)
+    if MODES[c.options.mode].completion_only_loss and not kind.endswith("prompt_completion"):
+        return c.every("completion_only_noop", "warning", "completion_only_loss does nothing on this data",
+                       "There is no prompt/completion split in " + ("chats" if kind == "conversational"
+                                                                    else "plain text")
+                       + ": TRL silently trains on every token.",
+                       "For chats use assistant_only_loss=True; for text, map it to prompt/completion with a template.")
+    if kind == "language_modeling":
+        return c.every("text_trains_prompt", "info", "Plain text: any prompt inside it is trained",
+                       "Language-modeling text has no prompt/completion split: every token is a target.",
+                       "If the text is prompt + answer, map it to prompt/completion (the template editor) to train "
+                       "the answers only.")
+    return []
+
+
+def signal(c):
+    """A small trained fraction; a long prefix shared by every example."""
+    sc, out = c.sc, []
     if sc.real and sc.target / sc.real < SMALL_FRACTION:
-        findings.append(Finding(
-            "small_trained_fraction", "info", f"Only {100 * sc.target / sc.real:.1f}% of tokens are trained", n, n,
-            "Most of what the model reads is context: a normal shape for short answers to long prompts, but each "
-            "step then learns from few tokens (a noisier loss).",
-            "Expected for short answers; for a larger signal use bigger batches, or the prompt-loss-weight idea."))
+        out += c.every("small_trained_fraction", "info", f"Only {100 * sc.target / sc.real:.1f}% of tokens are "
+                       "trained", "Most of what the model reads is context: a normal shape for short answers to long "
+                       "prompts, but each step then learns from few tokens (a noisier loss).",
+                       "Expected for short answers; for a larger signal use bigger batches, or the prompt-loss-weight "
+                       "idea.")
     shared = len(sc.prefix or [])
-    if n > 1 and shared >= SHARED_PREFIX:
-        findings.append(Finding(
-            "shared_prefix", "info", f"Every example starts with the same {shared} tokens", n, n,
-            "A long identical start (often a default system prompt the chat template inserts) is read in every "
-            "example; in whole-text mode it is also trained on every time.",
-            "Check it is intended; in answer-only or assistant-only mode it costs compute, not learning.",
-            [{"index": 0, "positions": list(range(shared))}]))
+    if c.n > 1 and shared >= SHARED_PREFIX:
+        out += c.every("shared_prefix", "info", f"Every example starts with the same {shared} tokens",
+                       "A long identical start (often a default system prompt the chat template inserts) is read in "
+                       "every example; in whole-text mode it is also trained on every time.",
+                       "Check it is intended; in answer-only or assistant-only mode it costs compute, not learning.",
+                       [{"index": 0, "positions": list(range(shared))}])
+    return out
 
-    # 10. Rows of different shapes (TRL decides several things from the first row alone).
-    found("mixed_shapes", "warning", "Rows of different shapes", t["odd_shape"],
-          f"The first row is {_shape(first_row)}; TRL decides EOS handling and completion_only_loss from the first "
-          f"row alone, so rows of another shape are prepared with the wrong rules.",
-          "Make every row the same shape (one mapping template for all).")
 
-    # 11. Columns TRL ignores, or that change its path.
-    findings += column_findings(first_row, n, options.text_field)
+def mixed_shapes(c):
+    """Rows of different shapes (TRL decides several things from the first row alone)."""
+    return c.found("mixed_shapes", "warning", "Rows of different shapes", c.sc.tallies["odd_shape"],
+                   f"The first row is {_shape(c.first_row)}; TRL decides EOS handling and completion_only_loss from "
+                   f"the first row alone, so rows of another shape are prepared with the wrong rules.",
+                   "Make every row the same shape (one mapping template for all).")
 
+
+def columns(c):
+    """Columns TRL ignores, or that change its path."""
+    return column_findings(c.first_row, c.n, c.options.text_field)
+
+
+# The doctor's checks, in the order the page lists findings of the same severity: each reads the scan (and the
+# tally of examples scan() keeps for it in CHECKS, where it needs one) and returns its findings.
+REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, crossing_packing, no_split, signal,
+           mixed_shapes, columns)
+
+
+def report(sc, first_row, tok, options):
+    """The findings of a scan, errors first."""
+    context = Context(sc, first_row, tok, options)
+    findings = [f for check in REPORTS for f in check(context)]
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), -f.count))
 
 

@@ -205,6 +205,12 @@ def is_conversational(example):
     return False
 
 
+def is_sharegpt(example):
+    """TRL's is_conversational_from_value: a 'conversations' list of {from, value} messages."""
+    conv = example.get("conversations")
+    return isinstance(conv, list) and bool(conv) and isinstance(conv[0], dict) and {"from", "value"} <= conv[0].keys()
+
+
 def from_sharegpt(example):
     """TRL renames ShareGPT keys (from/value -> role/content, conversations -> messages), roles unchanged."""
     example = dict(example)
@@ -263,8 +269,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     if not rows:
         raise ValueError("the dataset is empty")
     assistant_only_loss = MODES[options.mode].assistant_only_loss  # Options has checked the name
-    first = rows[0]
-    warnings = []
+    first, warnings = rows[0], []
 
     # TRL checks the options against the first example as given, before any conversion.
     if assistant_only_loss and not is_conversational(first):  # TRL's own test, on the first row as given
@@ -273,8 +278,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
                          "count as not conversational here: map them to 'messages' first).")
 
     # ShareGPT data is renamed to messages first (the roles keep their names, e.g. "human"/"gpt").
-    conv = first.get("conversations")
-    if isinstance(conv, list) and conv and isinstance(conv[0], dict) and {"from", "value"} <= conv[0].keys():
+    if is_sharegpt(first):
         rows = [from_sharegpt(r) for r in rows]
         first = rows[0]
 
@@ -286,9 +290,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     chat_template = None
     if assistant_only_loss:
         chat_template = training_chat_template(tokenizer)
-        if not stop_token_trained(tokenizer, chat_template):
-            warnings.append("TRL warns: the chat template does not include the assistant turn's end-of-turn "
-                            "token in the loss mask; the model may not learn to stop.")
+        warnings += [] if stop_token_trained(tokenizer, chat_template) else [STOP_TOKEN_WARNING]
 
     # completion_only_loss=None means: True if the FIRST example has both prompt and completion.
     completion_only_loss, _ = resolved_flags(options.mode, first)
@@ -301,27 +303,35 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
 
     # EOS is appended as a string to plain text / plain completions (not chats: the template decides
     # how a turn ends), unless the text already ends with it. The tokenizer then maps it to EOS's id.
-    if not is_conversational(first):
+    if not is_conversational(first):  # TRL's own test, on the first row
         rows = [add_eos(r, tokenizer.eos_token, options.text_field) for r in rows]
-        probe = tokenizer("x" + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        if probe[-1:] != [tokenizer.eos_token_id]:
-            warnings.append(f"TRL appends the EOS token as text, and this tokenizer splits {tokenizer.eos_token!r} "
-                            f"after a word into {len(probe) - 1} plain tokens: the model never sees the EOS id, "
-                            f"so it cannot learn to stop.")
+        warnings += eos_split_warning(tokenizer)
 
+    cache = {} if cache is None else cache  # one tokenization per (text field, assistant mask) for every mode
     key = (options.text_field, assistant_only_loss)
-    if cache is None or key not in cache:
-        tokenized = tokenize(rows, tokenizer, options.text_field, assistant_only_loss, chat_template)
-        if cache is not None:
-            cache[key] = tokenized
-    else:
-        tokenized = cache[key]
-    ids, prompt_lens, assistant_masks, seams, tokenize_warnings = tokenized
+    if key not in cache:
+        cache[key] = tokenize(rows, tokenizer, options.text_field, assistant_only_loss, chat_template)
+    ids, prompt_lens, assistant_masks, seams, tokenize_warnings = cache[key]
     warnings += tokenize_warnings
 
-    # A token is a target iff every applicable mask says so: the assistant mask always applies, the
-    # completion mask (prompt tokens 0, completion tokens 1) only with completion_only_loss.
-    # No mask: every token is a target, labels == input_ids.
+    labels = build_labels(ids, prompt_lens, assistant_masks, completion_only_loss)
+    rows_out = packing.pack(ids, labels, options.max_length, options.packing_strategy) if options.packing \
+        else truncate(ids, labels, options.max_length)
+    sequences = [as_collated(row, padding_free) for row in rows_out]
+    return Prepared(sequences, completion_only_loss, assistant_only_loss, padding_free, pad_token_id,
+                    chat_template, warnings, seams)
+
+
+def build_labels(ids, prompt_lens, assistant_masks, completion_only_loss):
+    """TRL's build_labels: a token keeps its id as label iff every applicable mask says so. The assistant mask
+    always applies; the completion mask (prompt tokens 0, completion tokens 1) only with completion_only_loss.
+    No mask: every token is a target, labels == input_ids.
+
+    >>> build_labels([[1, 5, 6, 7, 2]], [3], [None], completion_only_loss=True)  # a 3-token prompt
+    [[-100, -100, -100, 7, 2]]
+    >>> build_labels([[1, 5, 6, 7, 2]], [3], [None], completion_only_loss=False)  # whole text
+    [[1, 5, 6, 7, 2]]
+    """
     labels = []
     for row_ids, prompt_len, assistant_mask in zip(ids, prompt_lens, assistant_masks):
         if completion_only_loss and prompt_len is not None:
@@ -331,33 +341,43 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
         if assistant_mask is not None:
             row_labels = [t if m else IGNORE for t, m in zip(row_labels, assistant_mask)]
         labels.append(row_labels)
+    return labels
 
-    if options.packing:
-        # No truncation step and no filter: packing cuts rows to max_length itself (see packing.py).
-        rows_out = packing.pack(ids, labels, options.max_length, options.packing_strategy)
-    else:
-        rows_out = []
-        for i, (row_ids, row_labels) in enumerate(zip(ids, labels)):
-            # Truncation keeps the START (truncation_mode="keep_start"): a long prompt pushes the answer
-            # and its EOS out. Examples left with no label at all are dropped by TRL (we flag them).
-            if options.max_length is not None and len(row_ids) > options.max_length:
-                row_ids, row_labels = row_ids[:options.max_length], row_labels[:options.max_length]
-            dropped = options.max_length is not None and (not row_labels or max(row_labels) == IGNORE)
-            rows_out.append((row_ids, row_labels, [i] * len(row_ids), None, dropped))
 
-    sequences = []
-    for row_ids, row_labels, sources, seq_lengths, dropped in rows_out:
-        if padding_free:
-            # The padding-free collator sends position_ids that restart at 0 for each document, no
-            # attention mask, and sets label -100 where a document starts, so no token is ever
-            # predicted across a document boundary.
-            position_ids = [p for n in seq_lengths for p in range(n)]
-            row_labels = [IGNORE if p == 0 else lab for p, lab in zip(position_ids, row_labels)]
-            sequences.append(Sequence(row_ids, row_labels, None, position_ids, sources, dropped))
-        else:
-            sequences.append(Sequence(row_ids, row_labels, [1] * len(row_ids), None, sources, dropped))
-    return Prepared(sequences, completion_only_loss, assistant_only_loss, padding_free, pad_token_id,
-                    chat_template, warnings, seams)
+def truncate(ids, labels, max_length):
+    """Without packing: truncation keeps the START (truncation_mode="keep_start"), so a long prompt pushes the
+    answer and its EOS out, and an example left with no label at all is dropped by TRL (flagged here). Rows
+    are (input_ids, labels, source of each token, None, dropped), as packing.pack makes them. (Packing has no
+    truncation step and no filter: it cuts rows to max_length itself.)"""
+    rows = []
+    for i, (row_ids, row_labels) in enumerate(zip(ids, labels)):
+        if max_length is not None and len(row_ids) > max_length:
+            row_ids, row_labels = row_ids[:max_length], row_labels[:max_length]
+        dropped = max_length is not None and (not row_labels or max(row_labels) == IGNORE)
+        rows.append((row_ids, row_labels, [i] * len(row_ids), None, dropped))
+    return rows
+
+
+def as_collated(row, padding_free):
+    """A row as the collator hands it to the model in a batch of one. Padding-free, the collator sends
+    position_ids that restart at 0 for each document and no attention mask, and sets label -100 where a
+    document starts, so no token is ever predicted across a document boundary."""
+    row_ids, row_labels, sources, seq_lengths, dropped = row
+    if not padding_free:
+        return Sequence(row_ids, row_labels, [1] * len(row_ids), None, sources, dropped)
+    position_ids = [p for n in seq_lengths for p in range(n)]
+    row_labels = [IGNORE if p == 0 else lab for p, lab in zip(position_ids, row_labels)]
+    return Sequence(row_ids, row_labels, None, position_ids, sources, dropped)
+
+
+def eos_split_warning(tokenizer):
+    """[a warning] when the tokenizer reads the EOS string after a word as plain tokens (then the EOS id TRL
+    means to append never reaches the model), else []."""
+    probe = tokenizer("x" + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    if probe[-1:] == [tokenizer.eos_token_id]:
+        return []
+    return [f"TRL appends the EOS token as text, and this tokenizer splits {tokenizer.eos_token!r} after a word "
+            f"into {len(probe) - 1} plain tokens: the model never sees the EOS id, so it cannot learn to stop."]
 
 
 def add_eos(row, eos, text_field):
@@ -481,6 +501,10 @@ def training_chat_template(tok):
     except ValueError as e:
         raise TRLRefusal(f"The chat template has no {{% generation %}} tags and TRL does not know it: "
                          f"{one_line(e)}") from None
+
+
+STOP_TOKEN_WARNING = ("TRL warns: the chat template does not include the assistant turn's end-of-turn token in the "
+                      "loss mask; the model may not learn to stop.")
 
 
 def stop_token_trained(tok, chat_template):
