@@ -25,8 +25,10 @@ source -> raw rows -> how to read them (`decide`) -> rows in TRL's format.
 """
 
 import glob
+import itertools
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from . import hub, one_line, readers
@@ -50,16 +52,17 @@ def samples():
 
 
 def load(source, config=None, split="train", limit=None, where="any"):
-    """A bundled sample, a local file or folder, or a Hub dataset id -> list of row dicts (at most `limit`).
+    """A bundled sample, a local file or folder, or a Hub dataset id -> list of row dicts (at most `limit`; from
+    a Hub dataset at most MAX_HUB_BYTES), as they are in the source.
 
     `where` says what the source may be: "any" (the command line, on the user's own machine), or, for the
     hosted page, "sample", "file" (a file the server itself wrote: the visitor's upload) or "hub" (a Hub
     id, never a path on the server)."""
-    kind, source = resolve(source, config, split, where)
-    try:
-        return readers.read(source, limit) if kind == "file" else load_hub(source, config, split, limit)
-    except readers.FileError as e:
-        raise DataError(str(e)) from None
+    rows = list(itertools.islice(rows_of(*resolve(source, config, split, where), config, split, MAX_HUB_BYTES),
+                                 limit))
+    if not rows:
+        raise DataError(f"{source}: the dataset has no rows")
+    return rows
 
 
 def resolve(source, config=None, split="train", where="any"):
@@ -93,27 +96,32 @@ def resolve(source, config=None, split="train", where="any"):
 MAX_HUB_BYTES = int(os.environ.get("SFTVIZ_MAX_HUB_MB", 64)) * 2**20  # read from a Hub dataset at most
 
 
-def load_hub(source, config, split, limit):
-    """Stream the first `limit` rows (and at most MAX_HUB_BYTES) of a Hub dataset or a local dataset folder:
-    nothing is downloaded whole and nothing is written to the datasets cache."""
+def rows_of(kind, source, config=None, split="train", max_bytes=None):
+    """Every row of a resolved source, one by one: the one way rows come in, for the page, the CLI and the
+    doctor's pass over every row alike. A file is read by readers.iter_rows; a Hub dataset or a local dataset
+    folder is streamed by `datasets` (nothing downloaded whole, nothing written to its cache), at most
+    `max_bytes` of it. Whatever goes wrong is one DataError line."""
+    if kind == "file":
+        try:
+            yield from readers.iter_rows(source)
+        except readers.FileError as e:
+            raise DataError(str(e)) from None
+        return
     import datasets
 
     datasets.disable_progress_bars()
-    rows, size = [], 0
+    size = 0
     try:
         for row in datasets.load_dataset(source, config, split=split or "train", streaming=True):
-            rows.append(row)
-            size += len(repr(row))
-            if (limit and len(rows) >= limit) or size > MAX_HUB_BYTES:
-                break
+            yield row
+            size += len(repr(row)) if max_bytes else 0
+            if max_bytes and size > max_bytes:
+                return
     except Exception as e:  # datasets raises many types for one meaning: this cannot be loaded
         if os.path.isdir(source):
             raise DataError(f"cannot read the dataset folder {os.path.basename(source)!r}: {one_line(e)[:200]}") \
                 from None
         raise DataError(f"{hub.unavailable('dataset', source)} ({one_line(e)[:160]})") from None
-    if not rows:
-        raise DataError(f"{source}: the dataset has no rows")
-    return rows
 
 
 def _is_messages(value, keys=("role", "content")):
@@ -361,11 +369,10 @@ class Loaded:
 
 def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
              text_field="text", where="any", columns="trl"):
-    """The one loading path of the page and the CLI: source -> raw rows -> decide -> TRL rows."""
-    raw = load(source, config, split, limit, where)
-    decision = decide(raw[0], text_field, columns, prompt_template or None, completion_template or None)
-    rows = check_rows(to_trl(raw, decision), text_field)
-    return Loaded(source, raw, rows, decision)
+    """The page's and the CLI's load: the first chunk of iter_chunks, of at most `limit` rows (from a Hub
+    dataset at most MAX_HUB_BYTES)."""
+    return next(iter_chunks(source, limit or sys.maxsize, config, split, limit, prompt_template, completion_template,
+                            text_field, where, columns, max_bytes=MAX_HUB_BYTES))
 
 
 def count_rows(source, config=None, split="train", where="any"):
@@ -375,37 +382,29 @@ def count_rows(source, config=None, split="train", where="any"):
 
 
 def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=None, prompt_template=None,
-                completion_template=None, text_field="text", where="any", columns="trl"):
-    """load_trl for a dataset of any size: TRL-format rows in chunks of `chunk_rows`, streamed from a file
-    (or a Hub dataset / local folder), mapped and checked chunk by chunk with the first chunk's decision."""
-    import itertools
-
-    kind, source = resolve(source, config, split, where)
-    if kind == "file":
-        rows = readers.iter_rows(source)
-    else:
-        import datasets
-        datasets.disable_progress_bars()
-        rows = iter(datasets.load_dataset(source, config, split=split or "train", streaming=True))
+                completion_template=None, text_field="text", where="any", columns="trl", max_bytes=None):
+    """The one loading path: source -> rows (rows_of) -> how to read them (decide, on the first row) -> TRL's
+    rows, in chunks of `chunk_rows` as Loaded records, so a dataset of any size streams through with flat memory.
+    A chunk's bad row is named by its index in the dataset."""
+    rows = rows_of(*resolve(source, config, split, where), config, split, max_bytes)
     if limit:
         rows = itertools.islice(rows, limit)
-    decision = None
-    done = 0
-    try:
-        while True:
-            chunk = list(itertools.islice(rows, chunk_rows))
-            if not chunk:
-                return
-            if decision is None:
-                decision = decide(chunk[0], text_field, columns, prompt_template, completion_template)
-            try:
-                yield check_rows(to_trl(chunk, decision), text_field)
-            except DataError as e:  # say which row of the dataset, not of the chunk
-                raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
-                    from None
-            done += len(chunk)
-    except readers.FileError as e:
-        raise DataError(str(e)) from None
+    decision, done = None, 0
+    while True:
+        chunk = list(itertools.islice(rows, chunk_rows))
+        if not chunk:
+            if not done:
+                raise DataError(f"{source}: the dataset has no rows")
+            return
+        decision = decision or decide(chunk[0], text_field, columns, prompt_template or None,
+                                      completion_template or None)
+        try:
+            trl_rows = check_rows(to_trl(chunk, decision), text_field)
+        except DataError as e:  # say which row of the dataset, not of the chunk
+            raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
+                from None
+        yield Loaded(source, chunk, trl_rows, decision)
+        done += len(chunk)
 
 
 MAX_TEXT_BYTES = int(os.environ.get("SFTVIZ_MAX_TEXT_MB", 64)) * 2**20  # what mapping templates may write in all

@@ -168,7 +168,7 @@ def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=No
 
     from . import data
 
-    chunks = data.iter_chunks(source, chunk_rows, **load)
+    chunks = (chunk.rows for chunk in data.iter_chunks(source, chunk_rows, **load))
     first = next(chunks, None)
     if not first:
         raise data.DataError(f"{source}: the dataset has no rows")

@@ -7,6 +7,7 @@ reader here stops after `limit` rows and says in one line what is wrong, and whe
 """
 
 import csv
+import itertools
 import json
 import os
 
@@ -18,22 +19,26 @@ class FileError(ValueError):
 
 
 def iter_rows(path):
-    """path -> row dicts one by one (JSON lines, CSV and Parquet are streamed; a .json array is read whole)."""
+    """path -> row dicts one by one: the one reader. JSON lines, CSV and Parquet are streamed (a .json array is
+    read whole). Every way a file can be wrong is one line naming the file: an unsupported type, an empty file,
+    no rows, and where a line breaks."""
     name = os.path.basename(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".jsonl":
-        for number, line in _text_lines(path, name):
-            if line.strip():
-                try:
-                    yield _row(json.loads(line), name, f"line {number}")
-                except json.JSONDecodeError as e:
-                    raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
-    elif ext == ".parquet":
-        import pyarrow.parquet as pq
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
-            yield from batch.to_pylist()
-    else:
-        yield from read(path)
+    if ext not in EXTENSIONS:
+        raise FileError(f"{name}: unsupported file type {ext or '(none)'}; use {', '.join(EXTENSIONS)}")
+    if os.path.getsize(path) == 0:
+        raise FileError(f"{name}: the file is empty")
+    rows = {".jsonl": jsonl_rows, ".json": json_rows, ".csv": csv_rows, ".parquet": parquet_rows}[ext](path, name)
+    first = next(rows, None)
+    if first is None:
+        raise FileError(f"{name}: the file has no rows")
+    yield first
+    yield from rows
+
+
+def read(path, limit=None):
+    """path -> list of row dicts (at most `limit`): the first rows of iter_rows."""
+    return list(itertools.islice(iter_rows(path), limit))
 
 
 def count_rows(path):
@@ -51,21 +56,6 @@ def count_rows(path):
     except Exception:  # noqa: BLE001 - a count is a nicety; reading the rows says what is wrong
         return None
     return None
-
-
-def read(path, limit=None):
-    """path -> list of row dicts (at most `limit`)."""
-    name = os.path.basename(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in EXTENSIONS:
-        raise FileError(f"{name}: unsupported file type {ext or '(none)'}; use {', '.join(EXTENSIONS)}")
-    if os.path.getsize(path) == 0:
-        raise FileError(f"{name}: the file is empty")
-    reader = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet": read_parquet}[ext]
-    rows = reader(path, name, limit)
-    if not rows:
-        raise FileError(f"{name}: the file has no rows")
-    return rows
 
 
 def _text_lines(path, name):
@@ -87,42 +77,37 @@ def _row(value, name, where):
     return value
 
 
-def read_jsonl(path, name, limit):
-    rows = []
+def jsonl_rows(path, name):
     for number, line in _text_lines(path, name):
-        if not line.strip():
-            continue
-        try:
-            rows.append(_row(json.loads(line), name, f"line {number}"))
-        except json.JSONDecodeError as e:
-            raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
-        if limit and len(rows) >= limit:
-            break
-    return rows
+        if line.strip():
+            try:
+                yield _row(json.loads(line), name, f"line {number}")
+            except json.JSONDecodeError as e:
+                raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
 
 
-def read_json(path, name, limit):
+def json_rows(path, name):
     """A JSON array of objects, an object of equal-length column lists, or JSON lines in a .json file."""
     text = "".join(line for _, line in _text_lines(path, name))
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        return read_jsonl(path, name, limit)
+        yield from jsonl_rows(path, name)
+        return
     if isinstance(value, list):
-        return [_row(v, name, f"item {i}") for i, v in enumerate(value[:limit] if limit else value)]
-    if isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+        yield from (_row(v, name, f"item {i}") for i, v in enumerate(value))
+    elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
         lengths = {len(v) for v in value.values()}
         if len(lengths) != 1:
             raise FileError(f"{name}: the column lists have different lengths {sorted(lengths)}")
-        n = min(lengths.pop(), limit or float("inf"))
-        return [{k: v[i] for k, v in value.items()} for i in range(int(n))]
-    raise FileError(f"{name}: expected a JSON array of objects (or JSON lines), got a JSON {type(value).__name__}")
+        yield from ({k: v[i] for k, v in value.items()} for i in range(lengths.pop()))
+    else:
+        raise FileError(f"{name}: expected a JSON array of objects (or JSON lines), got a JSON "
+                        f"{type(value).__name__}")
 
 
-def read_csv(path, name, limit):
-    rows = []
-    lines = (line for _, line in _text_lines(path, name))
-    reader = csv.reader(lines)
+def csv_rows(path, name):
+    reader = csv.reader(line for _, line in _text_lines(path, name))
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise FileError(f"{name}: the file has no header row")
@@ -134,23 +119,15 @@ def read_csv(path, name, limit):
         if len(record) != len(header):
             raise FileError(f"{name}: CSV line {reader.line_num} has {len(record)} fields, the header has "
                             f"{len(header)} ({', '.join(header)})")
-        rows.append(dict(zip(header, record)))
-        if limit and len(rows) >= limit:
-            break
-    return rows
+        yield dict(zip(header, record))
 
 
-def read_parquet(path, name, limit):
+def parquet_rows(path, name):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
-        rows = []
-        for batch in parquet.iter_batches(batch_size=1000):
-            rows += batch.to_pylist()
-            if limit and len(rows) >= limit:
-                return rows[:limit]
-        return rows
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1000):
+            yield from batch.to_pylist()
     except (pa.ArrowException, OSError) as e:
         raise FileError(f"{name}: not a readable Parquet file ({str(e).splitlines()[0][:120]})") from None

@@ -40,6 +40,7 @@ FILES = {  # name -> (content, the message it must give)
     "sharegpt_string.jsonl": (b'{"conversations": [{"from": "human", "value": "hi"}]}\n{"conversations": "hi"}\n',
                               "row 1: 'conversations' must be a list of messages"),
     "notes.txt": (b"hello\n", "unsupported file type .txt"),
+    "corrupt.parquet": (b"PAR1" + b"not a parquet body " * 8 + b"PAR1", "corrupt.parquet: not a readable Parquet file"),
 }
 
 
@@ -71,6 +72,18 @@ def test_core_refuses_bad_files_in_one_line(files, name):
         data.load_trl(str(files / name))
     assert ALL_FILES[name] in str(e.value) and "\n" not in str(e.value)
     assert len(data.load_trl(str(files / "good.jsonl")).rows) == 3
+
+
+@pytest.mark.parametrize("name", sorted(ALL_FILES))
+def test_the_doctors_streaming_pass_says_the_same_as_the_page(files, name):
+    """The one loading path: the doctor's pass over every row (chunks of 2 rows here, so a bad row sits in a
+    later chunk) gives the page's message, naming the same row of the dataset."""
+    from conftest import get_tokenizer
+    from sftviz import doctor
+    with pytest.raises(ValueError) as e:
+        doctor.diagnose_file(str(files / name), get_tokenizer("default"), labels.Options("completion"), chunk_rows=2,
+                             workers=1)
+    assert ALL_FILES[name] in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("make,needle", [

@@ -217,9 +217,10 @@ def test_a_runaway_template_is_stopped_while_other_visitors_are_served(app, monk
 
 def test_hub_datasets_are_streamed_with_a_row_and_byte_limit(monkeypatch, tmp_path):
     (tmp_path / "train.jsonl").write_text("".join(f'{{"text": "row {i} {"y" * 100}"}}\n' for i in range(50)))
-    assert len(data.load_hub(str(tmp_path), None, "train", 7)) == 7
+    assert len(data.load(str(tmp_path), limit=7)) == 7  # a dataset folder: read as a Hub id is
     monkeypatch.setattr(data, "MAX_HUB_BYTES", 1000)
-    assert len(data.load_hub(str(tmp_path), None, "train", None)) < 10
+    assert len(data.load(str(tmp_path))) < 10
+    assert len(list(data.iter_chunks(str(tmp_path)))[0].rows) == 50  # the doctor's pass reads every row
 
 
 def test_caches_are_bounded_in_bytes():
