@@ -16,6 +16,7 @@ import resource
 import select
 import signal
 import stat
+import struct
 import time
 
 SECONDS = float(os.environ.get("SFTVIZ_WORK_SECONDS", 10))  # per load or labelling of one dataset
@@ -50,39 +51,112 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     if not hasattr(os, "fork"):
         result = fn(*args)
         return result, len(pickle.dumps(result))
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: compute, send, and leave without running the server's exit handlers
-        os.close(read_end)
-        status = 0
-        try:
-            close_sockets()
-            _limit_memory(memory_mb)
-            payload = outcome(lambda: fn(*args))
-            with os.fdopen(write_end, "wb") as out:
-                out.write(payload)
-        except BaseException:  # noqa: BLE001
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
+    child = Child(lambda emit: fn(*args), memory_mb=memory_mb)
     try:
-        data = _read_until(read_end, time.monotonic() + seconds)
+        kind, value, size = next(frame for frame in child.frames(time.monotonic() + seconds) if frame[0] != "update")
     finally:
-        os.close(read_end)
-        if data is None:
-            os.kill(pid, signal.SIGKILL)
-        _reap(pid)
-    if data is None:
+        child.close()
+    if kind == "budget":
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")
-    if not data:  # the child died without a word: killed for memory, or crashed
-        raise BudgetExceeded(f"{what} used more than {memory_mb} MB of memory and was stopped")
-    kind, value = pickle.loads(data)
-    if kind == "memory":
+    if kind in ("memory", "died"):  # died without a word: killed for memory, or crashed
         raise BudgetExceeded(f"{what} used more than {memory_mb} MB of memory and was stopped")
     if kind == "error":
         value.raise_again()
-    return value, len(data)
+    return value, size
+
+
+_HEADER = struct.Struct("<Q")  # a frame's length, before the frame
+
+
+class Emit:
+    """In a child: emit(update) sends an update to the parent; `threads` is how many threads the work may use
+    (a job's share of the cores when it started)."""
+
+    def __init__(self, send, threads):
+        self.send, self.threads = send, threads
+
+    def __call__(self, update):
+        self.send(pickle.dumps(("update", update), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class Child:
+    """fn(*args, emit) in a forked child: the one way sftviz runs a visitor's work in another process (run() here
+    for a load or a labelling, sftviz.jobs for trainings and full doctor passes). The child closes the server's
+    sockets, runs at `nice`, has `memory_mb` of data on top of what it inherits, and sends framed pickles over
+    a pipe: its updates, then its outcome. The parent reads them with frames() until a deadline, and close()
+    reaps the child (killing it if it still runs)."""
+
+    def __init__(self, fn, args=(), memory_mb=MEMORY_MB, nice=0, threads=1):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            _child(fn, args, memory_mb, nice, threads, write_end)  # never returns
+        os.close(write_end)
+        self.pid, self.fd = pid, read_end
+
+    def frames(self, deadline):
+        """(kind, value, bytes) as the child sends them: ("update", update, n) any number of times, then its
+        outcome ("ok", result | "memory", None | "error", _Failure); or ("budget", None, 0) once `deadline`
+        (time.monotonic()) passes (the child is killed), or ("died", None, 0) if it ends without an outcome."""
+        buffer = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                self.kill()
+                yield "budget", None, 0
+                return
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                yield "died", None, 0
+                return
+            buffer += chunk
+            while len(buffer) >= _HEADER.size:
+                (n,) = _HEADER.unpack_from(buffer)
+                if len(buffer) < _HEADER.size + n:
+                    break
+                frame, buffer = buffer[_HEADER.size:_HEADER.size + n], buffer[_HEADER.size + n:]
+                kind, value = pickle.loads(frame)
+                yield kind, value, n
+                if kind != "update":
+                    return
+
+    def kill(self):
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def close(self):
+        """Stop reading, kill the child if it still runs, and reap it."""
+        os.close(self.fd)
+        self.kill()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _child(fn, args, memory_mb, nice, threads, write_end):
+    """In the forked child: the work within its budget, every frame sent, then exit without the server's handlers."""
+    status = 0
+    try:
+        close_sockets()
+        if nice:
+            os.nice(nice)
+        _limit_memory(memory_mb)
+        out = os.fdopen(write_end, "wb")
+
+        def send(frame):
+            out.write(_HEADER.pack(len(frame)) + frame)
+            out.flush()
+
+        send(outcome(lambda: fn(*args, Emit(send, threads))))  # the last frame: ("ok" | "memory" | "error", value)
+        out.close()
+    except BaseException:  # noqa: BLE001
+        status = 1
+    finally:
+        os._exit(status)
 
 
 def outcome(call):
@@ -125,26 +199,3 @@ def _limit_memory(memory_mb):
         current = int(f.read().split()[5]) * resource.getpagesize()  # data + stack, in pages
     limit = current + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-
-
-def _read_until(fd, deadline):
-    """Everything the child writes until it closes the pipe, or None if the deadline passes first."""
-    chunks = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            return None
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass

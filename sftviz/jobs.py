@@ -14,15 +14,12 @@ priority than the web server (nice), so the page's own events stay fast while jo
 """
 
 import os
-import pickle
-import select
 import signal
-import struct
 import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, BudgetExceeded, _limit_memory, close_sockets, outcome
+from .bounded import MEMORY_MB, BudgetExceeded, Child
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
 CGROUP = "/sys/fs/cgroup"
@@ -50,21 +47,26 @@ def usable_cpus(cgroup=None):
         except (OSError, ValueError, IndexError):
             continue
     return max(1, n)
-_HEADER = struct.Struct("<Q")
 
 
 class Job:
+    """One computation, known by its key, and everything its watchers read. Its state, changed by the pool:
+      waiting  in line for a free worker (a watcher sees its place);
+      running  its child computes (pid set while the child lives);
+      stopping its last watcher left while it ran: the child is being killed, and a new ask starts afresh;
+      done / failed / stopped  finished: done jobs are kept for whoever asks next."""
+
     def __init__(self, key, fn, args, seconds, memory_mb, what):
         self.key, self.fn, self.args = key, fn, args
         self.seconds, self.memory_mb, self.what = seconds, memory_mb, what
         self.updates = []  # what the child emitted, in order
         self.result = None  # fn's return value, when done
         self.error = None  # the exception, when failed
-        self.state = "waiting"  # waiting | running | done | failed | stopped
+        self.state = "waiting"  # waiting | running | stopping | done | failed | stopped (see above)
         self.watchers = 0
         self.size = 0  # bytes of pickled updates and result: what keeping the job costs
         self.pid = None
-        self.threads = 1  # torch threads the job may use: the cores free when it started (child_threads())
+        self.threads = 1  # threads the job may use: the cores free when it started (the child's emit.threads)
         self.tags = set()  # what the job was computed from (e.g. an upload's path): forget() drops by tag
         self.cond = threading.Condition()
 
@@ -235,51 +237,26 @@ class Pool:
                 self._start_waiting()
 
     def _supervise(self, job):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            _child(job, read_end, write_end)  # never returns
-        os.close(write_end)
+        child = Child(job.fn, job.args, job.memory_mb, nice=NICE, threads=job.threads)
         with self.lock:
-            job.pid = pid
+            job.pid = child.pid
             if job.state == "stopping":  # the last watcher left while it was starting
-                os.kill(pid, signal.SIGKILL)
-        buffer, final = b"", None
-        deadline = time.monotonic() + job.seconds
+                child.kill()
+        final = ("died", None)
         try:
-            while final is None:
-                left = deadline - time.monotonic()
-                ready = select.select([read_end], [], [], max(0.0, left))[0] if left > 0 else []
-                if not ready:
-                    os.kill(pid, signal.SIGKILL)
-                    final = ("budget", None)
+            for kind, value, n in child.frames(time.monotonic() + job.seconds):
+                job.size += n
+                if kind != "update":
+                    final = (kind, value)
                     break
-                chunk = os.read(read_end, 1 << 20)
-                if not chunk:
-                    break
-                buffer += chunk
-                while len(buffer) >= _HEADER.size:
-                    (n,) = _HEADER.unpack_from(buffer)
-                    if len(buffer) < _HEADER.size + n:
-                        break
-                    frame, buffer = buffer[_HEADER.size:_HEADER.size + n], buffer[_HEADER.size + n:]
-                    kind, value = pickle.loads(frame)
-                    job.size += n
-                    if kind == "update":
-                        with job.cond:
-                            job.updates.append(value)
-                            job.cond.notify_all()
-                    else:
-                        final = (kind, value)
+                with job.cond:
+                    job.updates.append(value)
+                    job.cond.notify_all()
         finally:
-            os.close(read_end)
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+            child.close()
             with self.lock:
                 job.pid = None
-        kind, value = final or ("died", None)
+        kind, value = final
         if job.state == "stopping":
             job._end("stopped")
         elif kind == "ok":
@@ -294,38 +271,6 @@ class Pool:
         else:  # killed for memory, or crashed: the next job gets a fresh child anyway
             job._end("failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or "
                                               f"stopped unexpectedly; try again or with smaller settings"))
-
-
-_THREADS = [1]  # in a child: its job's share of the cores
-
-
-def child_threads():
-    """In a job's child process: how many threads it may use (the cores that were free when it started)."""
-    return _THREADS[0]
-
-
-def _child(job, read_end, write_end):
-    """In the forked child: run the job, send its updates and result, exit without the server's handlers."""
-    os.close(read_end)
-    _THREADS[0] = job.threads
-    status = 0
-    try:
-        close_sockets()
-        os.nice(NICE)
-        _limit_memory(job.memory_mb)
-        out = os.fdopen(write_end, "wb")
-
-        def send(frame):
-            out.write(_HEADER.pack(len(frame)) + frame)
-            out.flush()
-
-        emit = lambda update: send(pickle.dumps(("update", update), protocol=pickle.HIGHEST_PROTOCOL))  # noqa: E731
-        send(outcome(lambda: job.fn(*job.args, emit)))  # the last frame: ("ok" | "memory" | "error", value)
-        out.close()
-    except BaseException:  # noqa: BLE001
-        status = 1
-    finally:
-        os._exit(status)
 
 
 WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or usable_cpus()

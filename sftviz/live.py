@@ -35,7 +35,7 @@ def run_key(view, config):
 
 
 def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process: the CPU, or a machine's CUDA
-    return _train_on_device(rows, tok, dataclasses.replace(config, threads=jobs.child_threads()), budget_s, emit)
+    return _train_on_device(rows, tok, dataclasses.replace(config, threads=emit.threads), budget_s, emit)
 
 
 def _train_on_device(rows, tok, config, budget_s, emit, device=None, started=None):

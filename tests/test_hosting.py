@@ -142,13 +142,13 @@ def test_uploads_are_private_to_their_session_and_deleted_with_it(app):
 
 
 def test_uploads_are_size_limited_and_swept_after_their_time(app, monkeypatch, tmp_path):
+    from app import LAUNCH  # (built with the real limit, before it is lowered here)
     monkeypatch.setattr(uploads, "MAX_MB", 1)
     big = tmp_path / "big.jsonl"
     big.write_text('{"text": "' + "x" * (2 * 2**20) + '"}\n')
     out = app.receive_upload(str(big), "sessionC")
     assert "big.jsonl is larger than 1 MB" in status(out) and not big.exists()
     # Gradio itself refuses bigger uploads before any handler runs
-    from app import LAUNCH
     assert LAUNCH["max_file_size"] == f"{int(os.environ.get('SFTVIZ_MAX_UPLOAD_MB', 50))}mb"
     kept = upload(app, SAMPLE, "sessionD")
     uploads.sweep(now=time.time() + uploads.KEEP_S + 1)
