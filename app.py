@@ -25,7 +25,7 @@ from sftviz import TRL_VERSION, data, page, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
-from sftviz.train import PRESETS  # noqa: E402
+from sftviz.train import PRESET_LABELS, PRESETS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
@@ -65,7 +65,6 @@ OPEN_ON_CLICK = """element.addEventListener('click', (e) => {
   if (b) trigger('click', {open: b.dataset.open});
 });"""
 
-QUICK = "Quick demo (~10-30 s)"
 
 
 def _signature(names, request=False):
@@ -174,7 +173,7 @@ def train_tab(p):
     """The paired training: settings, Train / Stop, the live curves, the generations and the heatmap."""
     answer = MODES["completion"]
     with gr.Row():
-        p.put(gr.Radio([QUICK, "Longer (minutes)"], value=QUICK, label="Preset", elem_id="preset"))
+        p.put(gr.Radio(list(PRESET_LABELS.values()), value=PRESET_LABELS["quick"], label="Preset", elem_id="preset"))
         p.put(gr.CheckboxGroup([m.label for m in MODES.values() if m.trainable],
                                value=[MODES["whole"].label, answer.label], label="Runs to compare",
                                info=f"For chat data, {answer.title} trains the assistant turns ({answer.on_chat}).",

@@ -8,6 +8,7 @@ import sys
 
 from . import TRL_VERSION, one_line
 from .data import READINGS, TRLStops, fix_words
+from .plan import PRESETS
 from .labels import MODES, Options, prepare
 from .packing import STRATEGIES
 
@@ -304,7 +305,7 @@ def build_parser():
     t.set_defaults(max_length=None)
     t.add_argument("--modes", default="whole,completion",
                    help=f"comma-separated, from: {', '.join(m.name for m in MODES.values() if m.trainable)}")
-    t.add_argument("--preset", choices=["quick", "longer"], default="quick")
+    t.add_argument("--preset", choices=list(PRESETS), default="quick")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)

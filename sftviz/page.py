@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from . import TRL_VERSION, data, export, live, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options
 from .packing import STRATEGIES
-from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, resolve_modes
+from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
 
 
 def update(**props):
@@ -326,12 +326,8 @@ def end_session(session):
     view.forget(lambda source: str(source).startswith(folder + os.sep))
 
 
-def _preset_name(label):
-    return "quick" if label.startswith("Quick") else "longer" if label.startswith("Longer") else label
-
-
 def preset_values(v):
-    p = PRESETS[_preset_name(v["preset"])]
+    p = PRESETS[preset_name(v["preset"])]
     return {"train-steps": p["steps"], "train-lr": p["learning_rate"]}
 
 
@@ -354,7 +350,7 @@ def train_stream(v, register=None):
             raise ValueError(f"{vw.reason} Choose a fix under 'How to read your columns' first.")
         chosen = [mode_name(m) for m in (v["train-modes"] or [])]
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
-        cfg = TrainConfig.preset(_preset_name(v["preset"] or ""), modes=resolve_modes(vw.loaded.rows, chosen),
+        cfg = TrainConfig.preset(preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
                                  steps=_number(v["train-steps"], "steps"), learning_rate=_number(v["train-lr"], "lr"),
                                  seed=_number(v["train-seed"], "seed"), model=model,
                                  prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]

@@ -4,7 +4,7 @@ from collections import Counter
 
 import plotly.graph_objects as go
 
-from .train import run_title
+from .plan import run_title
 
 COLORS = {"target": "#0072B2", "context": "#E69F00", "masked": "#999999"}  # Okabe-Ito, color-blind safe
 RUN_COLORS = ["#0072B2", "#D55E00", "#009E73"]

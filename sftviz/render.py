@@ -8,7 +8,7 @@ import re
 from html import escape
 
 from .labels import IGNORE
-from .train import run_title
+from .plan import run_title
 
 ROLE_WORDS = {
     "target": "target: trained, the model learns to predict this token",

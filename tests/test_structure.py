@@ -46,3 +46,15 @@ def test_one_function_decides_a_rows_type():
                 callers.setdefault(os.path.relpath(path, ROOT), 0)
                 callers[os.path.relpath(path, ROOT)] += 1
     assert set(callers) == {os.path.join("sftviz", "labels.py")}, callers
+
+
+def test_the_trainer_is_split_by_concern_and_presentation_does_not_import_it():
+    """sftviz.plan (no torch), sftviz.engine (torch), sftviz.train (running them); render and plots read run
+    titles from the plan, beside the tables they describe."""
+    def imports(name):
+        tree = ast.parse(open(os.path.join(ROOT, "sftviz", name), encoding="utf-8").read())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+            {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    for name in ("render.py", "plots.py"):
+        assert not imports(name) & {"train", "engine", "torch"}, name
+    assert "torch" not in imports("plan.py") and "engine" not in imports("plan.py")
