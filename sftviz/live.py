@@ -114,15 +114,8 @@ class LocalRun:
             pt.stop_event.set()
 
     def follow(self, timeout=0.25):
-        import queue
         while not self.closed:
-            new = []
-            try:
-                new.append(self.events.get(timeout=timeout))
-                while True:
-                    new.append(self.events.get_nowait())
-            except queue.Empty:
-                pass
+            new = train.drain(self.events, timeout)
             done = None in new
             yield [e for e in new if e is not None]
             if done:

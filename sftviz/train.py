@@ -33,6 +33,18 @@ from .engine import (MAX_MODEL_PARAMS, Runs, build_model, check_model, evaluate_
 from .plan import (PRESET_LABELS, PRESETS, WEIGHTED, Plan, TrainConfig, TrainError, make_plan,  # noqa: F401
                    preset_name, resolve_modes, run_names, run_title)
 
+def drain(events, timeout):
+    """Everything waiting in the queue `events` (waiting up to `timeout` for the first item)."""
+    out = []
+    try:
+        out.append(events.get(timeout=timeout))
+        while True:
+            out.append(events.get_nowait())
+    except queue.Empty:
+        pass
+    return out
+
+
 class PairedTraining:
     """The runs trained together, one step of every run per step, in one background thread; iterate over
     their events, stop them. Use as a context manager: leaving it stops and joins the thread (Stop button,
@@ -151,14 +163,7 @@ class PairedTraining:
 
     def poll(self, timeout=0.1):
         """Events available now (waits up to `timeout` for the first)."""
-        out = []
-        try:
-            out.append(self.events.get(timeout=timeout))
-            while True:
-                out.append(self.events.get_nowait())
-        except queue.Empty:
-            pass
-        return out
+        return drain(self.events, timeout)
 
     def events_until_done(self):
         while self.alive() or not self.events.empty():
