@@ -238,8 +238,6 @@ class Runs:
 def weights_for(plan, name, x_mask, labels, answer_labels):
     """[batch, positions] weights of one run: 1 where the run's label is set (a mode run), or 1 on answer
     tokens and plan.config.prompt_weight on the other attended tokens (the weighted run)."""
-    import torch
-
     if name != WEIGHTED:
         return (labels != IGNORE).float()
     answer = (answer_labels != IGNORE).float()

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import TRL_VERSION, data, export, live, one_line, render, uploads, view, zerogpu
+from . import data, export, live, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes

@@ -230,6 +230,11 @@ class Refused:
     def n(self):
         return min((v.n for v in self.fixes.values()), default=1)
 
+    @property
+    def first_row(self):
+        """The file's first row, as read (every fix reads the same file)."""
+        return next(iter(self.fixes.values())).loaded.raw[0] if self.fixes else {}
+
 
 def open_view(request):
     """The View of a request, or Refused where TRL stops on the file as it is."""
@@ -300,8 +305,9 @@ def columns_lines(view):
     for other in decision.offers:
         if other != decision.reading:
             template = ""
-            if other == "map" and data.mapping_shape(raw):
-                m = data.DEFAULT_MAPPINGS[data.mapping_shape(raw)]
+            shape = data.mapping_shape(raw)
+            if other == "map" and shape:
+                m = data.DEFAULT_MAPPINGS[shape]
                 template = f" (prompt template `{m.prompt!r}`, completion template `{m.completion!r}`, editable)"
             lines.append(f"Or, one click under **How to read your columns**: {data.fix_words(other, raw, field)}"
                          f"{template}.")
@@ -310,10 +316,9 @@ def columns_lines(view):
 
 def describe_refused(refused):
     """TRL's refusal in one line, then each fix: what it changes, and how much of the data it trains."""
-    has_text = refused.request.options.text_field in (
-        next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {})
+    raw = refused.first_row
+    has_text = refused.request.options.text_field in raw
     lines = [("**Whole text or answer only? Neither, as your file is:** " if has_text else "⚠ ") + refused.reason]
-    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
     field = refused.request.options.text_field
     fixes = []
     for k, (fix, v) in enumerate(refused.fixes.items(), 1):
@@ -406,7 +411,7 @@ EXAMPLE_TABS = [
 
 def stops_finding(refused):
     """The doctor's finding for a file TRL stops on: the reason, and the fixes over its own columns."""
-    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
+    raw = refused.first_row
     return doctor.stops_finding(refused.reason, [data.fix_words(fix, raw, refused.request.options.text_field)
                                                  for fix in refused.fixes], refused.n)
 
@@ -414,7 +419,7 @@ def stops_finding(refused):
 def refused_views(refused, i):
     """Where TRL stops: the Tokens tab shows each fix's labels for example i, one under the other."""
     parts = []
-    raw = next(iter(refused.fixes.values())).loaded.raw[0] if refused.fixes else {}
+    raw = refused.first_row
     for k, (fix, v) in enumerate(refused.fixes.items(), 1):
         parts.append(render.fix_head(f"Fix {k}: {data.fix_words(fix, raw, refused.request.options.text_field)}")
                      + tokens_tab(v, i))

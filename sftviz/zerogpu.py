@@ -20,10 +20,14 @@ import importlib.util
 import os
 
 
+def on_zerogpu_host():
+    """The Space runs on ZeroGPU hardware (it sets SPACES_ZERO_GPU)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+
+
 def active():
     """On a ZeroGPU Space: SPACES_ZERO_GPU set, and the `spaces` package installed."""
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and \
-        importlib.util.find_spec("spaces") is not None
+    return on_zerogpu_host() and importlib.util.find_spec("spaces") is not None
 
 
 def gpu(duration):
@@ -40,7 +44,7 @@ def gpu(duration):
 def device():
     """Where work in a worker process runs: never CUDA on ZeroGPU (the GPU exists only inside a decorated
     call), else CUDA when the machine has it, else the CPU."""
-    if os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true"):
+    if on_zerogpu_host():
         return "cpu"
     import torch
 
