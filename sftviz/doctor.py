@@ -9,7 +9,7 @@ how many examples, the first few with the token positions involved, and what to 
 """
 
 import os
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field, replace
 
 from .jobs import usable_cpus
@@ -59,7 +59,29 @@ class _Tally:
         self.examples += other.examples[:SHOWN - len(self.examples)]
 
 
-CHECKS = ("dropped", "empty", "cut", "no_stop", "double_bos", "double_eos", "seam", "odd_shape")
+@dataclass(frozen=True)
+class Detector:
+    """One per-example test, written beside the report that reads its tally. `test(example, env)` returns
+    None when the example is fine, else the token positions involved (a list, possibly empty) or
+    (positions, note). `reads` says which labelling of the example it looks at:
+    - "untruncated": every example as tokenized, before max_length cuts it;
+    - "kept": the examples TRL keeps, as trained (truncated); not under packing, where rows mix examples."""
+
+    tally: str
+    reads: str
+    test: object
+
+
+@dataclass
+class Env:
+    """What the detectors read besides the example: the tokenizer's special ids, the options, the first row's shape."""
+
+    eos: int | None
+    bos: int | None
+    pad: int | None
+    special: set  # added and special token ids (an end-of-turn counts as a stop)
+    options: object
+    first_shape: str
 
 
 @dataclass
@@ -67,7 +89,7 @@ class Scan:
     """What the checks need from a run of examples; scans of consecutive chunks merge into one."""
 
     n: int = 0
-    tallies: dict = field(default_factory=lambda: {c: _Tally() for c in CHECKS})
+    tallies: dict = field(default_factory=lambda: defaultdict(_Tally))  # tally name -> _Tally (see DETECTORS)
     lengths: Counter = field(default_factory=Counter)  # untruncated length -> examples
     target: int = 0  # tokens trained / read, over kept examples
     real: int = 0
@@ -86,8 +108,8 @@ class Scan:
                 "dropped": self.tallies["dropped"].count, "cut": cut, "lengths": dict(self.lengths)}
 
     def merge(self, other):
-        for c in CHECKS:
-            self.tallies[c].merge(other.tallies[c])
+        for name, tally in other.tallies.items():
+            self.tallies[name].merge(tally)
         self.lengths.update(other.lengths)
         self.n, self.target, self.real = self.n + other.n, self.target + other.target, self.real + other.real
         self.prefix = other.prefix if self.prefix is None else _common(self.prefix, other.prefix or [])
@@ -110,43 +132,37 @@ def scan(rows, tok, options, offset=0, first_shape=None):
     out = Scan(n=len(rows), warnings=set(prep.warnings), chat_template=prep.chat_template is not None,
                assistant_only_loss=prep.assistant_only_loss, first_length=len(full[0].input_ids) if offset == 0 else 0)
     t = out.tallies
-    eos, bos = tok.eos_token_id, tok.bos_token_id
-    added = set(tok.get_added_vocab().values()) | set(tok.all_special_ids)
-    first_shape = first_shape or _shape(rows[0])
-    per_example = not options.packing  # packed rows mix examples: these checks read the unpacked ones
+    env = Env(tok.eos_token_id, tok.bos_token_id, tok.pad_token_id,
+              set(tok.get_added_vocab().values()) | set(tok.all_special_ids), options,
+              first_shape or _shape(rows[0]))
+    per_example = not options.packing  # packed rows mix examples: the "kept" detectors read unpacked ones
+    on_full = [d for d in DETECTORS if d.reads == "untruncated"]
+    on_kept = [d for d in DETECTORS if d.reads == "kept"] if per_example else []
     for k, s in enumerate(full):
-        i = offset + k
         out.lengths[len(s.input_ids)] += 1
-        ids = s.input_ids
-        if bos is not None and ids[:2] == [bos, bos]:
-            t["double_bos"].add(i, [0, 1])
-        if len(ids) > 1 and ids[-2:] == [eos, eos] and eos != tok.pad_token_id:
-            t["double_eos"].add(i, [len(ids) - 2, len(ids) - 1])
-        out.prefix = list(ids) if out.prefix is None else _common(out.prefix, ids)
-        if _shape(rows[k]) != first_shape:
-            t["odd_shape"].add(i)
-        if per_example and options.max_length is not None and len(ids) > options.max_length:
-            lost = sum(s.labels[p] != IGNORE for p in range(options.max_length, len(s.labels)))
-            if lost:  # the cut: the last token TRL keeps
-                t["cut"].add(i, [options.max_length - 1], f"cut after position {options.max_length - 1}: "
-                                                           f"{lost} answer token(s) lost")
+        out.prefix = list(s.input_ids) if out.prefix is None else _common(out.prefix, s.input_ids)
+        _detect(on_full, (s, rows[k]), env, t, offset + k)
     for k, s in enumerate(prep.sequences):
-        if s.dropped:
+        if s.dropped:  # TRL filters it out: no label left after truncation
             t["dropped"].add(offset + k)
             continue
         counts = s.role_counts()
         out.target, out.real = out.target + counts["target"], out.real + counts["target"] + counts["context"]
-        if not per_example:
-            continue
-        if s.num_scored == 0:
-            t["empty"].add(offset + k)
-        last = last_targets(s.labels, 3)
-        if last and not any(s.input_ids[p] == eos or s.input_ids[p] in added for p in last):
-            t["no_stop"].add(offset + k, last)
+        if on_kept:
+            _detect(on_kept, (s, rows[k]), env, t, offset + k)
     for k, (position, left_out) in sorted(prep.seams.items()):
         t["seam"].add(offset + k, [position])
         out.seam_tokens = out.seam_tokens or tok.convert_ids_to_tokens(left_out)
     return out
+
+
+def _detect(detectors, example, env, tallies, index):
+    """Run each detector on one example (a (Sequence, row) pair) and count it in the tally of those that fire."""
+    for d in detectors:
+        hit = d.test(example, env)
+        if hit is not None:
+            positions, note = hit if isinstance(hit, tuple) else (hit, "")
+            tallies[d.tally].add(index, positions, note)
 
 
 def diagnose(rows, tok, options):
@@ -240,6 +256,11 @@ class Context:
         return [Finding(check, severity, title, self.n, self.n, explanation, fix, list(examples))]
 
 
+def nothing_scored(example, env):
+    """(kept) An example TRL keeps with no scored token: it adds nothing but can make a batch all -100."""
+    return [] if example[0].num_scored == 0 else None
+
+
 def no_target(c):
     """No target left: TRL drops the example after truncation, or keeps it with nothing to learn."""
     t, n, o = c.sc.tallies, c.n, c.options
@@ -261,6 +282,15 @@ def no_target(c):
     return out
 
 
+def answer_cut(example, env):
+    """(untruncated) Answer tokens past max_length: the positions of the cut, and how many are lost."""
+    s, m = example[0], env.options.max_length
+    if m is None or env.options.packing or len(s.labels) <= m:
+        return None
+    lost = len(s.labels) - m - s.labels[m:].count(IGNORE)
+    return ([m - 1], f"cut after position {m - 1}: {lost} answer token(s) lost") if lost else None
+
+
 def answers_cut(c):
     """Answers cut by max_length, and their EOS with them."""
     cut = c.sc.tallies["cut"]
@@ -272,6 +302,15 @@ def answers_cut(c):
                    "TRL keeps the start of each example: the end of these answers, and their EOS, are never trained "
                    "(the model learns to stop mid-answer, or not at all).",
                    f"max_length {suggested} keeps 99% of examples whole ({cost}).")
+
+
+def no_stop(example, env):
+    """(kept) None of the last 3 trained tokens is the EOS or a special token (an end-of-turn): their positions."""
+    s = example[0]
+    last = last_targets(s.labels, 3)
+    if last and not any(s.input_ids[p] == env.eos or s.input_ids[p] in env.special for p in last):
+        return last
+    return None
 
 
 def never_stops(c):
@@ -311,6 +350,19 @@ def chat_template(c):
                            w, "Edit the template so the end-of-turn token is inside "
                            "{% generation %}...{% endgeneration %}.")
     return out
+
+
+def double_bos(example, env):
+    """(untruncated) BOS at positions 0 and 1."""
+    ids = example[0].input_ids
+    return [0, 1] if env.bos is not None and ids[:2] == [env.bos, env.bos] else None
+
+
+def double_eos(example, env):
+    """(untruncated) EOS at the last two positions (when it is not also the padding)."""
+    ids = example[0].input_ids
+    return [len(ids) - 2, len(ids) - 1] if len(ids) > 1 and ids[-2:] == [env.eos, env.eos] \
+        and env.eos != env.pad else None
 
 
 def doubled(c):
@@ -382,6 +434,11 @@ def signal(c):
     return out
 
 
+def odd_shape(example, env):
+    """(untruncated) A row of another type than the first row."""
+    return [] if _shape(example[1]) != env.first_shape else None
+
+
 def mixed_shapes(c):
     """Rows of different shapes (TRL decides several things from the first row alone)."""
     return c.found("mixed_shapes", "warning", "Rows of different shapes", c.sc.tallies["odd_shape"],
@@ -395,8 +452,14 @@ def columns(c):
     return column_findings(c.first_row, c.n, c.options.text_field)
 
 
+# The per-example tests: scan() runs each on every example and keeps its tally, which the reports read.
+DETECTORS = (Detector("empty", "kept", nothing_scored), Detector("cut", "untruncated", answer_cut),
+             Detector("no_stop", "kept", no_stop), Detector("double_bos", "untruncated", double_bos),
+             Detector("double_eos", "untruncated", double_eos), Detector("odd_shape", "untruncated", odd_shape))
+# Besides the detectors' tallies, scan() keeps two from the labelling itself: "dropped" (TRL's filter) and "seam".
+
 # The doctor's checks, in the order the page lists findings of the same severity: each reads the scan (and the
-# tally of examples scan() keeps for it in CHECKS, where it needs one) and returns its findings.
+# tallies of its detectors) and returns its findings.
 REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, crossing_packing, no_split, signal,
            mixed_shapes, columns)
 

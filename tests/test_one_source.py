@@ -196,3 +196,31 @@ def test_answer_only_means_assistant_turns_for_chats_everywhere():
     assert train.resolve_modes(pc, ["whole", "completion"]) == ("whole", "completion")
     with pytest.raises(TRLRefusal):
         prepare(pc, view.load(view.ViewRequest("quiz_prompt_completion")).tok, Options("assistant"))
+
+
+def test_a_new_doctor_check_is_one_detector_and_one_report(monkeypatch):
+    from sftviz import doctor
+    from conftest import get_tokenizer
+
+    rows = data.load_trl("quiz_prompt_completion").rows
+    tok = get_tokenizer("default")
+    lengths = [len(s.input_ids) for s in prepare(rows, tok, Options("completion", None)).sequences]
+    cutoff = sorted(lengths)[len(lengths) // 2]
+    expected = [i for i, n in enumerate(lengths) if n < cutoff]
+
+    def short(example, env):  # a made-up check: examples shorter than the median
+        return [] if len(example[0].input_ids) < cutoff else None
+
+    def report_short(c):
+        return c.found("short", "info", "Short examples", c.sc.tallies["short"], "Few tokens.", "None needed.")
+
+    monkeypatch.setattr(doctor, "DETECTORS", doctor.DETECTORS + (doctor.Detector("short", "untruncated", short),))
+    monkeypatch.setattr(doctor, "REPORTS", doctor.REPORTS + (report_short,))
+    assert expected and len(expected) < len(rows)
+    found = {f.check: f for f in doctor.diagnose(rows, tok, Options("completion", None))}
+    assert found["short"].count == len(expected)
+    assert [e["index"] for e in found["short"].examples] == expected[:doctor.SHOWN]
+    # the streaming pass (chunks, two forked workers) counts it the same way
+    streamed, _ = doctor.diagnose_file(data.samples()["quiz_prompt_completion"], tok, Options("completion", None),
+                                       chunk_rows=37, workers=2)
+    assert {f.check: f.count for f in streamed}["short"] == len(expected)
