@@ -50,13 +50,20 @@ def parse_max_length(value):
         raise ValueError(f"--max-length must be a positive number or 'none', not {value!r}") from None
 
 
+def source_of(args):
+    """The data arguments as one data.Source."""
+    from .data import Source
+
+    return Source(args.data, "any", args.config, args.split, args.prompt_template, args.completion_template,
+                  args.text_field, args.columns)
+
+
 def load_inputs(args):
     """The shared front half: data.load_trl (the page's loading path too) and the tokenizer."""
     from .data import load_trl
     from .tokenizer import load_tokenizer
 
-    loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
-                      args.completion_template, args.text_field, columns=args.columns)
+    loaded = load_trl(source_of(args), args.limit)
     return loaded.rows, loaded.kind, load_tokenizer(args.tokenizer)
 
 
@@ -117,7 +124,7 @@ def doctor(args):
     started = time.perf_counter()
 
     tty = sys.stderr.isatty()
-    total = (min(filter(None, (count_rows(args.data, args.config, args.split), args.limit)), default=None)
+    total = (min(filter(None, (count_rows(source_of(args)), args.limit)), default=None)
              if tty else None)
 
     def progress(done):  # a progress bar on a terminal, nothing in a log
@@ -125,10 +132,7 @@ def doctor(args):
             rate = done / max(time.perf_counter() - started, 1e-9)
             print(f"\r{progress_bar(done, total)} ({rate:,.0f} rows/s)", end="", file=sys.stderr, flush=True)
 
-    findings, n = diagnose_file(args.data, tok, opts, args.chunk_rows, args.workers, progress, config=args.config,
-                                split=args.split, limit=args.limit, prompt_template=args.prompt_template,
-                                completion_template=args.completion_template, text_field=args.text_field,
-                                columns=args.columns)
+    findings, n = diagnose_file(source_of(args), tok, opts, args.chunk_rows, args.workers, progress, args.limit)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     errors = sum(f.severity == "error" for f in findings)
@@ -160,8 +164,7 @@ def export(args):
     from .tokenizer import load_tokenizer
 
     opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
-    loaded = load_trl(args.data, args.config, args.split, args.limit, args.prompt_template,
-                      args.completion_template, args.text_field, columns=args.columns)
+    loaded = load_trl(source_of(args), args.limit)
     prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
     if args.format == "script":
         out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split,
@@ -224,7 +227,7 @@ def train(args):
 
 def first_row(args):
     from .data import load
-    return load(args.data, args.config, args.split, 1)[0]
+    return load(source_of(args), 1)[0]
 
 
 def finite(value):

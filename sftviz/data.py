@@ -20,8 +20,9 @@ TRL cannot read the file at all; elsewhere it is the user's choice (`decide`, `R
     sharegpt          {"conversations": [{"from": "human"|"gpt", "value"}]} roles renamed to user/assistant
     custom            any other columns, with a prompt and a completion template written by the user
 
-`load_trl()` is the one way in, for the page and the command line alike:
-source -> raw rows -> how to read them (`decide`) -> rows in TRL's format.
+`load_trl()` is the one way in, for the page and the command line alike (the doctor's pass over every row
+reads the same `iter_chunks`): a `Source` (where the rows are and how to read them) -> raw rows -> how to
+read them (`decide`) -> rows in TRL's format.
 """
 
 import glob
@@ -29,7 +30,7 @@ import itertools
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import hub, one_line, readers
 from .labels import row_type
@@ -44,6 +45,26 @@ class DataError(ValueError):
     """The data could not be loaded or understood; the message says why, in one line."""
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset's rows come from and how to read them: the one record the page, the CLI and the doctor
+    pass to data (a plain name means a Source with every other field at its default)."""
+
+    name: str  # a bundled sample name, a local file or folder, or a Hub dataset id
+    where: str = "any"  # what `name` may be (see load): any | sample | file | hub
+    config: str | None = None  # a Hub dataset's config and split
+    split: str = "train"
+    prompt_template: str | None = None  # mapping templates; one given means the "map" reading
+    completion_template: str | None = None
+    text_field: str = "text"  # SFTConfig.dataset_text_field
+    columns: str = "trl"  # how to read the columns: a key of READINGS
+
+    @classmethod
+    def of(cls, source, **fields):
+        """`source` (a Source or a name) as a Source, with `fields` changed."""
+        return replace(source, **fields) if isinstance(source, cls) else cls(source, **fields)
+
+
 def samples():
     """Bundled sample names -> file paths."""
     paths = sorted(glob.glob(os.path.join(SAMPLES_DIR, "*.*")))
@@ -51,24 +72,26 @@ def samples():
 
 
 
-def load(source, config=None, split="train", limit=None, where="any"):
-    """A bundled sample, a local file or folder, or a Hub dataset id -> list of row dicts (at most `limit`; from
-    a Hub dataset at most MAX_HUB_BYTES), as they are in the source.
+def load(source, limit=None, **fields):
+    """A bundled sample, a local file or folder, or a Hub dataset id (a Source, or a name and Source fields) ->
+    list of row dicts (at most `limit`; from a Hub dataset at most MAX_HUB_BYTES), as they are in the source.
 
     `where` says what the source may be: "any" (the command line, on the user's own machine), or, for the
     hosted page, "sample", "file" (a file the server itself wrote: the visitor's upload) or "hub" (a Hub
     id, never a path on the server)."""
-    rows = list(itertools.islice(rows_of(*resolve(source, config, split, where), config, split, MAX_HUB_BYTES),
-                                 limit))
+    source = Source.of(source, **fields)
+    rows = list(itertools.islice(rows_of(source, MAX_HUB_BYTES), limit))
     if not rows:
-        raise DataError(f"{source}: the dataset has no rows")
+        raise DataError(f"{source.name}: the dataset has no rows")
     return rows
 
 
-def resolve(source, config=None, split="train", where="any"):
-    """("file", path) or ("dataset", a local dataset folder or Hub id): what `source` is allowed to be under
-    `where` (see load). The one place these rules live: every reader of a visitor's source goes through it."""
-    source = (source or "").strip()
+def resolve(source):
+    """("file", path) or ("dataset", a local dataset folder or Hub id): what the Source's name is allowed to be
+    under its `where` (see load). The one place these rules live: every reader of a visitor's source goes
+    through it."""
+    config, split, where = source.config, source.split, source.where
+    source = (source.name or "").strip()
     if not source:
         raise DataError("no dataset given")
     if where in ("any", "sample") and source in samples():
@@ -96,11 +119,13 @@ def resolve(source, config=None, split="train", where="any"):
 MAX_HUB_BYTES = int(os.environ.get("SFTVIZ_MAX_HUB_MB", 64)) * 2**20  # read from a Hub dataset at most
 
 
-def rows_of(kind, source, config=None, split="train", max_bytes=None):
-    """Every row of a resolved source, one by one: the one way rows come in, for the page, the CLI and the
-    doctor's pass over every row alike. A file is read by readers.iter_rows; a Hub dataset or a local dataset
-    folder is streamed by `datasets` (nothing downloaded whole, nothing written to its cache), at most
-    `max_bytes` of it. Whatever goes wrong is one DataError line."""
+def rows_of(source, max_bytes=None):
+    """Every row of a Source, one by one: the one way rows come in, for the page, the CLI and the doctor's pass
+    over every row alike. A file is read by readers.iter_rows; a Hub dataset or a local dataset folder is
+    streamed by `datasets` (nothing downloaded whole, nothing written to its cache), at most `max_bytes` of it.
+    Whatever goes wrong is one DataError line."""
+    config, split = source.config, source.split
+    kind, source = resolve(source)
     if kind == "file":
         try:
             yield from readers.iter_rows(source)
@@ -367,26 +392,24 @@ class Loaded:
         return self.decision.mapping
 
 
-def load_trl(source, config=None, split="train", limit=None, prompt_template=None, completion_template=None,
-             text_field="text", where="any", columns="trl"):
-    """The page's and the CLI's load: the first chunk of iter_chunks, of at most `limit` rows (from a Hub
-    dataset at most MAX_HUB_BYTES)."""
-    return next(iter_chunks(source, limit or sys.maxsize, config, split, limit, prompt_template, completion_template,
-                            text_field, where, columns, max_bytes=MAX_HUB_BYTES))
+def load_trl(source, limit=None, **fields):
+    """The page's and the CLI's load of a Source (or a name and Source fields): the first chunk of iter_chunks,
+    of at most `limit` rows (from a Hub dataset at most MAX_HUB_BYTES)."""
+    return next(iter_chunks(source, limit or sys.maxsize, limit, MAX_HUB_BYTES, **fields))
 
 
-def count_rows(source, config=None, split="train", where="any"):
-    """About how many rows a file has (None when that is not known without reading it all: a Hub dataset)."""
-    kind, path = resolve(source, config, split, where)
+def count_rows(source):
+    """About how many rows a Source has (None when that is not known without reading it all: a Hub dataset)."""
+    kind, path = resolve(Source.of(source))
     return readers.count_rows(path) if kind == "file" else None
 
 
-def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=None, prompt_template=None,
-                completion_template=None, text_field="text", where="any", columns="trl", max_bytes=None):
-    """The one loading path: source -> rows (rows_of) -> how to read them (decide, on the first row) -> TRL's
+def iter_chunks(source, chunk_rows=10_000, limit=None, max_bytes=None, **fields):
+    """The one loading path: a Source -> rows (rows_of) -> how to read them (decide, on the first row) -> TRL's
     rows, in chunks of `chunk_rows` as Loaded records, so a dataset of any size streams through with flat memory.
     A chunk's bad row is named by its index in the dataset."""
-    rows = rows_of(*resolve(source, config, split, where), config, split, max_bytes)
+    source = Source.of(source, **fields)
+    rows = rows_of(source, max_bytes)
     if limit:
         rows = itertools.islice(rows, limit)
     decision, done = None, 0
@@ -394,16 +417,16 @@ def iter_chunks(source, chunk_rows=10_000, config=None, split="train", limit=Non
         chunk = list(itertools.islice(rows, chunk_rows))
         if not chunk:
             if not done:
-                raise DataError(f"{source}: the dataset has no rows")
+                raise DataError(f"{source.name}: the dataset has no rows")
             return
-        decision = decision or decide(chunk[0], text_field, columns, prompt_template or None,
-                                      completion_template or None)
+        decision = decision or decide(chunk[0], source.text_field, source.columns, source.prompt_template or None,
+                                      source.completion_template or None)
         try:
-            trl_rows = check_rows(to_trl(chunk, decision), text_field)
+            trl_rows = check_rows(to_trl(chunk, decision), source.text_field)
         except DataError as e:  # say which row of the dataset, not of the chunk
             raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
                 from None
-        yield Loaded(source, chunk, trl_rows, decision)
+        yield Loaded(source.name, chunk, trl_rows, decision)
         done += len(chunk)
 
 

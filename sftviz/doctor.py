@@ -170,24 +170,22 @@ def diagnose(rows, tok, options):
     return report(scan(rows, tok, options), rows[0], tok, options)
 
 
-def diagnose_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, **load):
-    """Findings for every row of a file (or Hub dataset), streamed in chunks of `chunk_rows` and checked by
-    `workers` processes (default: one per core): memory stays flat however many rows there are.
-    `progress(rows_done)` is called after each chunk. Returns (findings, rows checked)."""
-    sc, first_row = scan_file(source, tok, options, chunk_rows, workers, progress, **load)
+def diagnose_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, limit=None):
+    """Findings for every row (at most `limit`) of a data.Source (or a file name), streamed in chunks of
+    `chunk_rows` and checked by `workers` processes (default: one per core): memory stays flat however many
+    rows there are. `progress(rows_done)` is called after each chunk. Returns (findings, rows checked)."""
+    sc, first_row = scan_file(source, tok, options, chunk_rows, workers, progress, limit)
     return report(sc, first_row, tok, options), sc.n
 
 
-def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, **load):
+def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=None, limit=None):
     """The Scan of every row (see diagnose_file), and the dataset's first row."""
     import multiprocessing
 
     from . import data
 
-    chunks = (chunk.rows for chunk in data.iter_chunks(source, chunk_rows, **load))
-    first = next(chunks, None)
-    if not first:
-        raise data.DataError(f"{source}: the dataset has no rows")
+    chunks = (chunk.rows for chunk in data.iter_chunks(source, chunk_rows, limit))
+    first = next(chunks)  # iter_chunks raises DataError on a dataset with no rows
     first_shape = _shape(first[0])
     total = scan(first, tok, options, 0, first_shape)
     if progress:

@@ -30,8 +30,8 @@ def run_key(view, config):
     """What decides a run's result: the rows it reads, the tokenizer, the settings."""
     rows = view.loaded.rows[:config.max_examples]
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
-    request_key = view.loaded.key  # (source, where, config, split, tokenizer, tokenizer_where, ...)
-    return ("train", digest, request_key[4], request_key[5], tuple(sorted(dataclasses.asdict(config).items())))
+    _, tokenizer, tokenizer_where = view.loaded.key  # ViewRequest.data_key: the rows' Source is in the digest
+    return ("train", digest, tokenizer, tokenizer_where, tuple(sorted(dataclasses.asdict(config).items())))
 
 
 def _train_job(rows, tok, config, budget_s, emit):  # in the job's child process: the CPU, or a machine's CUDA

@@ -41,11 +41,15 @@ class ViewRequest:
     columns: str = "trl"  # how to read the file's columns: a key of data.READINGS
 
     @property
+    def data_source(self):
+        """Where the rows come from and how to read them, as data and the doctor take it."""
+        return data.Source(self.source, self.where, self.config, self.split, self.prompt_template or None,
+                           self.completion_template or None, self.options.text_field, self.columns)
+
+    @property
     def data_key(self):
         """What the loaded rows and tokenizer depend on (not the mode, max_length or packing)."""
-        return (self.source, self.where, self.config, self.split, self.tokenizer, self.tokenizer_where,
-                self.prompt_template or None, self.completion_template or None, self.options.text_field,
-                self.columns)
+        return self.data_source, self.tokenizer, self.tokenizer_where
 
     @property
     def name(self):
@@ -137,9 +141,7 @@ def load(request):
 
 def _load(request):  # in the child process
     try:
-        loaded = data.load_trl(request.source, request.config, request.split, MAX_ROWS, request.prompt_template,
-                               request.completion_template, request.options.text_field, request.where,
-                               request.columns)
+        loaded = data.load_trl(request.data_source, MAX_ROWS)
     except data.TRLStops as stop:
         return stop
     return Loaded(**vars(loaded), tok=load_tokenizer(request.tokenizer, request.tokenizer_where),
@@ -167,11 +169,11 @@ def _prepare(loaded, options):  # in the child process
 
 def forget(source_gone):
     """Drop everything cached from a source for which source_gone(source) is true (a visitor's upload when
-    they leave). The keys: a load's is its data_key, whose first item is the source; the others start with
-    the data_key."""
-    _loads.forget(lambda key: source_gone(key[0]))
-    _preps.forget(lambda key: source_gone(key[0][0]))
-    _stats.forget(lambda key: source_gone(key[0][0]))
+    they leave). The keys: a load's is its data_key, whose first item is the data.Source; the others start
+    with the data_key."""
+    _loads.forget(lambda key: source_gone(key[0].name))
+    _preps.forget(lambda key: source_gone(key[0][0].name))
+    _stats.forget(lambda key: source_gone(key[0][0].name))
     jobs.POOL.forget(source_gone)  # background jobs are tagged with their source
 
 
@@ -461,12 +463,9 @@ def full_check(request, view):
 
 
 def _full_pass(request, tok, emit):  # in the job's child process
-    emit({"total": data.count_rows(request.source, request.config, request.split, request.where)})
-    sc, first = doctor.scan_file(request.source, tok, request.options, FULL_CHUNK, workers=1,
-                                 progress=lambda done: emit({"rows": done}), config=request.config,
-                                 split=request.split, limit=FULL_ROWS, prompt_template=request.prompt_template,
-                                 completion_template=request.completion_template,
-                                 text_field=request.options.text_field, where=request.where)
+    emit({"total": data.count_rows(request.data_source)})
+    sc, first = doctor.scan_file(request.data_source, tok, request.options, FULL_CHUNK, workers=1,
+                                 progress=lambda done: emit({"rows": done}), limit=FULL_ROWS)
     return doctor.report(sc, first, tok, request.options), sc.n, sc.stats(request.options)
 
 

@@ -102,7 +102,7 @@ def test_the_doctors_streaming_pass_says_the_same_as_the_page(files, name):
     (lambda: data.load("./no/such/folder"), "is not a bundled sample, a file or a folder"),
     (lambda: data.load("x", where="sample"), "'x' is not a bundled sample"),
     (lambda: data.load("/etc/passwd", where="hub"), "is not a Hub dataset id"),
-    (lambda: data.load("owner/name", "../../etc", where="hub"), "is not a dataset config"),
+    (lambda: data.load("owner/name", config="../../etc", where="hub"), "is not a dataset config"),
     (lambda: data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("{{ question ", "x")),
      "template error"),
     (lambda: data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("{{ question + 1 }}", "x")),

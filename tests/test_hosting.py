@@ -130,12 +130,13 @@ def test_uploads_are_private_to_their_session_and_deleted_with_it(app):
     after = set(os.listdir(cache)) if os.path.isdir(cache) else set()
     assert after == before
     # A leaves: the file and everything cached from it are gone
-    assert any(str(k[0]) == a_path for k in view._loads.data)
-    assert any(k[0][0] == a_path for k in view._preps.data) and any(k[0][0] == a_path for k in view._stats.data)
+    assert any(k[0].name == a_path for k in view._loads.data)  # keys: the data_key, or (data_key, ...)
+    assert any(k[0][0].name == a_path for k in view._preps.data)
+    assert any(k[0][0].name == a_path for k in view._stats.data)
     app.end_session("sessionA")
     assert not os.path.exists(a_path)
-    assert not any(str(k[0]) == a_path for k in view._loads.data)
-    assert not any(k[0][0] == a_path for cache in (view._preps, view._stats) for k in cache.data)
+    assert not any(k[0].name == a_path for k in view._loads.data)
+    assert not any(k[0][0].name == a_path for cache in (view._preps, view._stats) for k in cache.data)
     # and a late request on A's old view says so instead of failing silently
     out = app.navigate({"view-request": a["view-request"], "example-index": 0}, 1)
     assert "the uploaded file is gone" in status(out)
