@@ -191,10 +191,10 @@ def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=No
     if progress:
         progress(total.n)
     workers = workers or usable_cpus()
-    _WORK.update(tok=tok, options=options, first_shape=first_shape)
     offsets = _offsets(chunks, total.n)
     if workers > 1 and hasattr(os, "fork"):
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        # forked workers inherit the tokenizer and options as initializer arguments (never pickled per chunk)
+        with multiprocessing.get_context("fork").Pool(workers, _start_worker, (tok, options, first_shape)) as pool:
             pending = deque()  # at most two chunks per worker in flight: memory does not grow with the rows
 
             def merge_oldest():
@@ -209,14 +209,18 @@ def scan_file(source, tok, options, chunk_rows=10_000, workers=None, progress=No
             while pending:
                 merge_oldest()
     else:
-        for part in map(_scan_chunk, offsets):
-            total.merge(part)
+        for offset, rows in offsets:
+            total.merge(scan(rows, tok, options, offset, first_shape))
             if progress:
                 progress(total.n)
     return total, first[0]
 
 
-_WORK = {}  # what the forked workers share: the tokenizer and options (not pickled per chunk)
+_WORKER = {}  # in a worker process: what its chunks are scanned with (set once by _start_worker)
+
+
+def _start_worker(tok, options, first_shape):
+    _WORKER.update(tok=tok, options=options, first_shape=first_shape)
 
 
 def _offsets(chunks, start):
@@ -227,7 +231,7 @@ def _offsets(chunks, start):
 
 def _scan_chunk(item):
     offset, rows = item
-    return scan(rows, _WORK["tok"], _WORK["options"], offset, _WORK["first_shape"])
+    return scan(rows, _WORKER["tok"], _WORKER["options"], offset, _WORKER["first_shape"])
 
 
 @dataclass

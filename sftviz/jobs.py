@@ -50,13 +50,20 @@ def usable_cpus(cgroup=None):
 
 
 class Job:
-    """One computation, known by its key, and everything its watchers read. Its state, changed by the pool:
-      waiting  in line for a free worker (a watcher sees its place);
-      running  its child computes (pid set while the child lives);
-      stopping its last watcher left while it ran: the child is being killed, and a new ask starts afresh;
-      done / failed / stopped  finished: done jobs are kept for whoever asks next."""
+    """One computation, known by its key, and everything its watchers read. Every field below is read and
+    written under the pool's one lock (`cond` is a Condition on that lock: watchers wait on it for updates).
 
-    def __init__(self, key, fn, args, seconds, memory_mb, what):
+    Its states, each changed only by the pool:
+      waiting   in line for a free worker (a watcher sees its place); -> running, or stopped if every
+                watcher leaves first;
+      running   its child computes (`pid` set while the child lives); -> done | failed, or stopping;
+      stopping  its last watcher left while it ran: the child is being killed, and a new ask for the same
+                key starts a new job instead of joining this one; -> stopped;
+      done      finished with a result: kept for whoever asks next (up to the pool's keep_mb);
+      failed    finished with an error (over its time or memory budget, or fn raised): every watcher gets it;
+      stopped   finished because nobody watched it any more."""
+
+    def __init__(self, key, fn, args, seconds, memory_mb, what, lock):
         self.key, self.fn, self.args = key, fn, args
         self.seconds, self.memory_mb, self.what = seconds, memory_mb, what
         self.updates = []  # what the child emitted, in order
@@ -68,16 +75,16 @@ class Job:
         self.pid = None
         self.threads = 1  # threads the job may use: the cores free when it started (the child's emit.threads)
         self.tags = set()  # what the job was computed from (e.g. an upload's path): forget() drops by tag
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(lock)
 
     @property
     def finished(self):
         return self.state in ("done", "failed", "stopped")
 
-    def _end(self, state, error=None, result=None):
-        with self.cond:
-            self.state, self.error, self.result = state, error, result
-            self.cond.notify_all()
+    def finish(self, state, error=None, result=None):
+        """Enter a final state and wake every watcher (the caller holds the pool's lock)."""
+        self.state, self.error, self.result = state, error, result
+        self.cond.notify_all()
 
 
 class Watch:
@@ -174,7 +181,7 @@ class Pool:
                 job = self.live.get(key)
             if job is None or job.state == "stopping":  # a job being stopped is not joined: a new one starts
                 job = self.live[key] = Job(key, fn, args, seconds, MEMORY_MB if memory_mb is None else memory_mb,
-                                           what)
+                                           what, self.lock)
                 self.line.append(job)
             job.watchers += 1
             if tag is not None:
@@ -214,7 +221,7 @@ class Pool:
             if job in self.line:  # nobody waits for it any more
                 self.line.remove(job)
                 self.live.pop(job.key, None)
-                job._end("stopped")
+                job.finish("stopped")
             else:
                 job.state = "stopping"
                 if job.pid is not None:  # else it is being forked: _supervise kills it as soon as it can
@@ -222,11 +229,12 @@ class Pool:
 
     def _run(self, job):
         try:
-            self._supervise(job)
+            final = self._supervise(job)
         except BaseException as e:  # noqa: BLE001 - a failure to start is reported like any other
-            job._end("failed", e)
+            final = ("failed", e, None)
         finally:
             with self.lock:
+                job.finish(*final)
                 self.running -= 1
                 if self.live.get(job.key) is job:
                     del self.live[job.key]
@@ -237,40 +245,43 @@ class Pool:
                 self._start_waiting()
 
     def _supervise(self, job):
+        """Run the job's child to its end: (final state, error, result)."""
         child = Child(job.fn, job.args, job.memory_mb, nice=NICE, threads=job.threads)
         with self.lock:
             job.pid = child.pid
             if job.state == "stopping":  # the last watcher left while it was starting
                 child.kill()
-        final = ("died", None)
+        kind, value = "died", None
         try:
             for kind, value, n in child.frames(time.monotonic() + job.seconds):
-                job.size += n
+                with self.lock:
+                    job.size += n
+                    if kind == "update":
+                        job.updates.append(value)
+                        job.cond.notify_all()
                 if kind != "update":
-                    final = (kind, value)
                     break
-                with job.cond:
-                    job.updates.append(value)
-                    job.cond.notify_all()
+            else:
+                kind, value = "died", None
         finally:
             child.close()
             with self.lock:
                 job.pid = None
-        kind, value = final
-        if job.state == "stopping":
-            job._end("stopped")
-        elif kind == "ok":
-            job._end("done", result=value)
-        elif kind == "error":
+                stopping = job.state == "stopping"
+        if stopping:
+            return "stopped", None, None
+        if kind == "ok":
+            return "done", None, value
+        if kind == "error":
             try:
                 value.raise_again()
             except BaseException as e:  # noqa: BLE001
-                job._end("failed", e)
-        elif kind == "budget":
-            job._end("failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"))
-        else:  # killed for memory, or crashed: the next job gets a fresh child anyway
-            job._end("failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or "
-                                              f"stopped unexpectedly; try again or with smaller settings"))
+                return "failed", e, None
+        if kind == "budget":
+            return "failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"), None
+        # killed for memory, or crashed: the next job gets a fresh child anyway
+        return "failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or stopped "
+                                        f"unexpectedly; try again or with smaller settings"), None
 
 
 WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or usable_cpus()

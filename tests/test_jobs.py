@@ -153,3 +153,35 @@ def test_workers_count_the_cpus_this_process_may_use_not_the_hosts(tmp_path, mon
     monkeypatch.setattr(jobs, "CGROUP", str(tmp_path / "v2"))
     (tmp_path / "v2" / "cpu.max").write_text("200000 100000\n")
     assert jobs.Pool().workers == 2
+
+
+def test_watchers_joining_and_leaving_from_many_threads_leave_the_pool_consistent():
+    """Job state lives under the pool's one lock: 8 threads join, read and leave 4 keys at random moments
+    (some while the job starts, some while it stops); every watch ends, and the pool ends idle."""
+    import random
+    import threading
+
+    pool, errors = jobs.Pool(2), []
+
+    def visitor(seed):
+        rnd = random.Random(seed)
+        try:
+            for _ in range(6):
+                w = pool.watch(f"k{rnd.randrange(4)}", counting, 40, 0.01, seconds=30)
+                for _ in w.follow(0.02):
+                    w.place(), w.sharing()
+                    if rnd.random() < 0.3:
+                        break
+                w.close()
+        except Exception as e:  # noqa: BLE001 - e.g. "was stopped" raised to a watcher still watching
+            errors.append(e)
+
+    threads = [threading.Thread(target=visitor, args=(s,)) for s in range(8)]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    assert not any(t.is_alive() for t in threads) and not errors
+    deadline = time.time() + 10
+    while pool.busy() != (0, 0) and time.time() < deadline:
+        time.sleep(0.05)
+    assert pool.busy() == (0, 0) and not pool.live
+    assert all(job.state == "done" for job in pool.kept.values())
