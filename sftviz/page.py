@@ -54,15 +54,6 @@ DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-p
                 "packing-strategy": DEFAULTS.packing_strategy, "example-index": 0}
 
 
-
-
-
-
-
-
-
-
-
 # --- From the form to one request ------------------------------------------------------------------
 
 def _max_length(value):
@@ -370,9 +361,6 @@ def train_stream(v, register=None):
                 yield out
     except Exception as e:
         yield {"train-status": failed(e)}
-
-
-# A click on a finding's example button sends its "index:positions" with the doctor report's click event.
 
 
 URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",
