@@ -21,6 +21,7 @@ import time
 
 SECONDS = float(os.environ.get("SFTVIZ_WORK_SECONDS", 10))  # per load or labelling of one dataset
 MEMORY_MB = int(os.environ.get("SFTVIZ_WORK_MEMORY_MB", 2048))  # on top of what the server already uses
+RESULT_MB = int(os.environ.get("SFTVIZ_RESULT_MB", 256))  # the most one frame (an update, a result) may carry back
 
 
 class BudgetExceeded(ValueError):
@@ -60,6 +61,9 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")
     if kind in ("memory", "died"):  # died without a word: killed for memory, or crashed
         raise BudgetExceeded(f"{what} used more than {memory_mb} MB of memory and was stopped")
+    if kind == "too_big":
+        raise BudgetExceeded(f"{what} gave a result of more than {RESULT_MB} MB, more than this page keeps: "
+                             f"try fewer or shorter rows")
     if kind == "error":
         value.raise_again()
     return value, size
@@ -98,8 +102,9 @@ class Child:
     def frames(self, deadline):
         """(kind, value, bytes) as the child sends them: ("update", update, n) any number of times, then its
         outcome ("ok", result | "memory", None | "error", _Failure); or ("budget", None, 0) once `deadline`
-        (time.monotonic()) passes (the child is killed), or ("died", None, 0) if it ends without an outcome."""
-        buffer = b""
+        (time.monotonic()) passes (the child is killed), ("too_big", None, n) when a frame would be over
+        RESULT_MB (it is never read: the child is killed), or ("died", None, 0) if it ends without an outcome."""
+        buffer = bytearray()  # grows in place: a large result is not copied once per chunk
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd], [], [], left)[0]:
@@ -113,10 +118,14 @@ class Child:
             buffer += chunk
             while len(buffer) >= _HEADER.size:
                 (n,) = _HEADER.unpack_from(buffer)
+                if n > RESULT_MB * 2**20:
+                    self.kill()
+                    yield "too_big", None, n
+                    return
                 if len(buffer) < _HEADER.size + n:
                     break
-                frame, buffer = buffer[_HEADER.size:_HEADER.size + n], buffer[_HEADER.size + n:]
-                kind, value = pickle.loads(frame)
+                kind, value = pickle.loads(memoryview(buffer)[_HEADER.size:_HEADER.size + n])
+                del buffer[:_HEADER.size + n]
                 yield kind, value, n
                 if kind != "update":
                     return

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, BudgetExceeded, Child
+from .bounded import MEMORY_MB, RESULT_MB, BudgetExceeded, Child
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
 CGROUP = "/sys/fs/cgroup"
@@ -279,6 +279,8 @@ class Pool:
                 return "failed", e, None
         if kind == "budget":
             return "failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"), None
+        if kind == "too_big":
+            return "failed", BudgetExceeded(f"{job.what} sent more than {RESULT_MB} MB at once and was stopped"), None
         # killed for memory, or crashed: the next job gets a fresh child anyway
         return "failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or stopped "
                                         f"unexpectedly; try again or with smaller settings"), None

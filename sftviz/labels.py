@@ -158,6 +158,12 @@ class Sequence:
     position_ids: list | None  # only under padding-free packing, where they restart per document
     sources: list  # index of the source example of every position (the document/segment id)
     dropped: bool = False  # TRL filters this example out: no label left after truncation
+    offset = 0  # the position of input_ids[0]: always 0 here (the page shows a window of a long one: view.Window)
+
+    @property
+    def full_length(self):
+        """Positions in the whole sequence (the lists hold them all, except in a page's window)."""
+        return len(self.input_ids)
 
     @property
     def roles(self):
@@ -514,9 +520,10 @@ def stop_token_trained(tok, chat_template):
     return is_chat_template_stop_token_trained(tok, chat_template=chat_template)
 
 
-def collate(sequences, pad_token_id):
-    """The collator without padding-free: right-pad a batch to its longest row. Padding gets the pad id,
-    label -100 and attention_mask 0 (masked). Labels are never masked by token id, so pad == eos is safe.
+def collate(sequences, pad_token_id, pad_to=None):
+    """The collator without padding-free: right-pad a batch to its longest row (or to `pad_to` positions).
+    Padding gets the pad id, label -100 and attention_mask 0 (masked). Labels are never masked by token id,
+    so pad == eos is safe.
 
     >>> a = Sequence([1, 5, 6, 2], [-100, -100, 6, 2], [1, 1, 1, 1], None, [0, 0, 0, 0])
     >>> b = Sequence([1, 7], [-100, 7], [1, 1], None, [1, 1])
@@ -524,7 +531,7 @@ def collate(sequences, pad_token_id):
     >>> padded.input_ids, padded.labels, padded.attention_mask
     ([1, 7, 2, 2], [-100, 7, -100, -100], [1, 1, 0, 0])
     """
-    width = max(len(s.input_ids) for s in sequences)
+    width = pad_to or max(len(s.input_ids) for s in sequences)
     out = []
     for s in sequences:
         n = width - len(s.input_ids)

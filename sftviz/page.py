@@ -56,11 +56,17 @@ DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-p
 
 # --- From the form to one request ------------------------------------------------------------------
 
+PAGE_MAX_LENGTH = int(os.environ.get("SFTVIZ_PAGE_MAX_LENGTH", 262_144))  # the CLI takes up to MAX_LENGTH_LIMIT
+
+
 def _max_length(value):
     if value in (None, ""):
         return None
     if float(value) != int(value):
         raise ValueError("max_length must be a whole number of tokens (or empty for no truncation)")
+    if int(value) > PAGE_MAX_LENGTH:
+        raise ValueError(f"max_length is at most {PAGE_MAX_LENGTH:,} tokens on this page (empty: no truncation; "
+                         f"the command line takes up to {MAX_LENGTH_LIMIT:,})")
     return int(value)
 
 
@@ -385,7 +391,7 @@ def from_url(query):
             "text-field": query.get("text_field", "text")[:200] or "text",
             "mode": MODES[mode].label,
             "max-length": None if query.get("max_length") == "none" else _whole(query.get("max_length"),
-                                                                                MAX_LENGTH_LIMIT, 1024),
+                                                                                PAGE_MAX_LENGTH, 1024),
             "packing": query.get("packing") in STRATEGIES,
             "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
             "example-index": update(value=index, maximum=max(index, 1))}

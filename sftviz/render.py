@@ -24,11 +24,12 @@ def legend():
 
 
 def tokens_html(seq, texts, changed=None, show_positions=False):
-    """One span per token. `changed`: positions to outline (role differs in another mode)."""
+    """One span per token. `changed`: positions to outline (role differs in another mode, or a finding's)."""
     roles = seq.roles
     parts = []
     prev_src = seq.sources[0] if seq.sources else None
     for t, (text, role) in enumerate(zip(texts, roles)):
+        p = seq.offset + t  # the position in the whole sequence (a long one is shown as a window of its end)
         src = seq.sources[t]
         if src != prev_src and src >= 0 and prev_src >= 0:
             parts.append('<span class="sv-doc-break" title="document boundary">║</span>')
@@ -36,10 +37,10 @@ def tokens_html(seq, texts, changed=None, show_positions=False):
         label = seq.labels[t]
         nxt = texts[t + 1] if t + 1 < len(texts) else None
         if role == "masked":
-            tip = f"position {t} · padding (id {seq.input_ids[t]}) · attention_mask 0 · label -100"
+            tip = f"position {p} · padding (id {seq.input_ids[t]}) · attention_mask 0 · label -100"
         else:
-            tip = f"position {t} · token id {seq.input_ids[t]} · label {'-100' if label == IGNORE else label}"
-            if t == 0 and label != IGNORE:
+            tip = f"position {p} · token id {seq.input_ids[t]} · label {'-100' if label == IGNORE else label}"
+            if p == 0 and label != IGNORE:
                 tip += " (never scored: nothing comes before it)"
             if seq.position_ids is not None:
                 tip += f" · position_id {seq.position_ids[t]}"
@@ -47,9 +48,9 @@ def tokens_html(seq, texts, changed=None, show_positions=False):
                 tip += f" · predicts → {nxt}"
             elif nxt is not None:
                 tip += f" · next token {nxt} is not scored"
-        cls = "sv-tok sv-changed" if changed and t in changed else "sv-tok"
+        cls = "sv-tok sv-changed" if changed and p in changed else "sv-tok"
         pos = f'<sub class="sv-pos">{seq.position_ids[t]}</sub>' if show_positions and seq.position_ids else ""
-        parts.append(f'<span class="{cls}" data-role="{role}" data-pos="{t}" title="{escape(tip)}">'
+        parts.append(f'<span class="{cls}" data-role="{role}" data-pos="{p}" title="{escape(tip)}">'
                      f'{escape(text)}{pos}</span>')
         if text.endswith("↵"):
             parts.append("<br>")
@@ -134,7 +135,7 @@ def shift_view(seq, texts, window=28, show_all=False):
         masked = seq.attention_mask is not None and not seq.attention_mask[t]
         nxt_scored = t + 1 < n and seq.labels[t + 1] != IGNORE
         cls = "sv-pair-on" if nxt_scored else "sv-pair-off"
-        head.append(f"<td>{t}</td>")
+        head.append(f"<td>{seq.offset + t}</td>")
         sees.append(f'<td class="{cls}"><span class="sv-tok" data-role="{seq.roles[t]}">{escape(texts[t])}</span></td>')
         arrows.append(f'<td class="{cls}">{"↘" if nxt_scored else "·"}</td>')
         if t + 1 >= n:
@@ -147,9 +148,10 @@ def shift_view(seq, texts, window=28, show_all=False):
             cell = f'<i title="label of position {t + 1} is -100">-100</i>'
         scored.append(f'<td class="{cls}">{cell}</td>')
     rows = "".join(f"<tr>{''.join(r)}</tr>" for r in (head, sees, arrows, scored))
-    where = f"positions {lo}–{hi - 1} of {n}" + ("" if (lo, hi) == (0, n) else ", around the first trained token")
+    where = f"positions {seq.offset + lo}–{seq.offset + hi - 1} of {seq.full_length}" + (
+        "" if (lo, hi) == (0, n) else ", around the first trained token")
     first = ("Position 0 is never scored: nothing comes before it, so its label (if any) is unused. "
-             if lo == 0 else "")
+             if lo == 0 and not seq.offset else "")
     last = "The last position predicts nothing: there is no next token. " if hi == n else ""
     return (f'<div class="sv-shift-note">{escape(where)}. {first}{last}</div>'
             f'<div class="sv-shift-scroll"><table class="sv-shift">{rows}</table></div>')
@@ -157,7 +159,7 @@ def shift_view(seq, texts, window=28, show_all=False):
 
 def compare_view(a_name, a_seq, b_name, b_seq, texts):
     """The same example under two modes; tokens whose role differs are outlined."""
-    changed = {t for t, (x, y) in enumerate(zip(a_seq.roles, b_seq.roles)) if x != y}
+    changed = {a_seq.offset + t for t, (x, y) in enumerate(zip(a_seq.roles, b_seq.roles)) if x != y}
     out = []
     for name, seq in ((a_name, a_seq), (b_name, b_seq)):
         c = seq.role_counts()

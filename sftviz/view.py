@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
-from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
+from .labels import MODES, Options, Sequence, TRLRefusal, answer_mode, collate, prepare, row_type
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
 
@@ -23,6 +23,8 @@ HUB_SECONDS = float(os.environ.get("SFTVIZ_HUB_SECONDS", 60))  # streaming rows 
 FULL_ROWS = int(os.environ.get("SFTVIZ_DOCTOR_ROWS", 2_000_000))  # the page's full doctor pass reads at most this
 FULL_SECONDS = float(os.environ.get("SFTVIZ_DOCTOR_SECONDS", 900))  # ... and for at most this long
 FULL_CHUNK = 5000  # rows per step of the full pass (one progress update each)
+VIEW_TOKENS = int(os.environ.get("SFTVIZ_VIEW_TOKENS", 4096))  # positions of one example the page holds and shows
+TOKENIZED_KEEP = 200_000  # token ids of a dataset kept for other modes' labelling (more are tokenized again)
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,54 @@ def prepared(loaded, options):
 def _prepare(loaded, options):  # in the child process
     cache = dict(loaded.tokenized)
     prep = prepare(loaded.rows, loaded.tok, options, cache=cache)
-    return prep, {k: v for k, v in cache.items() if k not in loaded.tokenized}
+    prep.sequences = [window(s) for s in prep.sequences]  # what the page shows is all the server gets
+    new = {k: v for k, v in cache.items() if k not in loaded.tokenized and _tokens_in(v) <= TOKENIZED_KEEP}
+    return prep, new
+
+
+def _tokens_in(tokenized):
+    ids = tokenized[0]  # labels.tokenize's (ids, ...): one list of ids per row
+    return sum(len(x) for x in ids)
+
+
+@dataclass
+class Window(Sequence):
+    """The last VIEW_TOKENS positions of a longer sequence: what the page holds and shows of it. It keeps the
+    whole sequence's length, role counts and scored tokens, so counts and statistics stay exact."""
+
+    window_offset: int = 0
+    length: int = 0
+    counts: dict = None
+    scored: int = 0
+
+    @property
+    def offset(self):
+        return self.window_offset
+
+    @property
+    def full_length(self):
+        return self.length
+
+    def role_counts(self):
+        return dict(self.counts)
+
+    @property
+    def num_scored(self):
+        return self.scored
+
+
+def window(seq, limit=None):
+    """`seq`, or its last `limit` (VIEW_TOKENS) positions when it is longer: the end holds the answer, its EOS
+    and where max_length cut, the same positions in every mode (so the mode comparison lines up)."""
+    limit = limit or VIEW_TOKENS
+    n = len(seq.input_ids)
+    if n <= limit:
+        return seq
+    start = n - limit
+    cut = lambda xs: None if xs is None else xs[start:]  # noqa: E731
+    return Window(cut(seq.input_ids), cut(seq.labels), cut(seq.attention_mask), cut(seq.position_ids),
+                  cut(seq.sources), seq.dropped, window_offset=start, length=n, counts=seq.role_counts(),
+                  scored=seq.num_scored)
 
 
 def forget(source_gone):
@@ -198,18 +247,24 @@ class View:
         """Sequence i as it sits in its batch of 8 (padded to the longest), with a note saying so."""
         seqs = self.prep.sequences
         seq = seqs[i]
+        shown = (f" Showing the last {len(seq.input_ids):,} of {seq.full_length:,} tokens (positions "
+                 f"{seq.offset:,}-{seq.full_length - 1:,}): the page shows at most {VIEW_TOKENS:,} per example; "
+                 f"`python -m sftviz inspect` shows them all.") if seq.offset else ""
         if self.prep.padding_free:
-            return seq, "Padding-free packing: no padding, one flat row per batch."
+            return seq, "Padding-free packing: no padding, one flat row per batch." + shown
         if seq.dropped:
-            return seq, ""
+            return seq, shown.strip()
         kept = [k for k, s in enumerate(seqs) if not s.dropped]
         pos = kept.index(i)
         start = pos - pos % BATCH
         batch = [seqs[k] for k in kept[start:start + BATCH]]
-        padded = collate(batch, self.prep.pad_token_id)[pos - start]
-        pad = len(padded.input_ids) - len(seq.input_ids)
-        return padded, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
-                        f"here consecutive examples), right-padded to the longest: {pad} padding tokens.")
+        pad = max(s.full_length for s in batch) - seq.full_length
+        if pad and not seq.offset:  # the padding shown, up to the page's limit
+            seq = collate([seq], self.prep.pad_token_id, pad_to=min(seq.full_length + pad, VIEW_TOKENS))[0]
+        return seq, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
+                     f"here consecutive examples), right-padded to the longest: {pad:,} padding tokens"
+                     + (f" ({len(seq.input_ids) - self.prep.sequences[i].full_length:,} shown)."
+                        if self.prep.sequences[i].full_length + pad > VIEW_TOKENS else ".") + shown)
 
     def displayed_texts(self, i):
         """(sequence as shown, its token texts, the note); padding shows the real pad token (EOS for GPT-2)."""
@@ -505,10 +560,10 @@ def _compute_stats(view):
                                        "context": sum(c["context"] for c in kept),
                                        "dropped": sum(s.dropped for s in p.sequences)}
     if opts.packing:
-        lengths = [len(s.input_ids) for s in view.prep.sequences]
+        lengths = [s.full_length for s in view.prep.sequences]
     else:  # the lengths before truncation: the same data without max_length
         untruncated = Options(opts.mode, None, text_field=opts.text_field)
-        lengths = [len(s.input_ids) for s in prepared(loaded, untruncated).sequences]
+        lengths = [s.full_length for s in prepared(loaded, untruncated).sequences]
     cut = sum(n > opts.max_length for n in lengths) if opts.max_length else 0
     cur = per_mode.get(MODES[opts.mode].label, {"target": 0, "context": 0, "dropped": 0})
     first = f" (the first {MAX_ROWS:,} rows; every row is being checked in the background)" \

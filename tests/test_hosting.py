@@ -181,9 +181,9 @@ def rss_mb():
     ("{% set s = 'x' * 100000000 %}{{ s * 40 }}", "used more than 1024 MB of memory"),
 ])
 def test_a_runaway_template_is_stopped_while_other_visitors_are_served(app, monkeypatch, template, needle):
+    other = app.refresh(form(sample="quiz_chat"))  # another student's view, loaded (and the imports done)
     monkeypatch.setattr(bounded, "SECONDS", 3)
     monkeypatch.setattr(bounded, "MEMORY_MB", 1024)
-    other = app.refresh(form(sample="quiz_chat"))  # another student's view, loaded
     children, rss = child_pids(), rss_mb()
     path = upload(app, SAMPLE, "sessionE")
     result = {}
@@ -265,3 +265,71 @@ def test_a_training_stops_at_the_pages_time_budget():
     assert "Stopped at the page's time budget of 2 s" in status and "of 20000 steps" in status
     assert updates[-1][2]  # the generations of what was trained so far
     assert not [t for t in threading.enumerate() if t.name.startswith("sftviz-train")]
+
+
+def peak_rss_mb():
+    """The server's peak RSS since reset_peak_rss() (VmHWM)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+def reset_peak_rss():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+@pytest.mark.parametrize("max_length", [None, 200_000])
+def test_a_huge_row_is_shown_as_a_window_and_the_server_stays_small(app, tmp_path, max_length):
+    """One uploaded row of 3.4 MB text: the labelling runs in the bounded child, and only a window of
+    VIEW_TOKENS tokens per example comes back to the server; another visitor's Next stays fast meanwhile."""
+    big = tmp_path / "one_big_row.jsonl"
+    big.write_text('{"text": "' + "the cat sat on the mat " * 150_000 + '"}\n')
+    other = app.refresh(form(sample="quiz_chat"))
+    path = upload(app, str(big), "sessionBig")
+    import gc
+    gc.collect()
+    rss = rss_mb()
+    reset_peak_rss()
+    result = {}
+
+    def hostile():
+        result["out"] = app.refresh(form(**{"source-tab": "upload", "upload-path": path, "mode": "whole",
+                                            "max-length": max_length}))
+
+    thread = threading.Thread(target=hostile)
+    thread.start()
+    served = []
+    while thread.is_alive():
+        t = time.perf_counter()
+        out = app.navigate({"view-request": other["view-request"], "example-index": len(served) % 50}, 1)
+        served.append(time.perf_counter() - t)
+        assert "sv-error" not in out.get("status", "")
+        time.sleep(0.05)
+    thread.join()
+    out = result["out"]
+    assert "sv-error" not in out["status"], status(out)
+    shown = view.VIEW_TOKENS
+    import re
+    total = int(re.search(rf"the last {shown:,} of ([\d,]+) tokens", out["token-view"]).group(1).replace(",", ""))
+    assert total > 1_000_000 if max_length is None else total == max_length
+    assert out["token-view"].count(' data-pos="') == shown
+    assert f'data-pos="{total - 1}"' in out["token-view"] and f'data-pos="{total - shown}"' in out["token-view"]
+    assert len(everything(out)) < 3_000_000
+    assert peak_rss_mb() - rss < 200, (peak_rss_mb(), rss)
+    assert served and max(served) < 1.0
+    # browsing the huge example stays small too
+    nav = app.navigate({"view-request": out["view-request"], "example-index": 0}, 0)
+    assert len(everything(nav)) < 3_000_000
+
+
+def test_a_bounded_result_over_its_byte_cap_is_never_read_whole(monkeypatch):
+    monkeypatch.setattr(bounded, "RESULT_MB", 8)
+    rss = rss_mb()
+    with pytest.raises(bounded.BudgetExceeded, match="a result of more than 8 MB"):
+        bounded.run(lambda: "x" * (64 * 2**20), what="loading big.jsonl")
+    assert rss_mb() - rss < 20  # the 64 MB were never read in
+    assert bounded.run(lambda: "x" * 2**20)[0] == "x" * 2**20  # under the cap: as before
+    assert not child_pids()
+    too_long = page_form(**{"max-length": 300_000})
+    from sftviz import page
+    assert "at most 262,144 tokens on this page" in status(page.refresh(too_long))
