@@ -89,8 +89,8 @@ class Page:
         return component
 
     def to_ui(self, out):
-        """{elem_id: value} -> {component: value}, what Gradio takes."""
-        return {self.ui[k]: val for k, val in out.items()}
+        """{elem_id: value} -> {component: value}, what Gradio takes (every text valid: page.clean_out)."""
+        return {self.ui[k]: val for k, val in page.clean_out(out).items()}
 
     def outputs(self, *names):
         return [self.ui[k] for k in names]
@@ -98,10 +98,10 @@ class Page:
     def wire(self, fn, names, *args, **kwargs):
         """fn(form dict, *args) -> {elem_id: value}, as a Gradio handler over the named components."""
         def handler(*values):
-            return self.to_ui(fn(dict(zip(names, values)), *args, **kwargs))
+            return self.to_ui(fn(page.clean_form(dict(zip(names, values))), *args, **kwargs))
 
         def streaming(*values):
-            with contextlib.closing(fn(dict(zip(names, values)), *args, **kwargs)) as updates:
+            with contextlib.closing(fn(page.clean_form(dict(zip(names, values))), *args, **kwargs)) as updates:
                 for out in updates:
                     yield self.to_ui(out)
 
@@ -328,7 +328,8 @@ def wire_training(p):
             p.watching.setdefault(session, set()).add(watch)
 
         try:
-            with contextlib.closing(page.train_stream(dict(zip(TRAIN_FORM, values)), register)) as updates:
+            with contextlib.closing(page.train_stream(page.clean_form(dict(zip(TRAIN_FORM, values))), register)) \
+                    as updates:
                 for out in updates:
                     yield p.to_ui(out)
         finally:

@@ -32,7 +32,7 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
-from . import hub, one_line, readers
+from . import hub, one_line, quoted, readers
 from .labels import row_type
 from .tokenizer import ASSETS
 
@@ -97,7 +97,7 @@ def resolve(source):
     if where in ("any", "sample") and source in samples():
         return "file", samples()[source]
     if where == "sample":
-        raise DataError(f"{source!r} is not a bundled sample; choose one of {', '.join(samples())}")
+        raise DataError(f"{quoted(source)} is not a bundled sample; choose one of {', '.join(samples())}")
     if where == "file":
         if not os.path.isfile(source):
             raise DataError("the uploaded file is gone (uploads are deleted when the session ends): upload it again")
@@ -107,7 +107,7 @@ def resolve(source):
     if where == "any" and os.path.isdir(source):
         return "dataset", source  # load_dataset reads a local folder as it reads a repo
     if where == "any" and (source.startswith((".", "/", "~")) or source.lower().endswith(EXTENSIONS)):
-        raise DataError(f"{source!r} is not a bundled sample, a file or a folder")
+        raise DataError(f"{quoted(source)} is not a bundled sample, a file or a folder")
     hub.check_id(source, "dataset", DataError)
     hub.check_config(config, "config")
     hub.check_config(split, "split")
@@ -206,12 +206,19 @@ READINGS = {
 }
 
 
+def column_list(columns, shown=8):
+    """`a`, `b`, `c` ... and 9,992 more: a message names a few columns, never a million."""
+    columns = list(columns)
+    head = ", ".join(f"`{c}`" for c in columns[:shown])
+    return head + (f" and {len(columns) - shown:,} more" if len(columns) > shown else "")
+
+
 class NeedsMapping(DataError):
     """The columns are no shape we know: the user must write the prompt and completion templates."""
 
     def __init__(self, columns):
         self.columns = list(columns)
-        super().__init__(f"unrecognised columns {self.columns}: not a TRL format (text / prompt+completion / "
+        super().__init__(f"unrecognised columns {column_list(self.columns)}: not a TRL format (text / prompt+completion / "
                          f"messages / conversations) nor question+answer / instruction+output / prompt+answer; "
                          f"write a prompt and a completion template with the columns as variables "
                          f"(or set the text field)")
@@ -237,7 +244,7 @@ def stops_message(row, text_field="text"):
     return (f"TRL {TRL_VERSION} stops on this file with KeyError: 'completion': it sees the `prompt` column, takes "
             f"the prompt-completion path and looks for a `completion` column"
             + (f" (your `{text_field}` column is never read)" if text_field in row else "")
-            + f". Your columns: {', '.join(f'`{c}`' for c in ['prompt', *other])}.")
+            + f". Your columns: {column_list(['prompt', *other])}.")
 
 
 @dataclass
@@ -298,7 +305,7 @@ def decide(first_row, text_field="text", columns="trl", prompt_template=None, co
       user's prompt or completion template replaces a part). A template given is this choice.
     * "drop_prompt": the `prompt` column removed; TRL then reads the text field."""
     if columns not in READINGS:
-        raise DataError(f"columns must be one of {', '.join(READINGS)}, not {columns!r}")
+        raise DataError(f"columns must be one of {', '.join(READINGS)}, not {quoted(columns)}")
     trl_kind, stop = trl_reading(first_row, text_field)
     shape = mapping_shape(first_row)
     offers = []
@@ -347,7 +354,7 @@ def fix_words(reading, row, text_field="text"):
         if shape == "prompt_answer":
             answer = "answer" if "answer" in row else "response"
             dropped = [c for c in row if c not in ("prompt", answer)]
-            drop = f" and drop {', '.join(f'`{c}`' for c in dropped)}" if dropped else ""
+            drop = f" and drop {column_list(dropped)}" if dropped else ""
             return f"rename `{answer}` to `completion`{drop}, and TRL trains the answer only"
         named = {"alpaca": "`instruction`/`input`/`output`", "question_answer": "`question`/`answer`"}.get(shape,
                                                                                                  "your columns")
@@ -465,7 +472,7 @@ def render_mapping(rows, mapping):
         try:
             mapped = {"prompt": p.render(r), "completion": c.render(r)}
         except UndefinedError as e:
-            raise DataError(f"template error: {e} (the row's columns: {', '.join(map(str, r))})") from None
+            raise DataError(f"template error: {e} (the row's columns: {column_list(r)})") from None
         except MemoryError:  # the work budget's to report (sftviz.bounded)
             raise
         except Exception as e:  # any failure inside a template is the template's: say which row
@@ -502,10 +509,10 @@ def check_rows(rows, text_field="text"):
             _check_messages(r["messages"], i, "messages")
         elif text_field in r:
             if not isinstance(r[text_field], str):
-                raise DataError(f"row {i}: {text_field!r} must be text, not {type(r[text_field]).__name__}")
+                raise DataError(f"row {i}: {quoted(text_field)} must be text, not {type(r[text_field]).__name__}")
         else:
-            raise DataError(f"row {i} has no {text_field!r}, no prompt/completion and no messages "
-                            f"(its columns: {', '.join(map(str, r))}); every row needs the same shape")
+            raise DataError(f"row {i} has no {quoted(text_field)}, no prompt/completion and no messages "
+                            f"(its columns: {column_list(r)}); every row needs the same shape")
     return rows
 
 

@@ -480,6 +480,7 @@ CONTENT_COLUMNS = ("prompt", "completion", "question", "answer", "instruction", 
 def column_findings(row, n, text_field="text"):
     """What TRL does with columns beside the ones it reads (the first row decides, as in TRL): a `text`
     beside prompt/completion takes the EOS away from the completion; other content columns are ignored."""
+    from . import data
     from .data import mapping_shape, trl_reading
 
     kind, _ = trl_reading(row, text_field)
@@ -488,7 +489,7 @@ def column_findings(row, n, text_field="text"):
             "sharegpt": {"conversations"}}.get(kind)
     if read is None:  # TRL stops on the file (the page and the CLI say so), or it is mapped
         return []
-    names = lambda cols: ", ".join(f"`{c}`" for c in cols)  # noqa: E731
+    names = data.column_list
     out = []
     if kind == "prompt_completion" and isinstance(row.get(text_field), str):
         out.append(Finding(

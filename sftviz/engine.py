@@ -6,7 +6,7 @@ import copy
 import os
 import warnings
 
-from . import hub, one_line
+from . import hub, one_line, quoted
 from .labels import collate
 from .plan import EVAL_BATCH, IGNORE, WEIGHTED, TrainError
 
@@ -41,9 +41,9 @@ def check_model(name, where="any", max_params=None):
     except Exception as e:
         if where == "hub":
             raise TrainError(hub.unavailable("model", name)) from None
-        raise TrainError(f"cannot load model {name!r}: {one_line(e)[:200]}") from None
+        raise TrainError(f"cannot load model {quoted(name)}: {one_line(e)[:200]}") from None
     if n > max_params:
-        raise TrainError(f"model {name!r} has {n / 1e6:,.0f}M parameters; this page trains models of at most "
+        raise TrainError(f"model {quoted(name)} has {n / 1e6:,.0f}M parameters; this page trains models of at most "
                          f"{max_params / 1e6:,.0f}M (SFTVIZ_MAX_MODEL_PARAMS)")
     return name
 

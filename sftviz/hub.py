@@ -11,6 +11,8 @@ import re
 import socket
 import time
 
+from . import quoted
+
 _last = {"t": 0.0, "ok": True}
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 CONFIG = re.compile(r"^[A-Za-z0-9._%+:\[\]-]{1,100}$")  # a dataset config or split, e.g. "main", "train[:100]"
@@ -38,17 +40,17 @@ def unavailable(what, name):
     """The one message for every Hub failure (and for anything that is not a Hub repository)."""
     why = "the Hugging Face Hub is not reachable (offline)" if not reachable() else \
         "no such repository, or it cannot be read"
-    return f"cannot load {what} {name!r} from the Hub: {why}"
+    return f"cannot load {what} {quoted(name)} from the Hub: {why}"
 
 
 def check_id(name, what, error=ValueError):
     """Refuse anything that is not shaped like a Hub id, or that names a file or folder here."""
     if not ID.match(name) or ".." in name or "--" in name:
-        raise error(f"{name!r} is not a Hub {what} id (owner/name)")
+        raise error(f"{quoted(name)} is not a Hub {what} id (owner/name)")
     if os.path.lexists(name):  # relative to the server's folder: answer as for a missing repository
         raise error(unavailable(what, name))
 
 
 def check_config(value, what):
     if value is not None and not CONFIG.match(value):
-        raise ValueError(f"{value!r} is not a dataset {what}")
+        raise ValueError(f"{quoted(value)} is not a dataset {what}")

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import data, export, live, one_line, render, uploads, view, zerogpu
+from . import clean_text, data, export, live, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -56,6 +56,33 @@ DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-p
 
 # --- From the form to one request ------------------------------------------------------------------
 
+def clean_form(v):
+    """The form as the browser (or a script) sent it, every text made valid (sftviz.clean_text): a lone surrogate
+    in a text box would otherwise come back in a message that no page can carry."""
+    return {k: clean_text(x) if isinstance(x, str) else x for k, x in v.items()}
+
+
+def clean_out(out):
+    """A handler's {elem_id: value} with every text valid (the last guard before the answer is encoded)."""
+    def one(x):
+        if isinstance(x, str):
+            return clean_text(x)
+        if isinstance(x, dict) and x.get("__type__") == "update" and isinstance(x.get("value"), str):
+            return {**x, "value": clean_text(x["value"])}
+        return x
+    return {k: one(x) for k, x in out.items()}
+
+
+def _text(v, name):
+    """A text field of the form ("" when empty); anything but text (from the API) is refused in one line."""
+    value = v.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name.replace('-', ' ')} must be text")
+    return value
+
+
 PAGE_MAX_LENGTH = int(os.environ.get("SFTVIZ_PAGE_MAX_LENGTH", 262_144))  # the CLI takes up to MAX_LENGTH_LIMIT
 
 
@@ -77,12 +104,14 @@ def _source(v):
         if not v["upload-path"]:
             raise ValueError("no file uploaded in this session yet")
         return v["upload-path"], "file", None, "train"
-    parts = (v["hub-id"] or "").split()
+    parts = _text(v, "hub-id")[:1000].split()
     if v["source-tab"] == "hub":
         if not parts:
             raise ValueError("type a Hub dataset id, e.g. openai/gsm8k main test")
         return parts[0], "any" if LOCAL_PATHS else "hub", parts[1] if len(parts) > 1 else None, \
             parts[2] if len(parts) > 2 else "train"
+    if not _text(v, "sample"):
+        raise ValueError(f"choose a bundled sample: {', '.join(SAMPLES)}")
     return v["sample"], "sample", None, "train"
 
 
@@ -100,10 +129,11 @@ def page_request(v):
     """The form -> a view.ViewRequest (bad values are refused here, with the core's words)."""
     source, where, config, split = _source(v)
     options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
-                      v["packing-strategy"] or "bfd", (v["text-field"] or "").strip()[:200] or "text")
-    return view.ViewRequest(source, where, (v["tokenizer"] or "").strip() or "default",
-                            "any" if LOCAL_PATHS else "hub", v["prompt-template"] or None,
-                            v["completion-template"] or None, config, split, options, reading_name(v["columns"]))
+                      _text(v, "packing-strategy") or "bfd", _text(v, "text-field").strip()[:200] or "text")
+    return view.ViewRequest(source, where, _text(v, "tokenizer").strip()[:200] or "default",
+                            "any" if LOCAL_PATHS else "hub", _text(v, "prompt-template") or None,
+                            _text(v, "completion-template") or None, config, split, options,
+                            reading_name(v["columns"]))
 
 
 def share_query(request, index):
@@ -149,6 +179,11 @@ def status_on_failure(handler):
 
 
 # --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
+
+def nothing():
+    """What a handler with nothing to change answers (an empty answer is an error to Gradio)."""
+    return {"status": update()}
+
 
 def refresh(v):
     """(Re)load data + labels; everything on the page is redrawn. On success the request becomes the
@@ -233,7 +268,7 @@ def navigate(v, delta=0):
     """Only the per-example views of the last good view (index moved by `delta`): fast, from the cache."""
     request = v["view-request"]
     if request is None:
-        return {}
+        return nothing()
     vw = view.open_view(request)
     index = max(0, min(int(v["example-index"] or 0) + delta, vw.n - 1))
     out = view.example_views(vw, index)
@@ -249,7 +284,7 @@ def open_finding(v):
     tokens it points at outlined."""
     request, chosen = v["view-request"], v["doctor-open"]
     if request is None or not chosen:
-        return {}
+        return nothing()
     if not isinstance(chosen, str) or not FINDING_EXAMPLE.fullmatch(chosen):
         raise ValueError("that is not an example of a finding")
     index, positions = chosen.split(":")
@@ -297,7 +332,7 @@ def full_doctor(v, current=lambda: True):
 def find(v):
     """The next example whose text contains the search box's words."""
     if v["view-request"] is None:
-        return {}
+        return nothing()
     vw = view.open_view(v["view-request"])
     return {"example-index": view.search(vw, v["search"], int(v["example-index"] or 0))}
 
@@ -404,7 +439,7 @@ FIRST_VIEWS = 32  # links whose first view is kept
 def first_view(query):
     """Everything the page shows when it opens on a link (no link: the default view): computed once per
     link and then served from memory, so thirty students opening the page at once wait for nobody."""
-    fields = from_url(query)
+    fields = from_url({k: clean_text(v) for k, v in query.items() if isinstance(v, str)})
     key = tuple(sorted((k, repr(v)) for k, v in fields.items()))
     with _first_lock:
         out = _first_views.get(key)

@@ -10,6 +10,36 @@ import csv
 import itertools
 import json
 import os
+import re
+
+from . import clean_text
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # "\ud800" in JSON text: a lone surrogate, maybe
+
+
+def clean(value):
+    """A JSON value with every string's lone surrogates replaced by U+FFFD (see sftviz.clean_text)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    return value
+
+
+def _loads(text, name, where):
+    """json.loads, with the ways a valid-looking file can still break it said in one line (and strings made
+    valid text)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise FileError(f"{name}: {where} is nested too deeply (more than about a thousand levels)") from None
+    except ValueError as e:
+        if "4300" in str(e):
+            raise FileError(f"{name}: {where} has a number with more than 4,300 digits") from None
+        raise
+    return clean(value) if _ESCAPED_SURROGATE.search(text) else value
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -81,7 +111,7 @@ def jsonl_rows(path, name):
     for number, line in _text_lines(path, name):
         if line.strip():
             try:
-                yield _row(json.loads(line), name, f"line {number}")
+                yield _row(_loads(line, name, f"line {number}"), name, f"line {number}")
             except json.JSONDecodeError as e:
                 raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
 
@@ -90,7 +120,7 @@ def json_rows(path, name):
     """A JSON array of objects, an object of equal-length column lists, or JSON lines in a .json file."""
     text = "".join(line for _, line in _text_lines(path, name))
     try:
-        value = json.loads(text)
+        value = _loads(text, name, "the file")
     except json.JSONDecodeError:
         yield from jsonl_rows(path, name)
         return
@@ -107,18 +137,21 @@ def json_rows(path, name):
 
 
 def csv_rows(path, name):
+    csv.field_size_limit(max(csv.field_size_limit(), os.path.getsize(path) + 1))  # a cell may be the whole file
     reader = csv.reader(line for _, line in _text_lines(path, name))
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise FileError(f"{name}: the file has no header row")
     if len(set(header)) != len(header):
-        raise FileError(f"{name}: the header repeats a column name: {header}")
+        repeated = sorted({h for h in header if header.count(h) > 1}) if len(header) < 1000 else []
+        raise FileError(f"{name}: the header repeats a column name" + (f": {', '.join(repeated[:5])}" if repeated
+                                                                          else ""))
     for record in reader:
         if not record:
             continue
         if len(record) != len(header):
             raise FileError(f"{name}: CSV line {reader.line_num} has {len(record)} fields, the header has "
-                            f"{len(header)} ({', '.join(header)})")
+                            f"{len(header)} ({', '.join(header[:8])}{', ...' if len(header) > 8 else ''})")
         yield dict(zip(header, record))
 
 

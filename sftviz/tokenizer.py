@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from . import hub, one_line
+from . import hub, one_line, quoted
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 DEFAULT_NAME = "default"
@@ -127,7 +127,7 @@ def load_tokenizer(name, where="any"):
     if name != DEFAULT_NAME and where == "hub":
         hub.check_id(name, "tokenizer", TokenizerError)
     elif source.startswith((".", "/", "~")) and not os.path.isdir(os.path.expanduser(source)):
-        raise TokenizerError(f"no tokenizer directory {name!r}")
+        raise TokenizerError(f"no tokenizer directory {quoted(name)}")
     try:
         try:  # a local directory, or a Hub id already in the local cache
             tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False, local_files_only=True)
@@ -143,11 +143,11 @@ def load_tokenizer(name, where="any"):
         if where == "hub" and name != DEFAULT_NAME:
             raise TokenizerError(hub.unavailable("tokenizer", name)) from None
         kind = "directory" if os.path.isdir(source) else "Hub id (offline or unknown?)"
-        raise TokenizerError(f"cannot load tokenizer {name!r} as a {kind}: {one_line(e)[:200]}") from None
+        raise TokenizerError(f"cannot load tokenizer {quoted(name)} as a {kind}: {one_line(e)[:200]}") from None
     if not getattr(tok, "is_fast", False):
-        raise TokenizerError(f"tokenizer {name!r} is not a fast (Rust) tokenizer; sftviz needs token offsets")
+        raise TokenizerError(f"tokenizer {quoted(name)} is not a fast (Rust) tokenizer; sftviz needs token offsets")
     if tok.eos_token is None:
-        raise TokenizerError(f"tokenizer {name!r} has no EOS token; TRL needs one")
+        raise TokenizerError(f"tokenizer {quoted(name)} has no EOS token; TRL needs one")
     return tok
 
 

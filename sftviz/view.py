@@ -341,6 +341,10 @@ def describe(view):
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
         lines.append(f"⚠ {w}")
+    replaced = sum("\ufffd" in repr(row) for row in view.loaded.raw)
+    if replaced:
+        lines.append(f"⚠ {replaced} row(s) hold text that is not valid (e.g. a lone surrogate such as \\ud800 in "
+                     f"JSON), shown as �: TRL's tokenizer cannot encode such text, so fix it in the file.")
     if p.chat_template:
         lines.append("TRL swapped in its training chat template (with {% generation %} tags) for this tokenizer.")
     return "\n\n".join(lines)
@@ -358,7 +362,7 @@ def columns_lines(view):
         lines.append(f"⚠ {as_is} Shown: " + data.fix_words(decision.reading, raw, field) + ".")
     elif decision.kind == "language_modeling" and len(raw) > 1:
         ignored = [c for c in raw if c != field]
-        lines.append(f"TRL reads only `{field}` and ignores {', '.join(f'`{c}`' for c in ignored)}.")
+        lines.append(f"TRL reads only `{field}` and ignores {data.column_list(ignored)}.")
     for other in decision.offers:
         if other != decision.reading:
             template = ""

@@ -28,7 +28,7 @@ FILES = {  # name -> (content, the message it must give)
     "not_object.jsonl": (b"[1, 2]\n", "line 1 is a JSON list, not an object with columns"),
     "scalar.json": (b"42", "expected a JSON array of objects"),
     "ragged_columns.json": (b'{"prompt": ["a", "b"], "completion": ["c"]}', "column lists have different lengths"),
-    "own_columns.csv": (b"input,target\na,b\n", "unrecognised columns ['input', 'target']"),
+    "own_columns.csv": (b"input,target\na,b\n", "unrecognised columns `input`, `target`"),
     "missing_completion.jsonl": (GOOD.encode() + b'{"prompt": "5+5?"}\n', "row 3: 'completion' must be text, not NoneType"),
     "number_completion.jsonl": (b'{"prompt": "5+5?", "completion": 10}\n', "row 0: 'completion' must be text, not int"),
     "mixed_shapes.jsonl": (GOOD.encode() + b'{"foo": 1}\n', "row 3 has no 'text', no prompt/completion and no messages"),
@@ -41,6 +41,12 @@ FILES = {  # name -> (content, the message it must give)
                               "row 1: 'conversations' must be a list of messages"),
     "notes.txt": (b"hello\n", "unsupported file type .txt"),
     "corrupt.parquet": (b"PAR1" + b"not a parquet body " * 8 + b"PAR1", "corrupt.parquet: not a readable Parquet file"),
+    "deep.jsonl": (b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+                   "deep.jsonl: line 1 is nested too deeply"),
+    "huge_number.jsonl": (b'{"text": "a", "n": ' + b"9" * 5000 + b"}\n",
+                          "huge_number.jsonl: line 1 has a number with more than 4,300 digits"),
+    "wide.csv": (",".join(f"c{i}" for i in range(200_000)).encode() + b"\n" + b"x," * 199_999 + b"x\n",
+                 "unrecognised columns `c0`, `c1`, `c2`, `c3`, `c4`, `c5`, `c6`, `c7` and 199,992 more"),
 }
 
 
@@ -70,7 +76,7 @@ ALL_FILES = {**{n: m for n, (_, m) in FILES.items()}, "nested.parquet": "row 0: 
 def test_core_refuses_bad_files_in_one_line(files, name):
     with pytest.raises(ValueError) as e:
         data.load_trl(str(files / name))
-    assert ALL_FILES[name] in str(e.value) and "\n" not in str(e.value)
+    assert ALL_FILES[name] in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 500
     assert len(data.load_trl(str(files / "good.jsonl")).rows) == 3
 
 
@@ -206,7 +212,7 @@ def test_page_refuses_an_upload_of_the_wrong_type(app, files):
     ({"mode": "nope"}, "Invalid mode 'nope'"),
     ({"packing": True, "packing-strategy": "first_fit"}, "Invalid packing strategy 'first_fit'"),
     ({"max-length": 0}, "max_length must be a whole number of tokens from 1"),
-    ({"max-length": 10 ** 20}, "max_length must be a whole number of tokens from 1"),
+    ({"max-length": 10 ** 20}, "max_length is at most 262,144 tokens on this page"),
     ({"max-length": 12.5}, "max_length must be a whole number"),
     ({"mode": "Assistant turns only (assistant_only_loss)"}, "the dataset is not conversational"),
     ({"packing": True, "max-length": None}, "max_length` can't be `None`"),
@@ -220,12 +226,65 @@ def test_page_refuses_an_upload_of_the_wrong_type(app, files):
     ({"sample": "nope"}, "'nope' is not a bundled sample"),
     ({"source-tab": "upload"}, "no file uploaded in this session yet"),
     ({"prompt-template": "{{ question "}, "template error"),
-    ({"prompt-template": "Q: {{ questoin }}"}, "'questoin' is undefined (the row's columns: question, answer)"),
+    ({"prompt-template": "Q: {{ questoin }}"}, "'questoin' is undefined (the row's columns: `question`, `answer`)"),
     ({"prompt-template": "{{ question.__class__.__mro__ }}"}, "template error"),
     ({"sample": "quiz_prompt_completion", "prompt-template": "{{ prompt }}!"}, "already in TRL's prompt_completion"),
 ])
 def test_page_refuses_bad_form_values_in_one_line(app, fields, needle):
     page_fails(app, app.refresh(form(**fields)), needle)
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"source-tab": "hub", "hub-id": "a" * 1_000_000}, "is not a Hub dataset id"),
+    ({"sample": None}, "choose a bundled sample"),
+    ({"sample": 5}, "sample must be text"),
+    ({"tokenizer": ["default"]}, "tokenizer must be text"),
+    ({"tokenizer": "bad\ud800id"}, "is not a Hub tokenizer id"),
+])
+def test_page_messages_are_one_short_line_of_ours(app, fields, needle):
+    out = app.refresh(form(**fields))
+    assert len(html.unescape(out["status"])) < 400
+    page_fails(app, out, needle)
+    json.dumps(app.clean_out(out)).encode("utf-8")  # every text can be sent (no lone surrogate)
+
+
+def test_library_messages_become_ours():
+    from sftviz import one_line
+
+    class PanicException(BaseException):  # tokenizers' (pyo3) panic type, by name
+        pass
+
+    assert one_line(PanicException("called `Result::unwrap()` on an `Err` value: ...")).startswith(
+        "the tokenizer stopped on this data")
+    assert one_line(TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[...]]")).startswith(
+        "a value the tokenizer was given is not text")
+    assert one_line(RecursionError("maximum recursion depth exceeded while decoding a JSON array")).startswith(
+        "the data is nested too deeply")
+    assert len(one_line(ValueError("x" * 10_000))) == 300
+
+
+def test_a_lone_surrogate_is_replaced_when_read_and_the_page_says_so(app, files, tmp_path):
+    bad = tmp_path / "surrogate.jsonl"
+    bad.write_text('{"prompt": "2+2\\ud800?", "completion": " 4"}\n{"prompt": "3+3?", "completion": " 6"}\n')
+    rows = data.load_trl(str(bad)).rows
+    assert rows[0]["prompt"] == "2+2\ufffd?" and rows[1]["prompt"] == "3+3?"
+    path, _ = uploaded(app, tmp_path, "surrogate.jsonl")
+    out = app.refresh(form(**{"source-tab": "upload", "upload-path": path}))
+    assert "sv-error" not in out["status"] and "1 row(s) hold text that is not valid" in html.unescape(out["status"])
+    json.dumps(app.clean_out(out), default=str).encode("utf-8")
+
+
+def test_csv_cells_up_to_the_upload_limit_load(tmp_path):
+    big = tmp_path / "big_cell.csv"
+    big.write_text('prompt,completion\n"' + "word " * 60_000 + '", yes\n')
+    assert len(data.load_trl(str(big)).rows[0]["prompt"]) == 300_000
+
+
+def test_handlers_with_nothing_to_do_still_answer(app):
+    for out in (app.navigate({"view-request": None, "example-index": 0}, 1),
+                app.find({"view-request": None, "example-index": 0, "search": "x"}),
+                app.open_finding({"view-request": None, "doctor-open": None})):
+        assert out == {"status": {"__type__": "update"}}
 
 
 def test_one_row_and_cut_prompts_are_shown_not_refused(app, files):

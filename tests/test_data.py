@@ -52,7 +52,7 @@ def test_edited_template_and_template_errors():
     assert rows == [{"prompt": "Q=q?", "completion": "a!"}]
     with pytest.raises(DataError, match="template error"):
         data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("{{ question ", "x"))
-    with pytest.raises(DataError, match="'questoin' is undefined.*columns: question, answer"):
+    with pytest.raises(DataError, match="'questoin' is undefined.*columns: `question`, `answer`"):
         data.to_trl([{"question": "q", "answer": "a"}], mapping=data.Mapping("Q: {{ questoin }}", "{{ answer }}"))
 
 
