@@ -32,6 +32,9 @@ CSS_PATH = os.path.join(HERE, "assets", "style.css")
 # Visitors watching trainings at once (a watcher only waits for its job's updates: the jobs themselves run in
 # sftviz.jobs' worker processes, one per core, identical runs shared); more wait in Gradio's queue.
 TRAIN_WATCHERS = int(os.environ.get("SFTVIZ_TRAIN_WATCHERS", 24))
+FIRST_VIEWS_AT_ONCE = 2  # links not opened before, computed at once (the rest wait in the queue)
+PER_SESSION_QUEUED = int(os.environ.get("SFTVIZ_PER_SESSION_QUEUED", 8))  # events one page may have waiting
+QUEUE_SIZE = 512  # events waiting in all (a class of 30 at PER_SESSION_QUEUED each stays far below)
 log = logging.getLogger("sftviz.app")
 
 INTRO = f"""# sftviz — what does SFT train on?
@@ -76,6 +79,19 @@ def _signature(names, request=False):
     return inspect.Signature(params)
 
 
+def session_of(request):
+    return request.session_hash if request else None
+
+
+def with_request(handler, names, name):
+    """`handler(*values, request)` with a signature naming each form field (the API takes them by name) and a
+    last gr.Request parameter, which Gradio fills with the visitor's request."""
+    handler.__signature__ = _signature(names, request=True)
+    handler.__annotations__ = {"request": gr.Request}  # what Gradio reads to pass the request
+    handler.__name__ = name  # the API endpoint's name
+    return handler
+
+
 class Page:
     """The components by elem_id, and the per-session state the wiring shares (what a closed tab must stop)."""
 
@@ -96,19 +112,21 @@ class Page:
         return [self.ui[k] for k in names]
 
     def wire(self, fn, names, *args, **kwargs):
-        """fn(form dict, *args) -> {elem_id: value}, as a Gradio handler over the named components."""
+        """fn(form dict, *args) -> {elem_id: value}, as a Gradio handler over the named components, run as the
+        visitor's (page.visitor: one bounded child per visitor, their jobs under their quota)."""
         def handler(*values):
-            return self.to_ui(fn(page.clean_form(dict(zip(names, values))), *args, **kwargs))
+            *values, request = values
+            with page.visitor(session_of(request)):
+                return self.to_ui(fn(page.clean_form(dict(zip(names, values))), *args, **kwargs))
 
         def streaming(*values):
+            *values, request = values
             with contextlib.closing(fn(page.clean_form(dict(zip(names, values))), *args, **kwargs)) as updates:
-                for out in updates:
+                for out in page.steps(updates, session_of(request)):
                     yield self.to_ui(out)
 
         chosen = streaming if inspect.isgeneratorfunction(fn) else handler
-        chosen.__signature__ = _signature(names)
-        chosen.__name__ = fn.__name__  # the API endpoint's name
-        return chosen, self.outputs(*names)
+        return with_request(chosen, names, fn.__name__), self.outputs(*names)
 
     def stop_training(self, session):
         for watch in self.watching.pop(session, set()):
@@ -220,7 +238,8 @@ def dataset_tabs(p):
 
 
 def layout(p):
-    for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None)):
+    for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None),
+                         ("first-served", False)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
     gr.Markdown(INTRO, elem_id="intro")
     with gr.Row(equal_height=False):
@@ -248,12 +267,12 @@ def wire_loading(p, demo):
     update_url = dict(fn=None, inputs=p.outputs("share"), outputs=None, js=UPDATE_URL)
 
     def on_full(request_value, request: gr.Request):
-        session = request.session_hash if request else None
+        session = session_of(request)
         p.latest[session] = request_value
         current = lambda: p.latest.get(session) is request_value  # noqa: E731
         said = False
         with contextlib.closing(page.full_doctor({"view-request": request_value}, current)) as updates:
-            for out in updates:
+            for out in page.steps(updates, session):
                 said = True
                 yield p.to_ui(out)
         if not said:  # a generator that yields nothing would blank its outputs: change nothing instead
@@ -284,12 +303,31 @@ def wire_loading(p, demo):
                     p.ui["completion-template"].submit, p.ui["apply-template"].click):
         trigger(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(**full_check)
 
-    def on_first(request: gr.Request):
-        return p.to_ui(page.first_view(dict(request.query_params) if request else {}))
+    first_outputs = list(dict.fromkeys(p.outputs(*URL_FIELDS, *FULL)))
 
-    # the first view is served outside the queue (from memory): it never waits behind a class's events
-    demo.load(on_first, None, list(dict.fromkeys(p.outputs(*URL_FIELDS, *FULL))), queue=False,
-              api_name="first_view").then(**update_url).then(**full_check)
+    def on_first_cached(request: gr.Request):
+        """A link opened before (the default view above all) answers at once, outside the queue, from memory."""
+        out = page.cached_first_view(query_of(request))
+        return {**p.to_ui(out), p.ui["first-served"]: True} if out else \
+            {p.ui["status"]: page.LOADING_LINK, p.ui["first-served"]: False}
+
+    def on_first(served, request: gr.Request):
+        """A link not opened before is computed in the queue, a few at a time (FIRST_VIEWS_AT_ONCE): a script
+        opening thousands of new links waits there, and the class's other events go on."""
+        if served:
+            return {p.ui["first-served"]: True}
+        with page.visitor(session_of(request)):
+            return p.to_ui(page.first_view(query_of(request)))
+
+    demo.load(on_first_cached, None, first_outputs + [p.ui["first-served"]], queue=False,
+              api_name="first_view_cached").then(
+        on_first, p.ui["first-served"], first_outputs + [p.ui["first-served"]], api_name="first_view",
+        concurrency_limit=FIRST_VIEWS_AT_ONCE, concurrency_id="first-view", show_progress="minimal").then(
+        **update_url).then(**full_check)
+
+
+def query_of(request):
+    return {k: v for k, v in request.query_params.items()} if request else {}
 
 
 def wire_browsing(p):
@@ -303,10 +341,11 @@ def wire_browsing(p):
         p.ui[button].click(fn, nav_in, p.outputs(*NAV), show_progress="hidden", queue=False, api_name=button).then(
             **update_url)
 
-    def on_open(request_value, event: gr.EventData):
+    def on_open(request_value, event: gr.EventData, request: gr.Request):
         sent = getattr(event, "_data", None)  # what the button's trigger('click', {open: ...}) sent
-        return p.to_ui(page.open_finding({"view-request": request_value,
-                                          "doctor-open": sent.get("open") if isinstance(sent, dict) else None}))
+        with page.visitor(session_of(request)):
+            return p.to_ui(page.open_finding({"view-request": request_value,
+                                              "doctor-open": sent.get("open") if isinstance(sent, dict) else None}))
 
     p.ui["doctor-report"].click(on_open, p.outputs("view-request"), p.outputs(*NAV, "main-tabs"),
                                 show_progress="hidden", api_name="open_finding").then(**update_url)
@@ -318,9 +357,10 @@ def wire_browsing(p):
 def wire_training(p):
     """Train streams the curves (its watches are the session's, so Stop and a closed tab end them); Stop acts
     at once, outside the queue; a preset fills in its steps and learning rate."""
-    def on_train(*args):  # the form's values, then the gr.Request (see the signature below)
+    def on_train(*args):  # the form's values, then the gr.Request (see with_request)
         values, request = args[:-1], args[-1]
-        session = request.session_hash if request else None
+        session = session_of(request)
+        p.stop_training(session)  # one training per visitor: a new press replaces the one before (it ends Stopped)
         own = set()  # this press's watches (also listed under the session, for Stop and a closed tab)
 
         def register(watch):
@@ -330,16 +370,14 @@ def wire_training(p):
         try:
             with contextlib.closing(page.train_stream(page.clean_form(dict(zip(TRAIN_FORM, values))), register)) \
                     as updates:
-                for out in updates:
+                for out in page.steps(updates, session):
                     yield p.to_ui(out)
         finally:
             for watch in own:
                 watch.close()
                 p.watching.get(session, set()).discard(watch)
 
-    on_train.__signature__ = _signature(TRAIN_FORM, request=True)
-    on_train.__annotations__ = {"request": gr.Request}  # what Gradio reads to pass the request
-    on_train.__name__ = "train_stream"
+    with_request(on_train, TRAIN_FORM, "train_stream")
     p.ui["train-button"].click(on_train, p.outputs(*TRAIN_FORM),
                                p.outputs("loss-plot", "train-status", "generations", "loss-heatmap"),
                                concurrency_limit=TRAIN_WATCHERS, concurrency_id="training", show_progress="full")
@@ -393,6 +431,34 @@ LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, 
               max_threads=64)  # training watchers wait in threads: leave room for everyone else's events
 
 
+def cap_per_session(queue, most=None):
+    """Refuse a page's event while it already has `most` (PER_SESSION_QUEUED) events waiting in Gradio's queue:
+    one visitor's script cannot fill the queue (and give every other visitor HTTP 503 "Queue is full"); it gets
+    a one-line refusal of its own instead. Gradio's queue has no such setting: its push() is wrapped."""
+    most = most or PER_SESSION_QUEUED
+    push = queue.push
+
+    async def capped(body, request, username):
+        session = body.session_hash
+        if session is not None:
+            waiting = sum(e.session_hash == session for q in queue.event_queue_per_concurrency_id.values()
+                          for e in q.queue)
+            if waiting >= most:
+                return False, (f"This page already has {waiting} requests waiting: wait for them to finish "
+                               f"(at most {most} per visitor)."), "error"
+        return await push(body, request, username)
+
+    queue.push = capped
+
+
+def start(host="0.0.0.0", port=None, **launch):
+    """Queue (per-session cap included) and launch the page: what serve() and the tests' server do."""
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
+    cap_per_session(demo._queue)
+    demo.launch(server_name=host, server_port=port, **LAUNCH, **launch)
+    return demo
+
+
 def serve(argv=None):
     """`python app.py [--host ADDRESS] [--port PORT]`: warm up, then serve. Gradio's own variables
     (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT) work too, as on a Space; by default every interface (a room on the
@@ -406,8 +472,7 @@ def serve(argv=None):
     args = parser.parse_args(argv)
     warm_up()
     uploads.start_sweeper()
-    demo.queue(default_concurrency_limit=4, max_size=64).launch(server_name=args.host, server_port=args.port,
-                                                                **LAUNCH)
+    start(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -45,12 +45,12 @@ def main():
     from playwright.sync_api import sync_playwright
     from screenshot import CHROMIUM_ARGS
 
-    from app import LAUNCH, demo
+    from app import start
 
     path, name = dataset(args.n)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH)
+        demo = start("127.0.0.1", prevent_thread_lock=True, quiet=True)
         ready = time.perf_counter()
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(demo.local_url, wait_until="load")

@@ -35,9 +35,9 @@ def shoot(url, out_dir, page_setup=None):
 
 
 if __name__ == "__main__":
-    from app import LAUNCH, demo
+    from app import start
 
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH)
+    demo = start("127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         print("\n".join(shoot(demo.local_url, sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "docs"))))
     finally:

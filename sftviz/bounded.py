@@ -10,6 +10,7 @@ the caller gets a BudgetExceeded with a message that says which budget ran out.
 Without os.fork (Windows) the function runs in-process, unbounded.
 """
 
+import contextvars
 import os
 import pickle
 import resource
@@ -17,6 +18,7 @@ import select
 import signal
 import stat
 import struct
+import threading
 import time
 
 SECONDS = float(os.environ.get("SFTVIZ_WORK_SECONDS", 10))  # per load or labelling of one dataset
@@ -26,6 +28,17 @@ RESULT_MB = int(os.environ.get("SFTVIZ_RESULT_MB", 256))  # the most one frame (
 
 class BudgetExceeded(ValueError):
     """The work went over its time or memory budget and was stopped."""
+
+
+class Replaced(BudgetExceeded):
+    """A newer request of the same visitor replaced this one, and its work was stopped."""
+
+
+# Who the work is for: the page sets a visitor's session here for the length of their request. A visitor has one
+# bounded child at a time: their newer request's child replaces (kills) the older one, so one visitor's stream
+# of requests holds one core, not all of them. (The CLI and the tests set nothing: no replacing.)
+OWNER = contextvars.ContextVar("sftviz_owner", default=None)
+_owned, _owned_lock = {}, threading.Lock()  # owner -> their running Child
 
 
 class _Failure:
@@ -53,10 +66,23 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         result = fn(*args)
         return result, len(pickle.dumps(result))
     child = Child(lambda emit: fn(*args), memory_mb=memory_mb)
+    owner = OWNER.get()
+    if owner is not None:
+        with _owned_lock:
+            older, _owned[owner] = _owned.get(owner), child
+        if older is not None:
+            older.replaced = True
+            older.kill()
     try:
         kind, value, size = next(frame for frame in child.frames(time.monotonic() + seconds) if frame[0] != "update")
     finally:
         child.close()
+        if owner is not None:
+            with _owned_lock:
+                if _owned.get(owner) is child:
+                    del _owned[owner]
+    if child.replaced:
+        raise Replaced(f"{what} was replaced by a newer request from the same page")
     if kind == "budget":
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")
     if kind in ("memory", "died"):  # died without a word: killed for memory, or crashed
@@ -98,6 +124,7 @@ class Child:
             _child(fn, args, memory_mb, nice, threads, write_end)  # never returns
         os.close(write_end)
         self.pid, self.fd = pid, read_end
+        self.replaced = False  # killed because the same visitor asked for something newer
 
     def frames(self, deadline):
         """(kind, value, bytes) as the child sends them: ("update", update, n) any number of times, then its

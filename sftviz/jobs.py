@@ -19,9 +19,10 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, RESULT_MB, BudgetExceeded, Child
+from .bounded import MEMORY_MB, OWNER, RESULT_MB, BudgetExceeded, Child
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
+PER_VISITOR = 1  # jobs one visitor (a page's session: bounded.OWNER) may have running at once
 CGROUP = "/sys/fs/cgroup"
 
 
@@ -75,6 +76,7 @@ class Job:
         self.pid = None
         self.threads = 1  # threads the job may use: the cores free when it started (the child's emit.threads)
         self.tags = set()  # what the job was computed from (e.g. an upload's path): forget() drops by tag
+        self.owner = OWNER.get()  # the visitor who asked first (None: the CLI, a test): see Pool
         self.cond = threading.Condition(lock)
 
     @property
@@ -111,6 +113,8 @@ class Watch:
 
     def place(self):
         """'2nd in line' for the page, '' once the job runs."""
+        if self.pool.waits_for_own(self.job):
+            return "after your other job: one at a time per visitor"
         n = self.position
         return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')} in line" if n \
             else ""
@@ -157,7 +161,13 @@ class Watch:
 
 
 class Pool:
-    """At most `workers` jobs run at once; finished jobs are kept (up to `keep_mb`) for whoever asks next."""
+    """At most `workers` jobs run at once; finished jobs are kept (up to `keep_mb`) for whoever asks next.
+
+    Fair to every visitor: a visitor's jobs run at most PER_VISITOR at a time, and the next job to start is
+    the first in line whose visitor is under that quota. So one visitor's long jobs (two 20,000-step trainings,
+    two full doctor passes) hold one worker, never all of them, and another visitor's job starts on the next
+    free one. (Not shortest-first: how long a job runs is not known before it runs, and a long job would wait
+    for ever behind a class's short ones.)"""
 
     def __init__(self, workers=None, keep_mb=64):
         self.workers = workers or usable_cpus()
@@ -165,8 +175,8 @@ class Pool:
         self.lock = threading.Lock()
         self.live = {}  # key -> waiting or running job
         self.kept = OrderedDict()  # key -> done job, least recently asked first
-        self.line = []  # waiting jobs, first come first served
-        self.running = 0
+        self.line = []  # waiting jobs, first come first served (within each visitor's quota)
+        self.active = set()  # running jobs
         self.computed = 0  # jobs started in all (the tests count them)
 
     def watch(self, key, fn, *args, seconds, memory_mb=None, what="this job", tag=None):
@@ -193,6 +203,16 @@ class Pool:
         with self.lock:
             return self.line.index(job) + 1 if job in self.line else 0
 
+    @property
+    def running(self):
+        return len(self.active)
+
+    def waits_for_own(self, job):
+        """Whether `job` waits because its visitor's quota is used by their other jobs."""
+        with self.lock:
+            return job in self.line and job.owner is not None and \
+                sum(j.owner == job.owner for j in self.active) >= PER_VISITOR
+
     def busy(self):
         """(running, waiting) jobs."""
         with self.lock:
@@ -204,11 +224,18 @@ class Pool:
             for key in [k for k, job in self.kept.items() if any(drop(t) for t in job.tags)]:
                 del self.kept[key]
 
+    def _next(self):  # under self.lock: the first waiting job whose visitor is under the quota
+        running = [j.owner for j in self.active if j.owner is not None]
+        return next((j for j in self.line if j.owner is None or running.count(j.owner) < PER_VISITOR), None)
+
     def _start_waiting(self):  # under self.lock
-        while self.line and self.running < self.workers:
-            job = self.line.pop(0)
+        while self.running < self.workers:
+            job = self._next()
+            if job is None:
+                return
+            self.line.remove(job)
             job.state = "running"
-            self.running += 1
+            self.active.add(job)
             job.threads = max(1, usable_cpus() // self.running)  # the cores free when it starts
             self.computed += 1
             threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
@@ -235,7 +262,7 @@ class Pool:
         finally:
             with self.lock:
                 job.finish(*final)
-                self.running -= 1
+                self.active.discard(job)
                 if self.live.get(job.key) is job:
                     del self.live[job.key]
                 if job.state == "done":

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import clean_text, data, export, live, one_line, render, uploads, view, zerogpu
+from . import bounded, clean_text, data, export, live, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -173,12 +173,36 @@ def status_on_failure(handler):
     def safe(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
+        except bounded.Replaced:  # this visitor's newer request answers instead
+            return nothing()
         except Exception as e:  # noqa: BLE001  (bad input or not: one line, and the server goes on)
             return {"status": failed(e)}
     return safe
 
 
 # --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
+
+@contextlib.contextmanager
+def visitor(session):
+    """Work done in this block is the visitor's (bounded.OWNER): their newer request replaces their older
+    bounded work, and their jobs count against their quota (jobs.PER_VISITOR)."""
+    token = bounded.OWNER.set(session)
+    try:
+        yield
+    finally:
+        bounded.OWNER.reset(token)
+
+
+def steps(updates, session):
+    """A streaming handler's updates, each computed as the visitor's (a generator may resume in another thread)."""
+    done = object()
+    while True:
+        with visitor(session):
+            out = next(updates, done)
+        if out is done:
+            return
+        yield out
+
 
 def nothing():
     """What a handler with nothing to change answers (an empty answer is an error to Gradio)."""
@@ -206,6 +230,8 @@ def refresh(v):
         out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
     except data.NeedsMapping as e:  # open the template editor so the user can map their columns
         return {"status": render.error_html(one_line(e)), **{k: update(visible=True) for k in TEMPLATE_EDITOR}}
+    except bounded.Replaced:  # this visitor's newer request answers instead
+        return nothing()
     except Exception as e:
         message = failed(e)
         if v["prompt-template"] or v["completion-template"]:  # also where the user is looking: under Apply
@@ -436,16 +462,38 @@ _first_views, _first_lock = OrderedDict(), threading.Lock()
 FIRST_VIEWS = 32  # links whose first view is kept
 
 
+LOADING_LINK = ('<div class="sv-status"><p>⏳ Opening this link: loading its data and labels (a few seconds; '
+                'links opened before answer at once)…</p></div>')
+
+
+def _first_key(query):
+    fields = from_url({k: clean_text(v) for k, v in query.items() if isinstance(v, str)})
+    return fields, tuple(sorted((k, repr(v)) for k, v in fields.items()))
+
+
+def _copy(out):
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in out.items()}  # Gradio pops from update dicts
+
+
+def cached_first_view(query):
+    """The first view of a link opened before (kept in memory), or None: never computes anything."""
+    _, key = _first_key(query)
+    with _first_lock:
+        out = _first_views.get(key)
+    return _copy(out) if out is not None else None
+
+
 def first_view(query):
     """Everything the page shows when it opens on a link (no link: the default view): computed once per
     link and then served from memory, so thirty students opening the page at once wait for nobody."""
-    fields = from_url({k: clean_text(v) for k, v in query.items() if isinstance(v, str)})
-    key = tuple(sorted((k, repr(v)) for k, v in fields.items()))
+    fields, key = _first_key(query)
     with _first_lock:
         out = _first_views.get(key)
     if out is None:
         form = {**DEFAULT_FORM, **fields, "example-index": fields["example-index"]["value"]}
         out = {**fields, **refresh(form)}
+        if isinstance(out["status"], dict):  # replaced by this visitor's newer request: nothing to show
+            return out
         if "view-request" not in out and not any(k in out for k in TEMPLATE_EDITOR) and fields != from_url({}):
             # a link that does not load opens on the default view, under the link's message
             return {**first_view({}), "status": render.error_html(
@@ -455,7 +503,7 @@ def first_view(query):
                 _first_views[key] = out
                 while len(_first_views) > FIRST_VIEWS:
                     _first_views.popitem(last=False)
-    return {k: dict(v) if isinstance(v, dict) else v for k, v in out.items()}  # Gradio pops from update dicts
+    return _copy(out)
 
 
 def _md(text):

@@ -77,7 +77,10 @@ class _LRU:
             if waiting is None:
                 future = self.pending[key] = Future()
         if waiting is not None:
-            return waiting.result()  # the same value, or the same error
+            try:
+                return waiting.result()  # the same value, or the same error
+            except bounded.Replaced:  # the visitor who started it moved on: compute it for this one
+                return self.get(key, make)
         try:
             value, size = make()
         except BaseException as e:

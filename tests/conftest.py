@@ -74,9 +74,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="session")
 def server():
-    from app import LAUNCH, demo
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **LAUNCH)
+    from app import start
+    demo = start("127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
 

@@ -93,7 +93,7 @@ def test_own_columns_open_the_template_editor_and_a_new_dataset_gets_its_own_tem
     own.write_text("input,target\nCapital of France?,Paris\nCapital of Peru?,Lima\n")
     page.locator("#upload input[type=file]").set_input_files(str(own))
     page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
-    assert "unrecognised columns ['input', 'target']" in page.locator("#status").inner_text()
+    assert "unrecognised columns input, target" in page.locator("#status").inner_text()
     page.locator("#prompt-template textarea").fill("Q: {{ input }}\nA:")
     page.locator("#completion-template textarea").fill(" {{ target }}")
     page.locator("#apply-template").click()
@@ -249,15 +249,18 @@ def test_a_class_pressing_train_shares_identical_runs_and_queues_distinct_ones(s
 
     from sftviz import jobs
 
-    client = Client(server, verbose=False)
-    client.predict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file", text_field="text",
-                   tokenizer="default", prompt_template="", completion_template="",
-                   mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
-                   packing_strategy="bfd", example_index=0, api_name="/refresh")  # this session's view
+    def student():  # a visitor (a session of its own) with the default view loaded
+        client = Client(server, verbose=False)
+        client.predict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file",
+                       text_field="text", tokenizer="default", prompt_template="", completion_template="",
+                       mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+                       packing_strategy="bfd", example_index=0, api_name="/refresh")
+        return client
+
     args = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
                 train_steps=20000, train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
     computed = jobs.POOL.computed
-    presses = [client.submit(**args, train_seed=seed, api_name="/train_stream") for seed in (0, 0, 0, 1, 2)]
+    presses = [student().submit(**args, train_seed=seed, api_name="/train_stream") for seed in (0, 0, 0, 1, 2)]
     try:
         end = time.time() + 60
         while time.time() < end and jobs.POOL.busy() != (2, 1):

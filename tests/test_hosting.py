@@ -324,12 +324,13 @@ def test_a_huge_row_is_shown_as_a_window_and_the_server_stays_small(app, tmp_pat
 
 def test_a_bounded_result_over_its_byte_cap_is_never_read_whole(monkeypatch):
     monkeypatch.setattr(bounded, "RESULT_MB", 8)
-    rss = rss_mb()
+    children, rss = child_pids(), rss_mb()
+    reset_peak_rss()
     with pytest.raises(bounded.BudgetExceeded, match="a result of more than 8 MB"):
         bounded.run(lambda: "x" * (64 * 2**20), what="loading big.jsonl")
-    assert rss_mb() - rss < 20  # the 64 MB were never read in
+    assert peak_rss_mb() - rss < 48  # the 64 MB were never read in
     assert bounded.run(lambda: "x" * 2**20)[0] == "x" * 2**20  # under the cap: as before
-    assert not child_pids()
+    assert child_pids() <= children
     too_long = page_form(**{"max-length": 300_000})
     from sftviz import page
     assert "at most 262,144 tokens on this page" in status(page.refresh(too_long))

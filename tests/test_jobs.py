@@ -185,3 +185,35 @@ def test_watchers_joining_and_leaving_from_many_threads_leave_the_pool_consisten
         time.sleep(0.05)
     assert pool.busy() == (0, 0) and not pool.live
     assert all(job.state == "done" for job in pool.kept.values())
+
+
+def test_one_visitors_jobs_hold_one_worker_and_anothers_job_starts_on_the_next():
+    from sftviz import bounded
+    pool = jobs.Pool(2)
+    token = bounded.OWNER.set("greedy")
+    try:
+        long1 = pool.watch("long1", counting, 1000, 0.01, seconds=60)
+        long2 = pool.watch("long2", counting, 1000, 0.01, seconds=60)
+    finally:
+        bounded.OWNER.reset(token)
+    assert pool.busy() == (1, 1) and long2.place() == "after your other job: one at a time per visitor"
+    token = bounded.OWNER.set("student")
+    try:
+        quick = pool.watch("quick", counting, 3, 0.0, seconds=60)
+    finally:
+        bounded.OWNER.reset(token)
+    assert [u["k"] for u in collect(quick)] == [0, 1, 2]  # started on the second worker at once
+    assert long2.job.state == "waiting"
+    long1.close()  # the greedy visitor's first job ends: their second starts
+    deadline = time.time() + 5
+    while long2.job.state == "waiting" and time.time() < deadline:
+        time.sleep(0.05)
+    assert long2.job.state == "running"
+    long2.close()
+    deadline = time.time() + 5
+    while pool.busy() != (0, 0) and time.time() < deadline:
+        time.sleep(0.05)
+    # without a visitor (the CLI, the tests), jobs use every worker
+    a, b = pool.watch("a", counting, 1000, 0.01, seconds=60), pool.watch("b", counting, 1000, 0.01, seconds=60)
+    assert pool.busy() == (2, 0)
+    a.close(), b.close()
