@@ -393,8 +393,9 @@ def wire_training(p):
 def build():
     """The page: its layout, then its events. Nothing is loaded or labelled here."""
     p = Page()
-    # Gradio's own copies of uploads and outputs go after an hour (ours are moved out at once: sftviz.uploads)
-    with gr.Blocks(title="sftviz — what does SFT train on?", delete_cache=(600, 3600)) as demo:
+    # Gradio's own temp files (an upload posted to its /upload but never used, outputs) go after 10 minutes; the
+    # page's uploads are moved out at once (sftviz.uploads)
+    with gr.Blocks(title="sftviz — what does SFT train on?", delete_cache=(60, 600)) as demo:
         layout(p)
         wire_loading(p, demo)
         wire_browsing(p)

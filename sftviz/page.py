@@ -371,8 +371,13 @@ def choose_source(kind):
 
 @status_on_failure
 def receive_upload(path, session):
-    """An upload goes into the session's private folder; the page keeps only that path (server-side)."""
-    return {"upload-path": uploads.receive(path, session), **choose_source("upload")()}
+    """An upload goes into the session's private folder, in place of its last one (whose cached rows and labels
+    go with it); the page keeps only that path (server-side)."""
+    older = set(uploads.previous(session))
+    new = uploads.receive(path, session)
+    if older:
+        view.forget(lambda source: source in older)
+    return {"upload-path": new, **choose_source("upload")()}
 
 
 def end_session(session):

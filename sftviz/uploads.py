@@ -16,7 +16,8 @@ import time
 
 from .readers import EXTENSIONS
 
-MAX_MB = int(os.environ.get("SFTVIZ_MAX_UPLOAD_MB", 50))
+MAX_MB = int(os.environ.get("SFTVIZ_MAX_UPLOAD_MB", 50))  # per upload; a session keeps one upload at a time
+TOTAL_MB = int(os.environ.get("SFTVIZ_UPLOADS_TOTAL_MB", 2048))  # every session's uploads together
 KEEP_S = float(os.environ.get("SFTVIZ_UPLOAD_KEEP_S", 2 * 3600))  # at most, even if the session never ends
 ROOT = os.environ.get("SFTVIZ_UPLOAD_DIR") or os.path.join(tempfile.gettempdir(), f"sftviz-uploads-{os.getuid()}")
 
@@ -32,7 +33,8 @@ def session_dir(session):
 
 
 def receive(path, session):
-    """Move an uploaded file into the session's private folder; returns the new path."""
+    """Move an uploaded file into the session's private folder, in place of the session's earlier upload;
+    returns the new path. Refused when all uploads together would pass TOTAL_MB."""
     if not path or not os.path.isfile(path):
         raise UploadError("no file was received")
     name = os.path.basename(path)
@@ -40,16 +42,45 @@ def receive(path, session):
     if ext not in EXTENSIONS:
         os.remove(path)
         raise UploadError(f"{name}: unsupported file type {ext or '(none)'}; use {', '.join(EXTENSIONS)}")
-    if os.path.getsize(path) > MAX_MB * 2**20:
+    size = os.path.getsize(path)
+    if size > MAX_MB * 2**20:
         os.remove(path)
         raise UploadError(f"{name} is larger than {MAX_MB} MB (this page's upload limit)")
     folder = session_dir(session)
+    replaced = previous(session)
+    sweep()
+    if used_bytes() - sum(os.path.getsize(p) for p in replaced) + size > TOTAL_MB * 2**20:
+        os.remove(path)
+        raise UploadError("the server's space for uploads is full just now: try again in a few minutes, or run "
+                          "sftviz on your own machine")
+    for old in replaced:  # one upload per session: the new one takes the old one's place
+        shutil.rmtree(os.path.dirname(old), ignore_errors=True)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     target = os.path.join(tempfile.mkdtemp(dir=folder), name)  # a new folder each time: names never collide
     shutil.move(path, target)
     os.chmod(target, 0o600)
-    sweep()
+    os.utime(target)  # its upload time: what the sweep reads
     return target
+
+
+def previous(session):
+    """The session's uploads kept now (at most one)."""
+    folder = session_dir(session)
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(d.path, f) for d in os.scandir(folder) if d.is_dir() for f in os.listdir(d.path)]
+
+
+def used_bytes():
+    """Bytes of every session's uploads."""
+    total = 0
+    for root, _, files in os.walk(ROOT):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
 
 
 def owned_by(path, session):
@@ -66,15 +97,20 @@ def discard(session):
 
 
 def sweep(now=None):
-    """Delete every session folder older than KEEP_S (sessions that never said goodbye)."""
+    """Delete every upload received more than KEEP_S ago (sessions that never said goodbye), by the time of
+    the upload itself (a folder's time changes whenever anything inside it does), then empty session folders."""
     now = time.time() if now is None else now
     if not os.path.isdir(ROOT):
         return
-    for entry in os.scandir(ROOT):
+    for session in os.scandir(ROOT):
         try:
-            if now - entry.stat().st_mtime > KEEP_S:
-                shutil.rmtree(entry.path, ignore_errors=True)
-        except FileNotFoundError:
+            for upload in os.scandir(session.path):
+                files = [os.path.join(upload.path, f) for f in os.listdir(upload.path)] if upload.is_dir() else []
+                if not files or all(now - os.path.getmtime(f) > KEEP_S for f in files):
+                    shutil.rmtree(upload.path, ignore_errors=True)
+            if not os.listdir(session.path):
+                os.rmdir(session.path)
+        except OSError:  # gone meanwhile (the session ended)
             pass
 
 

@@ -156,6 +156,29 @@ def test_uploads_are_size_limited_and_swept_after_their_time(app, monkeypatch, t
     assert not os.path.exists(kept)
 
 
+def test_a_session_keeps_one_upload_and_the_folder_has_a_total_cap(app, monkeypatch):
+    paths = [upload(app, SAMPLE, "sessionF") for _ in range(5)]
+    out = app.refresh(form(**{"source-tab": "upload", "upload-path": paths[-1]}))
+    assert "sv-error" not in out["status"]
+    assert [os.path.exists(p) for p in paths] == [False] * 4 + [True]  # each upload replaced the one before
+    assert uploads.previous("sessionF") == [paths[-1]]
+    before = len(view._loads.data)
+    upload(app, SAMPLE, "sessionF")  # ... and what was cached from the replaced file goes with it
+    assert len(view._loads.data) == before - 1
+    # an upload's age is the time it arrived, whatever touches its folder later
+    old = upload(app, SAMPLE, "sessionG")
+    os.utime(old, (time.time() - uploads.KEEP_S - 10,) * 2)
+    os.utime(os.path.dirname(os.path.dirname(old)))  # the session folder looks fresh
+    uploads.sweep()
+    assert not os.path.exists(old) and not os.path.exists(os.path.dirname(os.path.dirname(old)))
+    # every session's uploads together stay under the server's cap
+    monkeypatch.setattr(uploads, "TOTAL_MB", 0)
+    path = os.path.join(os.path.dirname(uploads.ROOT), "incoming.jsonl")
+    shutil.copy(SAMPLE, path)
+    assert "space for uploads is full" in status(app.receive_upload(path, "sessionH"))
+    assert not os.path.exists(path) and uploads.previous("sessionH") == []
+
+
 def child_pids():
     me = str(os.getpid())
     pids = []
