@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
+from .footprint import footprint
 from .labels import MODES, Options, Sequence, TRLRefusal, answer_mode, collate, prepare, row_type
 from .packing import STRATEGIES
 from .tokenizer import load_tokenizer, token_texts
@@ -60,7 +61,7 @@ class ViewRequest:
 
 class _LRU:
     """A thread-safe cache bounded in bytes, shared by every visitor (a class loads the same sample).
-    `make()` returns (value, bytes), the bytes a fair estimate of what keeping the value costs. While one
+    `make()` returns (value, bytes), the bytes what keeping the value costs in memory (footprint). While one
     visitor's request computes a value, others asking for it wait for that result instead of computing
     it again (thirty students opening the same page start one load, not thirty)."""
 
@@ -138,10 +139,16 @@ def load(request):
         else None  # bounded.SECONDS
     what = f"loading {request.name}" + (" with your template" if request.prompt_template or
                                         request.completion_template else "")
-    loaded = _loads.get(request.data_key, lambda: bounded.run(_load, request, seconds=seconds, what=what))
+    loaded = _loads.get(request.data_key, lambda: measured(bounded.run(_load, request, seconds=seconds,
+                                                                       what=what)[0]))
     if isinstance(loaded, data.TRLStops):  # TRL's refusal is an answer too: kept, and said again
         raise data.TRLStops(*loaded.args)
     return loaded
+
+
+def measured(value):
+    """(value, the memory it holds): what the caches count."""
+    return value, footprint(value)
 
 
 def _load(request):  # in the child process
@@ -157,11 +164,11 @@ def prepared(loaded, options):
     """labels.prepare for these options, in a child process (chat templates run there), cached. The
     tokenization it did is kept with the loaded data, so other modes of the same data reuse it."""
     def make():
-        (prep, tokenized), size = bounded.run(_prepare, loaded, options,
-                                              what=f"labelling {os.path.basename(loaded.source)}")
+        (prep, tokenized), _ = bounded.run(_prepare, loaded, options,
+                                           what=f"labelling {os.path.basename(loaded.source)}")
         loaded.tokenized.update(tokenized)
-        _loads.grow(loaded.key, size)
-        return prep, size
+        _loads.grow(loaded.key, footprint(tokenized))
+        return measured(prep)
 
     return _preps.get((loaded.key, options), make)
 

@@ -357,3 +357,24 @@ def test_a_bounded_result_over_its_byte_cap_is_never_read_whole(monkeypatch):
     too_long = page_form(**{"max-length": 300_000})
     from sftviz import page
     assert "at most 262,144 tokens on this page" in status(page.refresh(too_long))
+
+
+def test_the_caches_count_the_memory_they_hold_within_2x(app, tmp_path):
+    """SFTVIZ_CACHE_MB is memory held: a 5,000-row upload's rows and labels, measured as the growth of the
+    server's RSS, against what the caches counted for them."""
+    import gc
+    rows = tmp_path / "many.jsonl"
+    with open(rows, "w") as f:
+        for i in range(5000):
+            f.write(f'{{"prompt": "Question {i}: {"what is the capital of a country " * 20}?", '
+                    f'"completion": " Answer {i}: {"the capital is a city " * 20}."}}\n')
+    path = upload(app, str(rows), "sessionMem")
+    gc.collect()
+    rss, counted = rss_mb(), view._loads.total() + view._preps.total()
+    out = app.refresh(form(**{"source-tab": "upload", "upload-path": path, "mode": "whole"}))
+    assert "sv-error" not in out["status"]
+    gc.collect()
+    grown = rss_mb() - rss
+    counted = (view._loads.total() + view._preps.total() - counted) / 2**20
+    print(f"memory held: counted {counted:.0f} MB, RSS grew {grown:.0f} MB")
+    assert grown > 20 and 0.5 < counted / grown < 2, (counted, grown)
