@@ -39,6 +39,10 @@ class Replaced(BudgetExceeded):
 # of requests holds one core, not all of them. (The CLI and the tests set nothing: no replacing.)
 OWNER = contextvars.ContextVar("sftviz_owner", default=None)
 _owned, _owned_lock = {}, threading.Lock()  # owner -> their running Child
+# Owners with a background job running (sftviz.jobs keeps this set): their bounded work runs at the jobs'
+# low priority too, so a visitor with a training running cannot also take a core at full priority from others.
+BUSY_OWNERS = set()
+BUSY_NICE = 19
 
 
 class _Failure:
@@ -59,14 +63,15 @@ class _Failure:
 
 def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     """fn(*args), computed in a child process within `seconds` and `memory_mb` (default SECONDS, MEMORY_MB);
-    returns (result, bytes), bytes the size of the pickled result (a fair estimate of what caching it costs)."""
+    returns (result, bytes), bytes the size of the pickled result. As the visitor's (OWNER) work: it replaces
+    their older bounded work, at low priority while they have a job running (BUSY_OWNERS)."""
     seconds = SECONDS if seconds is None else seconds
     memory_mb = MEMORY_MB if memory_mb is None else memory_mb
     if not hasattr(os, "fork"):
         result = fn(*args)
         return result, len(pickle.dumps(result))
-    child = Child(lambda emit: fn(*args), memory_mb=memory_mb)
     owner = OWNER.get()
+    child = Child(lambda emit: fn(*args), memory_mb=memory_mb, nice=BUSY_NICE if owner in BUSY_OWNERS else 0)
     if owner is not None:
         with _owned_lock:
             older, _owned[owner] = _owned.get(owner), child

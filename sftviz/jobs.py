@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import MEMORY_MB, OWNER, RESULT_MB, BudgetExceeded, Child
+from .bounded import BUSY_OWNERS, MEMORY_MB, OWNER, RESULT_MB, BudgetExceeded, Child
 
 NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
 PER_VISITOR = 1  # jobs one visitor (a page's session: bounded.OWNER) may have running at once
@@ -224,6 +224,10 @@ class Pool:
             for key in [k for k, job in self.kept.items() if any(drop(t) for t in job.tags)]:
                 del self.kept[key]
 
+    def _mark_busy(self):  # under self.lock: bounded.BUSY_OWNERS = the owners of this pool's running jobs
+        BUSY_OWNERS.clear()
+        BUSY_OWNERS.update(j.owner for j in self.active if j.owner is not None)
+
     def _next(self):  # under self.lock: the first waiting job whose visitor is under the quota
         running = [j.owner for j in self.active if j.owner is not None]
         return next((j for j in self.line if j.owner is None or running.count(j.owner) < PER_VISITOR), None)
@@ -236,6 +240,7 @@ class Pool:
             self.line.remove(job)
             job.state = "running"
             self.active.add(job)
+            self._mark_busy()
             job.threads = max(1, usable_cpus() // self.running)  # the cores free when it starts
             self.computed += 1
             threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
@@ -263,6 +268,7 @@ class Pool:
             with self.lock:
                 job.finish(*final)
                 self.active.discard(job)
+                self._mark_busy()
                 if self.live.get(job.key) is job:
                     del self.live[job.key]
                 if job.state == "done":

@@ -378,3 +378,117 @@ def test_the_caches_count_the_memory_they_hold_within_2x(app, tmp_path):
     counted = (view._loads.total() + view._preps.total() - counted) / 2**20
     print(f"memory held: counted {counted:.0f} MB, RSS grew {grown:.0f} MB")
     assert grown > 20 and 0.5 < counted / grown < 2, (counted, grown)
+
+
+STUDENT_VIEW = dict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file", text_field="text",
+                    tokenizer="default", prompt_template="", completion_template="", max_length=1024, packing=False,
+                    packing_strategy="bfd", example_index=0)
+QUICK = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
+             train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
+
+
+def test_one_visitor_flooding_the_page_does_not_slow_another(server, tmp_path):
+    """A hostile visitor (a script, one session) floods first views of new links, refreshes with slow templates,
+    Train presses and uploads, each bounded in count and time. Another visitor's page open, mode switch and
+    Train stay within 2x of idle (plus 0.5 s of a loaded machine's jitter), and nobody gets HTTP 503; the flood
+    gets one-line refusals. (The 0.5 s: the first click after the flood starts can meet a burst of forks.)"""
+    import statistics
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from app import demo
+    from sftviz import jobs
+
+    student = Client(server, verbose=False)
+    seeds = iter(range(1000, 2000))
+
+    def page_open():
+        student.predict(api_name="/first_view_cached")
+
+    def mode_switch(mode=[0]):
+        mode[0] += 1
+        student.predict(mode=["Whole text", "Answer only (completion_only_loss)"][mode[0] % 2], **STUDENT_VIEW,
+                        api_name="/refresh")
+
+    def train():
+        out = student.predict(**QUICK, train_steps=20, train_seed=next(seeds), api_name="/train_stream")
+        assert "Done in" in str(out), out
+
+    def timed(action):
+        t = time.perf_counter()
+        action()
+        return time.perf_counter() - t
+
+    actions = {"page open": page_open, "mode switch": mode_switch, "Train": train}
+    for action in actions.values():  # warm: the view and its stats are cached, torch is imported
+        action()
+    idle = {name: statistics.median(timed(a) for _ in range(3)) for name, a in actions.items()}
+
+    # --- the flood, from one session -----------------------------------------------------------------
+    hostile = Client(server, verbose=False)
+    deadline = time.time() + 40
+    answers, stop = [], threading.Event()
+    first_view = next(i for i, d in enumerate(demo.config["dependencies"]) if d.get("api_name") == "first_view")
+
+    def first_views():  # new links, posted straight to the queue
+        with httpx.Client(timeout=10) as http:
+            for n in range(200, 260):
+                if stop.is_set():
+                    return
+                r = http.post(f"{server}gradio_api/queue/join", params={"sample": "quiz_chat", "max_length": n},
+                              json={"data": [False], "fn_index": first_view, "session_hash": hostile.session_hash})
+                answers.append((r.status_code, r.text[:300]))
+
+    def refreshes():  # templates that run for their whole 10-second budget
+        for k in range(12):
+            if stop.is_set():
+                return
+            hostile.submit(**{**STUDENT_VIEW, "sample": "quiz_question_answer",
+                              "prompt_template": "{% for i in range(10**8) %}{% endfor %}" + str(k)},
+                           mode="Whole text", api_name="/refresh")
+            time.sleep(0.5)
+
+    def trainings():
+        for seed in range(20):
+            if stop.is_set():
+                return
+            hostile.submit(**QUICK, train_steps=20000, train_seed=seed, api_name="/train_stream")
+            time.sleep(0.3)
+
+    def uploads_():
+        path = tmp_path / "hostile.jsonl"
+        path.write_text('{"prompt": "x", "completion": " y"}\n' * 2000)
+        for _ in range(10):
+            if stop.is_set():
+                return
+            try:
+                hostile.predict(handle_file(str(path)), api_name="/upload")
+            except Exception as e:  # noqa: BLE001 - a refusal is an answer
+                answers.append((0, str(e)[:300]))
+
+    floods = [threading.Thread(target=f, daemon=True) for f in (first_views, refreshes, trainings, uploads_)]
+    for f in floods:
+        f.start()
+    time.sleep(3)  # the flood is on
+    loaded = {name: [] for name in actions}
+    while time.time() < deadline:
+        for name, action in actions.items():
+            loaded[name].append(timed(action))
+    stop.set()
+    for f in floods:
+        f.join(30)
+    print({name: (round(idle[name], 2), [round(t, 2) for t in ts]) for name, ts in loaded.items()})
+    from collections import Counter
+    print(Counter(code for code, _ in answers), answers[-1:])
+    for name, ts in loaded.items():
+        assert ts and max(ts) < 2 * idle[name] + 0.5, (name, idle[name], ts)
+    assert not any(code == 503 for code, _ in answers)
+    refused = [text for code, text in answers if code == 400]
+    assert refused and all("requests waiting" in text and len(text) < 300 for text in refused), answers[:5]
+    # the hostile visitor's runs end once nobody watches them; the pool goes back to idle
+    hostile.close()
+    end = time.time() + 60
+    while jobs.POOL.busy() != (0, 0) and time.time() < end:
+        time.sleep(0.5)
+    assert jobs.POOL.busy() == (0, 0)
