@@ -1,6 +1,6 @@
 """A class on one server: simulated students browse and switch modes while trainings run.
 
-    python benchmarks/load_classroom.py [--students 30] [--trainings 2] [--identical 0] [--seconds 60]
+    python benchmarks/load_classroom.py [--students 30] [--trainings 2] [--identical 0] [--seconds 60] [--hostile 1]
 
 Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own process, as hosted), then:
   * each student is a gradio_client session: opens the page (the page's own first-view call, timed: "first
@@ -9,6 +9,9 @@ Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own pro
   * --trainings sessions press Train (2,000 steps, so they run the whole time); the first --identical of
     them ask for the same run, the others each for a different seed. Their queue wait is the time from
     the click until their run trains (or is joined).
+  * --hostile visitors (one script session each) flood the page the whole time: new links posted straight to
+    the queue, refreshes with templates that run their whole 10-second budget, Train presses with new seeds
+    (20,000 steps) and uploads; what they get back is counted by HTTP status.
 Prints p50 / p95 / max latency per action, errors, queue waits, and the server's memory (its process
 plus the work children it forks), sampled every 0.5 s. A probe student in this process, at normal priority,
 clicks Next every 0.5 s: its latencies are the server's, apart from the simulated clients' own CPU
@@ -26,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ["Answer only (completion_only_loss)", "Whole text", "TRL default for this data"]
@@ -115,7 +119,7 @@ def student(url, deadline, stats, seed, think):
     if connected is None:
         return
     client = connected[0]
-    timed(stats, "first view", lambda: client.predict(api_name="/first_view"))  # what opening the page runs
+    timed(stats, "first view", lambda: client.predict(api_name="/first_view_cached"))  # what opening the page shows
     step = 0
     while time.time() < deadline:
         time.sleep(rng.uniform(*think))
@@ -134,7 +138,7 @@ def probe(url, deadline, stats):
 
     client = Client(url, verbose=False)
     client.predict(mode=MODES[0], **VIEW, api_name="/refresh")
-    timed(stats, "first view (probe)", lambda: client.predict(api_name="/first_view"))
+    timed(stats, "first view (probe)", lambda: client.predict(api_name="/first_view_cached"))
     step = 0
     while time.time() < deadline:
         time.sleep(0.5)
@@ -158,6 +162,48 @@ def trainer(url, seed, stats, waits, stop):
         time.sleep(0.1)
     stop.wait()
     job.cancel()
+
+
+def hostile(url, deadline):
+    """One script visitor (one session) flooding the page until `deadline`, in a process of its own at the class's
+    priority (a real one runs on its own machine): raw HTTP posts to Gradio's queue, nothing read back, so the
+    script itself costs next to no CPU. Returns a Counter of (what, HTTP status)."""
+    from collections import Counter
+
+    import httpx
+
+    os.nice(10)
+    config = httpx.get(f"{url}config", timeout=10).json()
+    elem = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+    fn = {d.get("api_name"): (i, d["inputs"]) for i, d in enumerate(config["dependencies"])}
+    session, answers = f"hostile{os.getpid()}", Counter()
+    upload = os.path.join(ROOT, "assets", "samples", "quiz_prompt_completion.jsonl")
+    form = {"sample": "quiz_question_answer", "hub-id": "", "columns": "As TRL reads your file",
+            "text-field": "text", "tokenizer": "default", "completion-template": "", "mode": "Whole text",
+            "max-length": 1024, "packing": False, "packing-strategy": "bfd", "example-index": 0,
+            "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 20000,
+            "train-lr": 0.001, "train-model": "tiny", "train-weighted": False, "train-weight": 0.1}
+
+    def join(http, api, what, params=None, **values):
+        index, inputs = fn[api]
+        data = [values.get(elem[i], form.get(elem[i])) for i in inputs]
+        r = http.post(f"{url}gradio_api/queue/join", params=params or {},
+                      json={"data": data, "fn_index": index, "session_hash": session})
+        answers[(what, r.status_code)] += 1
+
+    k = 0
+    with httpx.Client(timeout=10) as http:
+        while time.time() < deadline:
+            k += 1
+            join(http, "first_view", "new link", {"sample": "quiz_chat", "max_length": 100 + k})
+            join(http, "refresh", "slow template", **{"prompt-template": "{% for i in range(10**8) %}{% endfor %}"
+                                                                         + str(k)})
+            join(http, "train_stream", "Train", **{"train-seed": k})
+            with open(upload, "rb") as f:
+                path = http.post(f"{url}gradio_api/upload", files={"files": f}).json()[0]
+            join(http, "upload", "upload", upload={"path": path, "meta": {"_type": "gradio.FileData"}})
+            time.sleep(0.2)
+    return answers
 
 
 def classroom(url, deadline, students, think):
@@ -192,6 +238,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--processes", type=int, default=6, help="client processes the students are spread over "
                     "(gradio_client is CPU-hungry: 30 sessions in one process measure its GIL, not the server)")
+    ap.add_argument("--hostile", type=int, default=0, help="script visitors flooding the page (one session each)")
     ap.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                     help="seconds a student waits between two clicks (uniform)")
     args = ap.parse_args()
@@ -210,6 +257,8 @@ def main():
         busy_start = machine_busy()
         prober = threading.Thread(target=probe, args=(url, deadline, stats), daemon=True)
         prober.start()
+        flood = multiprocessing.get_context("spawn").Pool(args.hostile) if args.hostile else None
+        hostiles = [flood.apply_async(hostile, (url, deadline)) for _ in range(args.hostile)]
         groups = [list(range(args.students))[k::args.processes] for k in range(args.processes)]
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
             results = [pool.apply_async(classroom, (url, deadline, group, args.think)) for group in groups]
@@ -223,6 +272,9 @@ def main():
                 for kind, es in errors.items():
                     stats.errors.setdefault(kind, []).extend(es)
         prober.join(30)
+        answers = sum((h.get(timeout=60) for h in hostiles), Counter())
+        if flood:
+            flood.close()
         wall = time.time() - wall_start
         server_cpu = (cpu_seconds(server.pid) - cpu_start) / wall
         machine = (machine_busy() - busy_start) / wall
@@ -235,7 +287,8 @@ def main():
 
     print(f"{args.students} students for {args.seconds:.0f} s, {args.think[0]:g}-{args.think[1]:g} s between clicks, "
           f"{args.trainings} trainings "
-          f"({args.identical} identical) on a {os.cpu_count()}-core machine, loopback")
+          f"({args.identical} identical), {args.hostile} hostile visitor(s) on a {os.cpu_count()}-core machine, "
+          f"loopback")
     print(f"{'action':<38}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}")
     for kind in sorted(set(stats.times) | set(stats.errors)):
         ts = [1000 * t for t in stats.times.get(kind, [])]
@@ -252,6 +305,9 @@ def main():
               f"(distinct runs beyond the {os.cpu_count()} workers)")
     print(f"CPU while the class ran: server {100 * server_cpu:.0f}% of one core; the whole machine "
           f"{100 * machine:.0f}% of one core ({os.cpu_count()} cores; the rest is the simulated class itself)")
+    if args.hostile:
+        print("hostile requests (what, HTTP status): "
+              + ", ".join(f"{what} {code}: {n}" for (what, code), n in sorted(answers.items())))
     if memory:
         print(f"server memory (process + work children): idle {idle:.0f} MB, peak {max(memory):.0f} MB, "
               f"median {statistics.median(memory):.0f} MB")

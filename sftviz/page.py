@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
@@ -193,6 +194,33 @@ def visitor(session):
         bounded.OWNER.reset(token)
 
 
+HEAVY_PER_S = float(os.environ.get("SFTVIZ_HEAVY_PER_S", 2))  # loads, first views and Train presses per second
+HEAVY_BURST = 6  # ... after a burst of this many: a person clicks in bursts, a script keeps going
+_buckets, _buckets_lock = OrderedDict(), threading.Lock()  # session -> (tokens, time): a token bucket each
+
+
+class TooFast(ValueError):
+    """A visitor asks for heavy work faster than HEAVY_PER_S: refused at once, before any work."""
+
+
+def admit():
+    """Let the current visitor (bounded.OWNER; none: the CLI, the tests) start heavy work, or raise TooFast. A
+    visitor's script flooding loads or Train presses gets one-line refusals, and costs the server next to nothing."""
+    session = bounded.OWNER.get()
+    if session is None:
+        return
+    now = time.monotonic()
+    with _buckets_lock:
+        tokens, last = _buckets.pop(session, (HEAVY_BURST, now))
+        tokens = min(HEAVY_BURST, tokens + (now - last) * HEAVY_PER_S)
+        _buckets[session] = (tokens - (tokens >= 1), now)
+        while len(_buckets) > 10_000:
+            _buckets.popitem(last=False)
+    if tokens < 1:
+        raise TooFast(f"too many requests from this page at once (at most {HEAVY_PER_S:g} a second): wait a moment, "
+                      f"then try again")
+
+
 def steps(updates, session):
     """A streaming handler's updates, each computed as the visitor's (a generator may resume in another thread)."""
     done = object()
@@ -214,6 +242,7 @@ def refresh(v):
     session's "view-request": what Prev / Next / search / Train use, so a failed load keeps the last
     good view working."""
     try:
+        admit()
         request = page_request(v)
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
@@ -404,6 +433,7 @@ def train_stream(v, register=None):
     """Stream the loss curves while the runs train on the last good view's data (unpacked); generations
     and heatmap at the end. `register(watch)`: see live.train_updates."""
     try:
+        admit()
         request = v["view-request"]
         if request is None:
             raise ValueError("load a dataset first")
@@ -464,6 +494,7 @@ def from_url(query):
 
 
 _first_views, _first_lock = OrderedDict(), threading.Lock()
+_opened = OrderedDict()  # sessions that have opened a link (a page opens one)
 FIRST_VIEWS = 32  # links whose first view is kept
 
 
@@ -494,6 +525,15 @@ def first_view(query):
     fields, key = _first_key(query)
     with _first_lock:
         out = _first_views.get(key)
+        session = bounded.OWNER.get()
+        again = out is None and session is not None and session in _opened and fields != from_url({})
+        if session is not None:
+            _opened[session] = True
+            while len(_opened) > 10_000:
+                _opened.popitem(last=False)
+    if again:  # a page opens one link; a script asking for new links on one page gets the default view
+        return {**first_view({}), "status": render.error_html("This page has opened a link already: reload the "
+                                                              "page to open another.")}
     if out is None:
         form = {**DEFAULT_FORM, **fields, "example-index": fields["example-index"]["value"]}
         out = {**fields, **refresh(form)}
