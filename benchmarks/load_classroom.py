@@ -181,7 +181,7 @@ def hostile(url, deadline):
     form = {"sample": "quiz_question_answer", "hub-id": "", "columns": "As TRL reads your file",
             "text-field": "text", "tokenizer": "default", "completion-template": "", "mode": "Whole text",
             "max-length": 1024, "packing": False, "packing-strategy": "bfd", "example-index": 0,
-            "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 20000,
+            "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 5000,
             "train-lr": 0.001, "train-model": "tiny", "train-weighted": False, "train-weight": 0.1}
 
     def join(http, api, what, params=None, **values):

@@ -19,7 +19,7 @@ from . import jobs, plots, render, train, zerogpu
 from .tokenizer import token_texts
 
 THROTTLE_S = 0.4  # seconds between two plot updates
-BUDGET_S = float(os.environ.get("SFTVIZ_TRAIN_SECONDS", 900))  # a page's training stops after this, finished or not
+BUDGET_S = float(os.environ.get("SFTVIZ_TRAIN_SECONDS", 300))  # a page's training stops after this, finished or not
 MEMORY_MB = int(os.environ.get("SFTVIZ_TRAIN_MEMORY_MB", 4096))  # a training job's memory budget
 STOPPED = ("⏹ Stopped: the curves show the steps the runs finished. (A run other visitors are watching goes on "
            "for them.)")

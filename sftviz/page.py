@@ -423,10 +423,21 @@ def preset_values(v):
     return {"train-steps": p["steps"], "train-lr": p["learning_rate"]}
 
 
+PAGE_MAX_STEPS = int(os.environ.get("SFTVIZ_PAGE_MAX_STEPS", 5000))  # the CLI trains up to 20,000
+
+
 def _number(value, name):
     if value in (None, ""):
         raise ValueError(f"{name} is empty")
     return value
+
+
+def _steps(value):
+    steps = _number(value, "steps")
+    if isinstance(steps, (int, float)) and steps > PAGE_MAX_STEPS:
+        raise ValueError(f"steps must be at most {PAGE_MAX_STEPS:,} on this page (a shared server; the command line "
+                         f"trains up to 20,000: python -m sftviz train)")
+    return steps
 
 
 def train_stream(v, register=None):
@@ -444,7 +455,7 @@ def train_stream(v, register=None):
         chosen = [mode_name(m) for m in (v["train-modes"] or [])]
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
         cfg = TrainConfig.preset(preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
-                                 steps=_number(v["train-steps"], "steps"), learning_rate=_number(v["train-lr"], "lr"),
+                                 steps=_steps(v["train-steps"]), learning_rate=_number(v["train-lr"], "lr"),
                                  seed=_number(v["train-seed"], "seed"), model=model,
                                  prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
                                  else None)

@@ -219,7 +219,7 @@ def test_train_streams_two_growing_curves_then_generations(page, server):
 def test_stop_and_disconnect_end_the_training(page, browser, server):
     open_page(page, server)
     page.get_by_role("tab", name="Train: whole vs answer").click()
-    page.locator("#train-steps input").fill("20000")
+    page.locator("#train-steps input").fill("5000")
     page.locator("#train-button").click()
     page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).length > 0", timeout=20000)
     assert training_threads()
@@ -227,7 +227,7 @@ def test_stop_and_disconnect_end_the_training(page, browser, server):
     left = wait_no_training_threads()
     import gc
     assert not left, ([(j.watchers, j.state) for j in left], gc.collect(), [(j.watchers, j.state) for j in left])
-    # the status says so, instead of a frozen "Training… step 46/20000"
+    # the status says so, instead of a frozen "Training… step 46/5000"
     page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('Stopped')",
                            timeout=10000)
     # a closed tab stops its job too
@@ -258,7 +258,7 @@ def test_a_class_pressing_train_shares_identical_runs_and_queues_distinct_ones(s
         return client
 
     args = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
-                train_steps=20000, train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
+                train_steps=5000, train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
     computed = jobs.POOL.computed
     presses = [student().submit(**args, train_seed=seed, api_name="/train_stream") for seed in (0, 0, 0, 1, 2)]
     try:

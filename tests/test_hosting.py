@@ -453,7 +453,7 @@ def test_one_visitor_flooding_the_page_does_not_slow_another(server, tmp_path):
         for seed in range(20):
             if stop.is_set():
                 return
-            hostile.submit(**QUICK, train_steps=20000, train_seed=seed, api_name="/train_stream")
+            hostile.submit(**QUICK, train_steps=5000, train_seed=seed, api_name="/train_stream")
             time.sleep(0.3)
 
     def uploads_():
