@@ -52,6 +52,9 @@ def footprint(value):
             stack.extend(getattr(obj, f.name) for f in fields(obj))
         elif hasattr(obj, "convert_ids_to_tokens"):  # a tokenizer
             total += max(2**20, TOKEN_ENTRY * len(obj))
+        elif hasattr(obj, "__dict__"):  # another object: its attributes
+            total += sys.getsizeof(obj)
+            stack.append(vars(obj))
         else:
             total += sys.getsizeof(obj)
     return total

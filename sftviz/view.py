@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .footprint import footprint
-from .labels import MODES, Options, Sequence, TRLRefusal, answer_mode, collate, prepare, row_type
+from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
 from .packing import STRATEGIES
+from .shown import VIEW_TOKENS, Shown
 from .tokenizer import load_tokenizer, token_texts
 
 BATCH = 8  # SFTConfig.per_device_train_batch_size default
@@ -24,7 +25,6 @@ HUB_SECONDS = float(os.environ.get("SFTVIZ_HUB_SECONDS", 60))  # streaming rows 
 FULL_ROWS = int(os.environ.get("SFTVIZ_DOCTOR_ROWS", 500_000))  # the page's full doctor pass reads at most this
 FULL_SECONDS = float(os.environ.get("SFTVIZ_DOCTOR_SECONDS", 300))  # ... and for at most this long (CLI: no limit)
 FULL_CHUNK = 5000  # rows per step of the full pass (one progress update each)
-VIEW_TOKENS = int(os.environ.get("SFTVIZ_VIEW_TOKENS", 4096))  # positions of one example the page holds and shows
 TOKENIZED_KEEP = 200_000  # token ids of a dataset kept for other modes' labelling (more are tokenized again)
 
 
@@ -176,7 +176,7 @@ def prepared(loaded, options):
 def _prepare(loaded, options):  # in the child process
     cache = dict(loaded.tokenized)
     prep = prepare(loaded.rows, loaded.tok, options, cache=cache)
-    prep.sequences = [window(s) for s in prep.sequences]  # what the page shows is all the server gets
+    prep.sequences = Shown(prep.sequences)  # what the page shows is all the server gets, in compact arrays
     new = {k: v for k, v in cache.items() if k not in loaded.tokenized and _tokens_in(v) <= TOKENIZED_KEEP}
     return prep, new
 
@@ -184,46 +184,6 @@ def _prepare(loaded, options):  # in the child process
 def _tokens_in(tokenized):
     ids = tokenized[0]  # labels.tokenize's (ids, ...): one list of ids per row
     return sum(len(x) for x in ids)
-
-
-@dataclass
-class Window(Sequence):
-    """The last VIEW_TOKENS positions of a longer sequence: what the page holds and shows of it. It keeps the
-    whole sequence's length, role counts and scored tokens, so counts and statistics stay exact."""
-
-    window_offset: int = 0
-    length: int = 0
-    counts: dict = None
-    scored: int = 0
-
-    @property
-    def offset(self):
-        return self.window_offset
-
-    @property
-    def full_length(self):
-        return self.length
-
-    def role_counts(self):
-        return dict(self.counts)
-
-    @property
-    def num_scored(self):
-        return self.scored
-
-
-def window(seq, limit=None):
-    """`seq`, or its last `limit` (VIEW_TOKENS) positions when it is longer: the end holds the answer, its EOS
-    and where max_length cut, the same positions in every mode (so the mode comparison lines up)."""
-    limit = limit or VIEW_TOKENS
-    n = len(seq.input_ids)
-    if n <= limit:
-        return seq
-    start = n - limit
-    cut = lambda xs: None if xs is None else xs[start:]  # noqa: E731
-    return Window(cut(seq.input_ids), cut(seq.labels), cut(seq.attention_mask), cut(seq.position_ids),
-                  cut(seq.sources), seq.dropped, window_offset=start, length=n, counts=seq.role_counts(),
-                  scored=seq.num_scored)
 
 
 def forget(source_gone):
@@ -264,17 +224,18 @@ class View:
             return seq, "Padding-free packing: no padding, one flat row per batch." + shown
         if seq.dropped:
             return seq, shown.strip()
-        kept = [k for k, s in enumerate(seqs) if not s.dropped]
+        kept = [k for k, dropped in enumerate(seqs.dropped) if not dropped]
         pos = kept.index(i)
         start = pos - pos % BATCH
-        batch = [seqs[k] for k in kept[start:start + BATCH]]
-        pad = max(s.full_length for s in batch) - seq.full_length
+        batch = kept[start:start + BATCH]
+        pad = max(seqs.lengths[k] for k in batch) - seq.full_length
+        padded = seq
         if pad and not seq.offset:  # the padding shown, up to the page's limit
-            seq = collate([seq], self.prep.pad_token_id, pad_to=min(seq.full_length + pad, VIEW_TOKENS))[0]
-        return seq, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
-                     f"here consecutive examples), right-padded to the longest: {pad:,} padding tokens"
-                     + (f" ({len(seq.input_ids) - self.prep.sequences[i].full_length:,} shown)."
-                        if self.prep.sequences[i].full_length + pad > VIEW_TOKENS else ".") + shown)
+            padded = collate([seq], self.prep.pad_token_id, pad_to=min(seq.full_length + pad, VIEW_TOKENS))[0]
+        return padded, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
+                        f"here consecutive examples), right-padded to the longest: {pad:,} padding tokens"
+                        + (f" ({len(padded.input_ids) - seq.full_length:,} shown)."
+                           if seq.full_length + pad > VIEW_TOKENS else ".") + shown)
 
     def displayed_texts(self, i):
         """(sequence as shown, its token texts, the note); padding shows the real pad token (EOS for GPT-2)."""
@@ -332,7 +293,7 @@ def describe(view):
     kind = view.loaded.kind
     p = view.prep
     mode = MODES[view.options.mode]
-    dropped = sum(s.dropped for s in p.sequences)
+    dropped = sum(p.sequences.dropped)
     n = len(view.loaded.rows)
     first = f" (the first {MAX_ROWS} rows)" if n == MAX_ROWS else ""
     lines = [f"**{os.path.basename(view.loaded.source)}**: {n} example{'s' if n != 1 else ''}{first} — "
@@ -393,7 +354,8 @@ def describe_refused(refused):
     field = refused.request.options.text_field
     fixes = []
     for k, (fix, v) in enumerate(refused.fixes.items(), 1):
-        counts = [s.role_counts() for s in v.prep.sequences if not s.dropped]
+        seqs = v.prep.sequences
+        counts = [c for c, dropped in zip(seqs.counts, seqs.dropped) if not dropped]
         target, real = sum(c["target"] for c in counts), sum(c["target"] + c["context"] for c in counts)
         fixes.append(f"**Fix {k}**: {data.fix_words(fix, raw, field)} ({100 * target / max(real, 1):.0f}% of the "
                      f"tokens trained).")
@@ -569,15 +531,15 @@ def _compute_stats(view):
             p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy, opts.text_field))
         except TRLRefusal:
             continue
-        kept = [s.role_counts() for s in p.sequences if not s.dropped]
+        kept = [c for c, dropped in zip(p.sequences.counts, p.sequences.dropped) if not dropped]
         per_mode[MODES[mode].label] = {"target": sum(c["target"] for c in kept),
                                        "context": sum(c["context"] for c in kept),
-                                       "dropped": sum(s.dropped for s in p.sequences)}
+                                       "dropped": sum(p.sequences.dropped)}
     if opts.packing:
-        lengths = [s.full_length for s in view.prep.sequences]
+        lengths = view.prep.sequences.lengths
     else:  # the lengths before truncation: the same data without max_length
         untruncated = Options(opts.mode, None, text_field=opts.text_field)
-        lengths = [s.full_length for s in prepared(loaded, untruncated).sequences]
+        lengths = prepared(loaded, untruncated).sequences.lengths
     cut = sum(n > opts.max_length for n in lengths) if opts.max_length else 0
     cur = per_mode.get(MODES[opts.mode].label, {"target": 0, "context": 0, "dropped": 0})
     first = f" (the first {MAX_ROWS:,} rows; every row is being checked in the background)" \
