@@ -492,3 +492,24 @@ def test_one_visitor_flooding_the_page_does_not_slow_another(server, tmp_path):
     while jobs.POOL.busy() != (0, 0) and time.time() < end:
         time.sleep(0.5)
     assert jobs.POOL.busy() == (0, 0)
+
+
+def test_a_small_file_that_unpacks_to_half_a_gigabyte_is_refused_in_one_line(app, tmp_path):
+    """A zstd Parquet of ~100 KB holding 5,000 rows of 100 KB each: the load child's result is over
+    RESULT_MB, so the server never reads it; the visitor gets one line of ours."""
+    import gc
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    bomb = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": ["the cat sat on the mat " * 4500] * 5000}), bomb, compression="zstd")
+    assert os.path.getsize(bomb) < 1_000_000
+    path = upload(app, str(bomb), "sessionZ")
+    gc.collect()
+    rss = rss_mb()
+    reset_peak_rss()
+    out = app.refresh(form(**{"source-tab": "upload", "upload-path": path}))
+    assert "more than 256 MB, more than this page keeps" in status(out) and len(status(out)) < 400
+    assert "panic" not in status(out).lower()
+    assert peak_rss_mb() - rss < 100
+    assert "sv-error" not in app.refresh(form())["status"]  # the next visitor's load works
