@@ -290,11 +290,11 @@ def wire_loading(p, demo):
         reload(trigger(lambda choose=page.choose_source(kind): p.to_ui(choose()), None, p.outputs(*NEW_SOURCE),
                        queue=False))
 
-    def upload(path, request: gr.Request):
-        return p.to_ui(page.receive_upload(path, request.session_hash))
+    def upload(path, shown, request: gr.Request):
+        return p.to_ui(page.receive_upload(path, session_of(request), shown))
 
-    reload(p.ui["upload"].upload(upload, p.ui["upload"], p.outputs("upload-path", "status", *NEW_SOURCE),
-                                 queue=False))
+    reload(p.ui["upload"].upload(upload, p.outputs("upload", "view-request"),
+                                 p.outputs("upload-path", "status", *NEW_SOURCE), queue=False))
     # another reading of the columns starts from its own template (the last one's would imply a mapping)
     reload(p.ui["columns"].input(lambda: p.to_ui({"prompt-template": "", "completion-template": ""}), None,
                                  p.outputs("prompt-template", "completion-template"), queue=False))

@@ -13,7 +13,7 @@ LIBRARY_WORDS = (
     ("PanicException", "the tokenizer stopped on this data (a text too long for its memory budget, or one it "
                        "cannot read); try shorter rows"),
     ("RecursionError", "the data is nested too deeply to read (more than about a thousand levels)"),
-    ("Exceeds the limit (4300 digits)", "a number has more than 4,300 digits"),
+    ("Exceeds the limit", "a number has too many digits to read (more than 4,300 by default)"),
     ("TextEncodeInput must be", "a value the tokenizer was given is not text: check that every text column holds "
                                 "text in every row"),
 )

@@ -73,20 +73,20 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     owner = OWNER.get()
     child = Child(lambda emit: fn(*args), memory_mb=memory_mb, nice=BUSY_NICE if owner in BUSY_OWNERS else 0)
     if owner is not None:
-        with _owned_lock:
+        with _owned_lock:  # (killed under the lock: a child is unregistered before it is reaped, so never a reused pid)
             older, _owned[owner] = _owned.get(owner), child
-        if older is not None:
-            older.replaced = True
-            older.kill()
+            if older is not None:
+                older.replaced = True
+                older.kill()
     try:
         kind, value, size = next(frame for frame in child.frames(time.monotonic() + seconds) if frame[0] != "update")
     finally:
-        child.close()
         if owner is not None:
             with _owned_lock:
                 if _owned.get(owner) is child:
                     del _owned[owner]
-    if child.replaced:
+        child.close()
+    if child.replaced and kind != "ok":  # (a result that was complete is kept: others may be waiting for it)
         raise Replaced(f"{what} was replaced by a newer request from the same page")
     if kind == "budget":
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")

@@ -30,7 +30,7 @@ import itertools
 import os
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from . import hub, one_line, quoted, readers
 from .labels import row_type
@@ -119,7 +119,7 @@ def resolve(source):
 MAX_HUB_BYTES = int(os.environ.get("SFTVIZ_MAX_HUB_MB", 64)) * 2**20  # read from a Hub dataset at most
 
 
-def rows_of(source, max_bytes=None):
+def rows_of(source, max_bytes=None, notes=None):
     """Every row of a Source, one by one: the one way rows come in, for the page, the CLI and the doctor's pass
     over every row alike. A file is read by readers.iter_rows; a Hub dataset or a local dataset folder is
     streamed by `datasets` (nothing downloaded whole, nothing written to its cache), at most `max_bytes` of it.
@@ -128,7 +128,7 @@ def rows_of(source, max_bytes=None):
     kind, source = resolve(source)
     if kind == "file":
         try:
-            yield from readers.iter_rows(source)
+            yield from readers.iter_rows(source, notes)
         except readers.FileError as e:
             raise DataError(str(e)) from None
         return
@@ -389,6 +389,7 @@ class Loaded:
     raw: list
     rows: list
     decision: Decision
+    notes: dict = field(default_factory=dict)  # what reading the file changed (readers.iter_rows)
 
     @property
     def kind(self):
@@ -416,7 +417,8 @@ def iter_chunks(source, chunk_rows=10_000, limit=None, max_bytes=None, **fields)
     rows, in chunks of `chunk_rows` as Loaded records, so a dataset of any size streams through with flat memory.
     A chunk's bad row is named by its index in the dataset."""
     source = Source.of(source, **fields)
-    rows = rows_of(source, max_bytes)
+    notes = {}  # what reading changed (readers.iter_rows), shared by every chunk as the reading goes on
+    rows = rows_of(source, max_bytes, notes)
     if limit:
         rows = itertools.islice(rows, limit)
     decision, done = None, 0
@@ -433,7 +435,7 @@ def iter_chunks(source, chunk_rows=10_000, limit=None, max_bytes=None, **fields)
         except DataError as e:  # say which row of the dataset, not of the chunk
             raise DataError(re.sub(r"row (\d+)", lambda m: f"row {int(m.group(1)) + done}", str(e), count=1)) \
                 from None
-        yield Loaded(source.name, chunk, trl_rows, decision)
+        yield Loaded(source.name, chunk, trl_rows, decision, notes)
         done += len(chunk)
 
 

@@ -76,7 +76,8 @@ class Job:
         self.pid = None
         self.threads = 1  # threads the job may use: the cores free when it started (the child's emit.threads)
         self.tags = set()  # what the job was computed from (e.g. an upload's path): forget() drops by tag
-        self.owner = OWNER.get()  # the visitor who asked first (None: the CLI, a test): see Pool
+        self.owner = OWNER.get()  # the visitor it counts against (None: the CLI, a test): see Pool
+        self.watching = []  # the visitor of each watch: when the owner stops watching, another watcher owns it
         self.cond = threading.Condition(lock)
 
     @property
@@ -93,8 +94,9 @@ class Watch:
     """One visitor watching one job. Iterate `follow()` for the updates; `close()` (or leaving a `with`)
     stops watching, and stops the job if nobody else watches it."""
 
-    def __init__(self, pool, job):
+    def __init__(self, pool, job, owner=None):
         self.pool, self.job, self.seen, self.closed = pool, job, 0, False
+        self.owner = owner  # the visitor watching (bounded.OWNER when the watch began)
 
     @property
     def shared(self):
@@ -150,7 +152,7 @@ class Watch:
             if self.closed:
                 return
             self.closed = True
-        self.pool._leave(self.job)
+        self.pool._leave(self.job, self.owner)
 
     def __enter__(self):
         return self
@@ -194,10 +196,11 @@ class Pool:
                                            what, self.lock)
                 self.line.append(job)
             job.watchers += 1
+            job.watching.append(OWNER.get())
             if tag is not None:
                 job.tags.add(tag)
             self._start_waiting()
-        return Watch(self, job)
+        return Watch(self, job, OWNER.get())
 
     def position(self, job):
         with self.lock:
@@ -245,9 +248,15 @@ class Pool:
             self.computed += 1
             threading.Thread(target=self._run, args=(job,), name="sftviz-job", daemon=True).start()
 
-    def _leave(self, job):
+    def _leave(self, job, owner=None):
         with self.lock:
             job.watchers -= 1
+            if owner in job.watching:
+                job.watching.remove(owner)
+            if job.owner == owner and owner not in job.watching:  # it now counts against a visitor still watching
+                job.owner = next((o for o in job.watching if o is not None), None)
+                self._mark_busy()
+                self._start_waiting()
             if job.watchers > 0 or job.finished:
                 return
             if job in self.line:  # nobody waits for it any more

@@ -221,6 +221,28 @@ def admit():
                       f"then try again")
 
 
+_refreshes = OrderedDict()  # session -> how many refreshes it has started (the newest answers; older ones yield)
+
+
+def _start_refresh():
+    """A ticket for this visitor's refresh; still_newest(ticket) says whether a newer one has started since."""
+    session = bounded.OWNER.get()
+    if session is None:
+        return None, 0
+    with _buckets_lock:
+        n = _refreshes.pop(session, 0) + 1
+        _refreshes[session] = n
+        while len(_refreshes) > 10_000:
+            _refreshes.popitem(last=False)
+    return session, n
+
+
+def still_newest(ticket):
+    session, n = ticket
+    with _buckets_lock:
+        return session is None or _refreshes.get(session, n) == n
+
+
 def steps(updates, session):
     """A streaming handler's updates, each computed as the visitor's (a generator may resume in another thread)."""
     done = object()
@@ -241,6 +263,7 @@ def refresh(v):
     """(Re)load data + labels; everything on the page is redrawn. On success the request becomes the
     session's "view-request": what Prev / Next / search / Train use, so a failed load keeps the last
     good view working."""
+    ticket = _start_refresh()
     try:
         admit()
         request = page_request(v)
@@ -280,6 +303,8 @@ def refresh(v):
                                       if mapping else "", visible=mapping is not None),
         "share": share_query(request, index),
     })
+    if not still_newest(ticket):  # this visitor asked for another view meanwhile: that one answers, not this
+        return nothing()
     return out
 
 
@@ -399,11 +424,13 @@ def choose_source(kind):
 
 
 @status_on_failure
-def receive_upload(path, session):
-    """An upload goes into the session's private folder, in place of its last one (whose cached rows and labels
-    go with it); the page keeps only that path (server-side)."""
-    older = set(uploads.previous(session))
-    new = uploads.receive(path, session)
+def receive_upload(path, session, shown=None):
+    """An upload goes into the session's private folder, in place of its earlier ones (their cached rows and
+    labels go with them) except the one the page shows (`shown`: the last good view's request), which stays
+    until a new view replaces it; the page keeps only the new path (server-side)."""
+    keep = shown.source if shown is not None and shown.where == "file" else None
+    older = set(uploads.previous(session)) - {keep}
+    new = uploads.receive(path, session, keep)
     if older:
         view.forget(lambda source: source in older)
     return {"upload-path": new, **choose_source("upload")()}
@@ -522,11 +549,18 @@ def _copy(out):
     return {k: dict(v) if isinstance(v, dict) else v for k, v in out.items()}  # Gradio pops from update dicts
 
 
+def _kept_first_view(key):  # under _first_lock: the kept view of a link, now the most recently used
+    out = _first_views.get(key)
+    if out is not None:
+        _first_views.move_to_end(key)
+    return out
+
+
 def cached_first_view(query):
     """The first view of a link opened before (kept in memory), or None: never computes anything."""
     _, key = _first_key(query)
     with _first_lock:
-        out = _first_views.get(key)
+        out = _kept_first_view(key)
     return _copy(out) if out is not None else None
 
 
@@ -535,7 +569,7 @@ def first_view(query):
     link and then served from memory, so thirty students opening the page at once wait for nobody."""
     fields, key = _first_key(query)
     with _first_lock:
-        out = _first_views.get(key)
+        out = _kept_first_view(key)
         session = bounded.OWNER.get()
         again = out is None and session is not None and session in _opened and fields != from_url({})
         if session is not None:
@@ -557,8 +591,13 @@ def first_view(query):
         if "view-request" in out:  # a view that loaded (a failed one is tried again by the next visitor)
             with _first_lock:
                 _first_views[key] = out
-                while len(_first_views) > FIRST_VIEWS:
-                    _first_views.popitem(last=False)
+                default = _first_key({})[1]
+                while len(_first_views) > FIRST_VIEWS:  # the least recently opened link goes; never the default
+                    oldest = next(iter(_first_views))
+                    if oldest == default:
+                        _first_views.move_to_end(oldest)
+                        oldest = next(iter(_first_views))
+                    del _first_views[oldest]
     return _copy(out)
 
 

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import sys
 
 from . import clean_text
 
@@ -28,18 +29,24 @@ def clean(value):
     return value
 
 
-def _loads(text, name, where):
-    """json.loads, with the ways a valid-looking file can still break it said in one line (and strings made
-    valid text)."""
+def _loads(text, name, where, notes=None):
+    """json.loads, with the ways a valid-looking file can still break it said in one line, and strings made
+    valid text (counted in notes["replaced"]: rows with a lone surrogate)."""
     try:
         value = json.loads(text)
     except RecursionError:
         raise FileError(f"{name}: {where} is nested too deeply (more than about a thousand levels)") from None
     except ValueError as e:
-        if "4300" in str(e):
-            raise FileError(f"{name}: {where} has a number with more than 4,300 digits") from None
+        if "Exceeds the limit" in str(e):  # Python's int digit limit (4,300 by default)
+            raise FileError(f"{name}: {where} has a number with more than {sys.get_int_max_str_digits():,} "
+                            f"digits") from None
         raise
-    return clean(value) if _ESCAPED_SURROGATE.search(text) else value
+    if not _ESCAPED_SURROGATE.search(text):
+        return value
+    cleaned = clean(value)
+    if notes is not None and cleaned != value:
+        notes["replaced"] = notes.get("replaced", 0) + 1
+    return cleaned
 
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -48,17 +55,20 @@ class FileError(ValueError):
     """The file cannot be read as data; the message says why, in one line."""
 
 
-def iter_rows(path):
+def iter_rows(path, notes=None):
     """path -> row dicts one by one: the one reader. JSON lines, CSV and Parquet are streamed (a .json array is
     read whole). Every way a file can be wrong is one line naming the file: an unsupported type, an empty file,
-    no rows, and where a line breaks."""
+    no rows, and where a line breaks. `notes` (a dict) gets what the reader changed: "replaced", rows whose
+    invalid text (a lone surrogate) became U+FFFD."""
     name = os.path.basename(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in EXTENSIONS:
         raise FileError(f"{name}: unsupported file type {ext or '(none)'}; use {', '.join(EXTENSIONS)}")
     if os.path.getsize(path) == 0:
         raise FileError(f"{name}: the file is empty")
-    rows = {".jsonl": jsonl_rows, ".json": json_rows, ".csv": csv_rows, ".parquet": parquet_rows}[ext](path, name)
+    notes = {} if notes is None else notes
+    rows = {".jsonl": jsonl_rows, ".json": json_rows, ".csv": csv_rows, ".parquet": parquet_rows}[ext](path, name,
+                                                                                                      notes)
     first = next(rows, None)
     if first is None:
         raise FileError(f"{name}: the file has no rows")
@@ -107,22 +117,22 @@ def _row(value, name, where):
     return value
 
 
-def jsonl_rows(path, name):
+def jsonl_rows(path, name, notes=None):
     for number, line in _text_lines(path, name):
         if line.strip():
             try:
-                yield _row(_loads(line, name, f"line {number}"), name, f"line {number}")
+                yield _row(_loads(line, name, f"line {number}", notes), name, f"line {number}")
             except json.JSONDecodeError as e:
                 raise FileError(f"{name}: line {number} is not valid JSON ({e.msg}, column {e.colno})") from None
 
 
-def json_rows(path, name):
+def json_rows(path, name, notes=None):
     """A JSON array of objects, an object of equal-length column lists, or JSON lines in a .json file."""
     text = "".join(line for _, line in _text_lines(path, name))
     try:
-        value = _loads(text, name, "the file")
+        value = _loads(text, name, "the file", notes)
     except json.JSONDecodeError:
-        yield from jsonl_rows(path, name)
+        yield from jsonl_rows(path, name, notes)
         return
     if isinstance(value, list):
         yield from (_row(v, name, f"item {i}") for i, v in enumerate(value))
@@ -136,7 +146,7 @@ def json_rows(path, name):
                         f"{type(value).__name__}")
 
 
-def csv_rows(path, name):
+def csv_rows(path, name, notes=None):
     csv.field_size_limit(max(csv.field_size_limit(), os.path.getsize(path) + 1))  # a cell may be the whole file
     reader = csv.reader(line for _, line in _text_lines(path, name))
     header = next(reader, None)
@@ -155,7 +165,7 @@ def csv_rows(path, name):
         yield dict(zip(header, record))
 
 
-def parquet_rows(path, name):
+def parquet_rows(path, name, notes=None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -145,7 +145,7 @@ def shift_view(seq, texts, window=28, show_all=False):
         elif nxt_scored:
             cell = f'<span class="sv-tok" data-role="target">{escape(texts[t + 1])}</span>'
         else:
-            cell = f'<i title="label of position {t + 1} is -100">-100</i>'
+            cell = f'<i title="label of position {seq.offset + t + 1} is -100">-100</i>'
         scored.append(f'<td class="{cls}">{cell}</td>')
     rows = "".join(f"<tr>{''.join(r)}</tr>" for r in (head, sees, arrows, scored))
     where = f"positions {seq.offset + lo}–{seq.offset + hi - 1} of {seq.full_length}" + (

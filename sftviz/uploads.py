@@ -22,6 +22,10 @@ KEEP_S = float(os.environ.get("SFTVIZ_UPLOAD_KEEP_S", 2 * 3600))  # at most, eve
 ROOT = os.environ.get("SFTVIZ_UPLOAD_DIR") or os.path.join(tempfile.gettempdir(), f"sftviz-uploads-{os.getuid()}")
 
 
+_lock = threading.Lock()  # one upload or sweep at a time: a sweep never sees an upload half moved in
+FRESH_S = 60  # an upload folder younger than this is never swept (it may be being filled)
+
+
 class UploadError(ValueError):
     """The upload is refused; the message says why, in one line."""
 
@@ -32,9 +36,10 @@ def session_dir(session):
     return os.path.join(ROOT, session)
 
 
-def receive(path, session):
-    """Move an uploaded file into the session's private folder, in place of the session's earlier upload;
-    returns the new path. Refused when all uploads together would pass TOTAL_MB."""
+def receive(path, session, keep=None):
+    """Move an uploaded file into the session's private folder, in place of the session's earlier uploads
+    (except `keep`: the one its page shows now, which stays until another view replaces it); returns the new
+    path. A session holds at most two uploads. Refused when all uploads together would pass TOTAL_MB."""
     if not path or not os.path.isfile(path):
         raise UploadError("no file was received")
     name = os.path.basename(path)
@@ -47,24 +52,35 @@ def receive(path, session):
         os.remove(path)
         raise UploadError(f"{name} is larger than {MAX_MB} MB (this page's upload limit)")
     folder = session_dir(session)
-    replaced = previous(session)
-    sweep()
-    if used_bytes() - sum(os.path.getsize(p) for p in replaced) + size > TOTAL_MB * 2**20:
-        os.remove(path)
-        raise UploadError("the server's space for uploads is full just now: try again in a few minutes, or run "
-                          "sftviz on your own machine")
-    for old in replaced:  # one upload per session: the new one takes the old one's place
-        shutil.rmtree(os.path.dirname(old), ignore_errors=True)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    target = os.path.join(tempfile.mkdtemp(dir=folder), name)  # a new folder each time: names never collide
-    shutil.move(path, target)
-    os.chmod(target, 0o600)
-    os.utime(target)  # its upload time: what the sweep reads
+    with _lock:
+        replaced = [p for p in previous(session) if p != keep]
+        _sweep(time.time())
+        if used_bytes() - sum(_size(p) for p in replaced) + size > TOTAL_MB * 2**20:
+            os.remove(path)
+            raise UploadError("the server's space for uploads is full just now: try again in a few minutes, or run "
+                              "sftviz on your own machine")
+        for old in replaced:  # the new upload takes the old ones' place
+            shutil.rmtree(os.path.dirname(old), ignore_errors=True)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            target = os.path.join(tempfile.mkdtemp(dir=folder), name)  # a new folder each time: no collisions
+            shutil.move(path, target)
+            os.chmod(target, 0o600)
+            os.utime(target)  # its upload time: what the sweep reads
+        except OSError:
+            raise UploadError(f"{name} could not be stored: try again") from None
     return target
 
 
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def previous(session):
-    """The session's uploads kept now (at most one)."""
+    """The session's uploads kept now (at most two: the one its page shows, and the newest)."""
     folder = session_dir(session)
     if not os.path.isdir(folder):
         return []
@@ -99,16 +115,22 @@ def discard(session):
 def sweep(now=None):
     """Delete every upload received more than KEEP_S ago (sessions that never said goodbye), by the time of
     the upload itself (a folder's time changes whenever anything inside it does), then empty session folders."""
-    now = time.time() if now is None else now
+    with _lock:
+        _sweep(time.time() if now is None else now)
+
+
+def _sweep(now):  # under _lock
     if not os.path.isdir(ROOT):
         return
     for session in os.scandir(ROOT):
         try:
             for upload in os.scandir(session.path):
                 files = [os.path.join(upload.path, f) for f in os.listdir(upload.path)] if upload.is_dir() else []
-                if not files or all(now - os.path.getmtime(f) > KEEP_S for f in files):
+                old = all(now - os.path.getmtime(f) > KEEP_S for f in files) if files else \
+                    now - upload.stat().st_mtime > FRESH_S
+                if old:
                     shutil.rmtree(upload.path, ignore_errors=True)
-            if not os.listdir(session.path):
+            if not os.listdir(session.path) and now - session.stat().st_mtime > FRESH_S:
                 os.rmdir(session.path)
         except OSError:  # gone meanwhile (the session ended)
             pass

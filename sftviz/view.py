@@ -139,16 +139,17 @@ def load(request):
         else None  # bounded.SECONDS
     what = f"loading {request.name}" + (" with your template" if request.prompt_template or
                                         request.completion_template else "")
-    loaded = _loads.get(request.data_key, lambda: measured(bounded.run(_load, request, seconds=seconds,
-                                                                       what=what)[0]))
+    loaded = _loads.get(request.data_key, lambda: measured(*bounded.run(_load, request, seconds=seconds,
+                                                                        what=what)))
     if isinstance(loaded, data.TRLStops):  # TRL's refusal is an answer too: kept, and said again
         raise data.TRLStops(*loaded.args)
     return loaded
 
 
-def measured(value):
-    """(value, the memory it holds): what the caches count."""
-    return value, footprint(value)
+def measured(value, pickled=0):
+    """(value, the memory it holds): what the caches count (at least its pickle's size: an object footprint
+    cannot see into, such as a decoded image, is counted by that)."""
+    return value, max(footprint(value), pickled)
 
 
 def _load(request):  # in the child process
@@ -232,10 +233,10 @@ class View:
         padded = seq
         if pad and not seq.offset:  # the padding shown, up to the page's limit
             padded = collate([seq], self.prep.pad_token_id, pad_to=min(seq.full_length + pad, VIEW_TOKENS))[0]
+        shown_pad = len(padded.input_ids) - len(seq.input_ids)
         return padded, (f"Shown as row {pos - start + 1} of a batch of {len(batch)} (TRL's default batch size; "
                         f"here consecutive examples), right-padded to the longest: {pad:,} padding tokens"
-                        + (f" ({len(padded.input_ids) - seq.full_length:,} shown)."
-                           if seq.full_length + pad > VIEW_TOKENS else ".") + shown)
+                        + (f" ({shown_pad:,} shown)." if pad and shown_pad < pad else ".") + shown)
 
     def displayed_texts(self, i):
         """(sequence as shown, its token texts, the note); padding shows the real pad token (EOS for GPT-2)."""
@@ -312,7 +313,7 @@ def describe(view):
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
         lines.append(f"⚠ {w}")
-    replaced = sum("\ufffd" in repr(row) for row in view.loaded.raw)
+    replaced = view.loaded.notes.get("replaced", 0)
     if replaced:
         lines.append(f"⚠ {replaced} row(s) hold text that is not valid (e.g. a lone surrogate such as \\ud800 in "
                      f"JSON), shown as �: TRL's tokenizer cannot encode such text, so fix it in the file.")

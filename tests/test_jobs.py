@@ -217,3 +217,26 @@ def test_one_visitors_jobs_hold_one_worker_and_anothers_job_starts_on_the_next()
     a, b = pool.watch("a", counting, 1000, 0.01, seconds=60), pool.watch("b", counting, 1000, 0.01, seconds=60)
     assert pool.busy() == (2, 0)
     a.close(), b.close()
+
+
+def test_a_shared_job_counts_against_a_visitor_still_watching_it():
+    from sftviz import bounded
+    pool = jobs.Pool(2)
+
+    def as_visitor(name, *args, **kw):
+        token = bounded.OWNER.set(name)
+        try:
+            return pool.watch(*args, **kw)
+        finally:
+            bounded.OWNER.reset(token)
+
+    a = as_visitor("a", "shared", counting, 1000, 0.01, seconds=60)
+    b = as_visitor("b", "shared", counting, 1000, 0.01, seconds=60)
+    a.close()  # a leaves; b still watches: the job is b's now, and a's next job starts at once
+    assert a.job.owner == "b" and a.job.state == "running"
+    a2 = as_visitor("a", "a2", counting, 1000, 0.01, seconds=60)
+    assert a2.job.state == "running" and pool.busy() == (2, 0)
+    b2 = as_visitor("b", "b2", counting, 3, 0.0, seconds=60)
+    assert b2.place() == "after your other job: one at a time per visitor"
+    for w in (b, a2, b2):
+        w.close()
