@@ -185,7 +185,9 @@ def packing_view(seq, row_index, strategy, rows_summary):
            "sees itself, and its first label is set to -100)." if strategy.padding_free else
            f"{strategy.name} packing keeps no boundaries: documents attend to each other, and the first token of a "
            "document is predicted from the end of the previous one.")
-    return (f'<div class="sv-packing"><b>Row {row_index}</b> holds {len(docs)} document(s):<ul>{items}</ul>'
+    cut = (f"<p>(The last {len(seq.sources):,} of the row's {seq.full_length:,} positions: documents before them "
+           f"are not listed.)</p>" if seq.offset else "")
+    return (f'<div class="sv-packing"><b>Row {row_index}</b> holds {len(docs)} document(s):<ul>{items}</ul>{cut}'
             f'<p>{escape(pos)}</p><p>{escape(rows_summary)}</p></div>')
 
 
