@@ -182,7 +182,7 @@ def _child(fn, args, memory_mb, nice, threads, write_end):
     """In the forked child: the work within its budget, every frame sent, then exit without the server's handlers."""
     status = 0
     try:
-        close_sockets()
+        close_sockets(keep=(write_end,))
         if nice:
             os.nice(nice)
         _limit_memory(memory_mb)
@@ -214,10 +214,12 @@ def outcome(call):
             return pickle.dumps(("error", _Failure(ValueError(f"{type(e).__name__}: {e}"))))
 
 
-def close_sockets():
+def close_sockets(keep=()):
     """In a forked child: close the sockets it inherited from the server (its listening socket and every
-    visitor's connection). A child holding them would keep a connection the server has closed half open,
-    and a browser reusing it would wait forever for an answer nobody reads."""
+    visitor's connection), and the pipes of other children (all but `keep`). A child holding a socket would keep
+    a connection the server has closed half open, and a browser reusing it would wait forever for an answer
+    nobody reads. A child holding another child's pipe (forked by another thread while that pipe was open)
+    would keep it open after that child dies, and its reader would wait for an end that never comes."""
     try:
         fds = [int(name) for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")]
     except OSError:
@@ -225,7 +227,8 @@ def close_sockets():
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in fds:
         try:
-            if fd != devnull and stat.S_ISSOCK(os.fstat(fd).st_mode):
+            mode = os.fstat(fd).st_mode
+            if fd != devnull and fd > 2 and fd not in keep and (stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode)):
                 os.dup2(devnull, fd)  # not close(): objects that close the fd later close /dev/null, quietly
         except OSError:
             pass

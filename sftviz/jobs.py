@@ -306,10 +306,10 @@ class Pool:
             else:
                 kind, value = "died", None
         finally:
-            child.close()
-            with self.lock:
+            with self.lock:  # no pid before it is reaped: _leave never kills a pid the system has given another
                 job.pid = None
                 stopping = job.state == "stopping"
+            child.close()
         if stopping:
             return "stopped", None, None
         if kind == "ok":

@@ -240,3 +240,20 @@ def test_a_shared_job_counts_against_a_visitor_still_watching_it():
     assert b2.place() == "after your other job: one at a time per visitor"
     for w in (b, a2, b2):
         w.close()
+
+
+def test_a_child_does_not_keep_another_childs_pipe_open():
+    """A child forked while another child's pipe is open in the server (by another thread, between that pipe's
+    creation and the server closing its write end) must not keep that pipe open: the other child's reader would
+    never see its end, and wait for its whole budget."""
+    import select
+
+    from sftviz import bounded
+    read_end, write_end = os.pipe()
+    sibling = bounded.Child(lambda emit: time.sleep(30))
+    try:
+        os.close(write_end)  # the server's copy: now only a child could hold it
+        assert select.select([read_end], [], [], 5)[0] and os.read(read_end, 1) == b""  # EOF: nobody holds it
+    finally:
+        sibling.close()
+        os.close(read_end)
