@@ -38,8 +38,8 @@ def _loads(text, name, where, notes=None):
         raise FileError(f"{name}: {where} is nested too deeply (more than about a thousand levels)") from None
     except ValueError as e:
         if "Exceeds the limit" in str(e):  # Python's int digit limit (4,300 by default)
-            raise FileError(f"{name}: {where} has a number with more than {sys.get_int_max_str_digits():,} "
-                            f"digits") from None
+            limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()  # (Python 3.10.7+; 3.11 to vermin)
+            raise FileError(f"{name}: {where} has a number with more than {limit:,} digits") from None
         raise
     if not _ESCAPED_SURROGATE.search(text):
         return value
