@@ -220,7 +220,7 @@ class View:
         seq = seqs[i]
         shown = (f" Showing the last {len(seq.input_ids):,} of {seq.full_length:,} tokens (positions "
                  f"{seq.offset:,}-{seq.full_length - 1:,}): the page shows at most {VIEW_TOKENS:,} per example; "
-                 f"`python -m sftviz inspect` shows them all.") if seq.offset else ""
+                 f"python -m sftviz inspect shows them all.") if seq.offset else ""
         if self.prep.padding_free:
             return seq, "Padding-free packing: no padding, one flat row per batch." + shown
         if seq.dropped:
