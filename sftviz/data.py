@@ -27,6 +27,7 @@ read them (`decide`) -> rows in TRL's format.
 
 import glob
 import itertools
+import json
 import os
 import re
 import sys
@@ -260,8 +261,40 @@ DEFAULT_MAPPINGS = {
     "alpaca": Mapping(
         "### Instruction:\n{{ instruction }}\n\n{% if input %}### Input:\n{{ input }}\n\n{% endif %}### Response:\n",
         "{{ output }}"),
-    "prompt_answer": Mapping("{{ prompt }}", "{{ answer if answer is defined else response }}"),
+    "prompt_answer": Mapping("{{ prompt }}\n", "{{ answer if answer is defined else response }}"),
 }
+
+
+def default_mapping(shape, row):
+    """The mapping offered for this shape, fitted to the file's first row. TRL concatenates prompt + completion
+    as given, so a prompt/answer pair needs what separates them: where a `text` column holds prompt, separator
+    and answer, that separator (spaces before the answer go to the completion, the rest ends the prompt); where
+    the prompt or the answer already carries the whitespace, nothing; else a newline.
+
+    >>> default_mapping("prompt_answer", {"prompt": "France?", "answer": "Paris.", "text": "France? Paris."})
+    Mapping(prompt='{{ prompt }}', completion=' {{ answer if answer is defined else response }}')
+    >>> default_mapping("prompt_answer", {"prompt": "France?", "answer": "Paris."}).prompt == "{{ prompt }}\\n"
+    True
+    """
+    base = DEFAULT_MAPPINGS[shape]
+    if shape != "prompt_answer":
+        return base
+    answer = base.completion
+    p, a, t = row.get("prompt"), row.get("answer", row.get("response")), row.get("text")
+    if not (isinstance(p, str) and isinstance(a, str)):
+        return base
+    if isinstance(t, str) and t.startswith(p) and t.endswith(a) and len(t) - len(p) - len(a) in range(0, 41):
+        middle = t[len(p):len(t) - len(a)]
+        head = middle.rstrip(" \t")
+        return Mapping("{{ prompt }}" + _literal(head), middle[len(head):] + answer)
+    if p[-1:].isspace() or a[:1].isspace() or not p or not a:
+        return Mapping("{{ prompt }}", answer)
+    return base
+
+
+def _literal(text):
+    """`text` as it reads inside a Jinja template (quoted where it holds template syntax)."""
+    return text if not any(c in text for c in "{}%#") else "{{ " + json.dumps(text) + " }}"
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "system": "system", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
@@ -329,7 +362,7 @@ def decide(first_row, text_field="text", columns="trl", prompt_template=None, co
             raise DataError(f"this data is already in TRL's {trl_kind} format and TRL uses it as it is: a mapping "
                             f"template is for other shapes (question/answer, Alpaca, prompt/answer, your own columns)")
         if shape:
-            base = DEFAULT_MAPPINGS[shape]
+            base = default_mapping(shape, first_row)
             mapping = Mapping(prompt_template or base.prompt, completion_template or base.completion)
         elif prompt_template and completion_template:
             mapping = Mapping(prompt_template, completion_template)

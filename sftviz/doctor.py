@@ -82,6 +82,7 @@ class Env:
     special: set  # added and special token ids (an end-of-turn counts as a stop)
     options: object
     first_shape: str
+    tok: object = None  # for the rare detector that needs to tokenize (only for an example it flags)
 
 
 @dataclass
@@ -134,7 +135,7 @@ def scan(rows, tok, options, offset=0, first_shape=None):
     t = out.tallies
     env = Env(tok.eos_token_id, tok.bos_token_id, tok.pad_token_id,
               set(tok.get_added_vocab().values()) | set(tok.all_special_ids), options,
-              first_shape or _shape(rows[0]))
+              first_shape or _shape(rows[0]), tok)
     per_example = not options.packing  # packed rows mix examples: the "kept" detectors read unpacked ones
     on_full = [d for d in DETECTORS if d.reads == "untruncated"]
     on_kept = [d for d in DETECTORS if d.reads == "kept"] if per_example else []
@@ -389,6 +390,51 @@ def seam(c):
                    "completion.")
 
 
+def _texts(row):
+    """(prompt, completion) of a prompt-completion row of text, else (None, None)."""
+    p, c = row.get("prompt"), row.get("completion")
+    return (p, c) if isinstance(p, str) and isinstance(c, str) and p and c else (None, None)
+
+
+def _completion_start(prompt, env):
+    """The position of the completion's first token: after the prompt's tokens (as TRL tokenizes it alone)."""
+    return [len(env.tok(prompt)["input_ids"])]
+
+
+def glued(example, env):
+    """(untruncated) A prompt and a completion that meet with no whitespace ("France?" + "Paris."), unless the
+    prompt ends in a marker such as "<|assistant|>"."""
+    p, c = _texts(example[1])
+    if p is None or p[-1].isspace() or c[0].isspace() or p.endswith(">"):
+        return None
+    return _completion_start(p, env)
+
+
+def repeated(example, env):
+    """(untruncated) The prompt ends with the completion, or the completion starts with the prompt."""
+    p, c = _texts(example[1])
+    if p is None or not (p.rstrip().endswith(c.strip()) or c.lstrip().startswith(p.strip())) or \
+            min(len(p.strip()), len(c.strip())) < 2:
+        return None
+    return _completion_start(p, env)
+
+
+def joins(c):
+    """How prompt and completion meet: glued together, or one repeating the other."""
+    t = c.sc.tallies
+    return (c.found("prompt_completion_glued", "warning", "Prompt and completion join with no space or separator",
+                    t["glued"], "TRL trains on prompt + completion exactly as given: \"France?\" + \"Paris.\" is "
+                    "read as \"France?Paris.\", so the model learns answers glued to their question (and the last "
+                    "word of a prompt can merge with the first of its answer into one token).",
+                    "End the prompt with a separator (a newline, \"Answer:\") or start the completion with a space; "
+                    "a mapping template can add it.")
+            + c.found("prompt_completion_repeat", "warning", "The completion repeats the prompt, or the prompt the "
+                      "completion", t["repeat"], "The answer is in the prompt already (or the completion restarts "
+                      "with the prompt): the model is trained to copy what it was just given, not to answer.",
+                      "Check the mapping templates: the answer belongs in the completion only, the question in the "
+                      "prompt only."))
+
+
 def crossing_packing(c):
     """Packing that lets documents see each other (not padding-free: TRL's "wrapped")."""
     o = c.options
@@ -457,12 +503,13 @@ def columns(c):
 # The per-example tests: scan() runs each on every example and keeps its tally, which the reports read.
 DETECTORS = (Detector("empty", "kept", nothing_scored), Detector("cut", "untruncated", answer_cut),
              Detector("no_stop", "kept", no_stop), Detector("double_bos", "untruncated", double_bos),
-             Detector("double_eos", "untruncated", double_eos), Detector("odd_shape", "untruncated", odd_shape))
+             Detector("double_eos", "untruncated", double_eos), Detector("odd_shape", "untruncated", odd_shape),
+             Detector("glued", "untruncated", glued), Detector("repeat", "untruncated", repeated))
 # Besides the detectors' tallies, scan() keeps two from the labelling itself: "dropped" (TRL's filter) and "seam".
 
 # The doctor's checks, in the order the page lists findings of the same severity: each reads the scan (and the
 # tallies of its detectors) and returns its findings.
-REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, crossing_packing, no_split, signal,
+REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, joins, crossing_packing, no_split, signal,
            mixed_shapes, columns)
 
 

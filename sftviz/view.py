@@ -340,7 +340,7 @@ def columns_lines(view):
             template = ""
             shape = data.mapping_shape(raw)
             if other == "map" and shape:
-                m = data.DEFAULT_MAPPINGS[shape]
+                m = data.default_mapping(shape, raw)
                 template = f" (prompt template `{m.prompt!r}`, completion template `{m.completion!r}`, editable)"
             lines.append(f"Or, one click under **How to read your columns**: {data.fix_words(other, raw, field)}"
                          f"{template}.")

@@ -159,3 +159,32 @@ def test_a_file_streamed_in_chunks_gives_the_same_findings_as_all_rows_at_once()
         f.write('{"prompt": "x", "completion": 5}\n')
     with pytest.raises(data.DataError, match=f"row {len(rows)}: 'completion' must be text"):
         doctor.diagnose_file(copy, get_tokenizer("default"), options, chunk_rows=37, workers=1)
+
+
+def test_prompt_and_completion_glued_or_repeated_are_found_and_pointed_at():
+    tok = get_tokenizer("default")
+    glued = [{"prompt": "What is the capital of France?", "completion": "Paris."}] + QA
+    found = checks(glued)["prompt_completion_glued"]
+    start = len(tok(glued[0]["prompt"])["input_ids"])
+    assert found.count == 1 and found.examples == [{"index": 0, "positions": [start]}]
+    repeat = [{"prompt": "Q: the capital of France?\nA: Paris.", "completion": " Paris."},
+              {"prompt": "Q: 2+2?", "completion": "Q: 2+2? 4"}] + QA
+    found = checks(repeat)["prompt_completion_repeat"]
+    assert found.count == 2 and [e["index"] for e in found.examples] == [0, 1]
+    assert "prompt_completion_glued" not in checks(QA) and "prompt_completion_repeat" not in checks(QA)
+    # a marker at the end of the prompt is a separator; chats have no prompt/completion strings to join
+    assert "prompt_completion_glued" not in checks([{"prompt": "Hi<|assistant|>", "completion": "Hello."}] + QA)
+
+
+def test_a_prompt_answer_file_gets_the_separator_its_text_column_shows():
+    rows = [{"prompt": "France?", "answer": "Paris.", "text": "France?\nAnswer: Paris."},
+            {"prompt": "Peru?", "answer": "Lima.", "text": "Peru?\nAnswer: Lima."}]
+    decision = data.decide(rows[0], columns="map")
+    assert decision.mapping.prompt == "{{ prompt }}\nAnswer:" and decision.mapping.completion.startswith(" {{")
+    mapped = data.to_trl(rows, decision)
+    assert [r["prompt"] + r["completion"] for r in mapped] == [r["text"] for r in rows]
+    assert not {"prompt_completion_glued", "prompt_completion_repeat"} & set(checks(mapped))
+    # no text column: a newline between them, so "France?" + "Paris." is never glued
+    bare = data.to_trl([{"prompt": "France?", "answer": "Paris."}], data.decide({"prompt": "France?",
+                                                                               "answer": "Paris."}, columns="map"))
+    assert bare[0]["prompt"] + bare[0]["completion"] == "France?\nParis."
