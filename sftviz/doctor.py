@@ -49,8 +49,10 @@ class _Tally:
         self.count, self.examples = 0, []
 
     def add(self, index, positions=(), note=""):
+        """Count an example; keep it (its positions: a list, or a function that finds them) if among the first."""
         self.count += 1
         if len(self.examples) < SHOWN:
+            positions = positions() if callable(positions) else positions
             self.examples.append({"index": index, "positions": list(positions), **({"note": note} if note else {})})
 
     def merge(self, other):
@@ -62,8 +64,9 @@ class _Tally:
 @dataclass(frozen=True)
 class Detector:
     """One per-example test, written beside the report that reads its tally. `test(example, env)` returns
-    None when the example is fine, else the token positions involved (a list, possibly empty) or
-    (positions, note). `reads` says which labelling of the example it looks at:
+    None when the example is fine, else the token positions involved (a list, possibly empty, or a function
+    that finds them: called only for the examples a finding shows) or (positions, note). `reads` says which
+    labelling of the example it looks at:
     - "untruncated": every example as tokenized, before max_length cuts it;
     - "kept": the examples TRL keeps, as trained (truncated); not under packing, where rows mix examples."""
 
@@ -397,8 +400,9 @@ def _texts(row):
 
 
 def _completion_start(prompt, env):
-    """The position of the completion's first token: after the prompt's tokens (as TRL tokenizes it alone)."""
-    return [len(env.tok(prompt)["input_ids"])]
+    """The position of the completion's first token: after the prompt's tokens (as TRL tokenizes it alone).
+    A function: the tally calls it only for the examples it keeps (the prompt is tokenized again)."""
+    return lambda: [len(env.tok(prompt)["input_ids"])]
 
 
 def glued(example, env):
