@@ -219,8 +219,8 @@ class NeedsMapping(DataError):
 
     def __init__(self, columns):
         self.columns = list(columns)
-        super().__init__(f"unrecognised columns {column_list(self.columns)}: not a TRL format (text / prompt+completion / "
-                         f"messages / conversations) nor question+answer / instruction+output / prompt+answer; "
+        super().__init__(f"unrecognised columns {column_list(self.columns)}: not a TRL format (text / "
+                         f"prompt+completion / messages / conversations) nor question+answer / instruction+output / prompt+answer; "
                          f"write a prompt and a completion template with the columns as variables "
                          f"(or set the text field)")
 
