@@ -182,7 +182,7 @@ def _child(fn, args, memory_mb, nice, threads, write_end):
     """In the forked child: the work within its budget, every frame sent, then exit without the server's handlers."""
     status = 0
     try:
-        close_sockets(keep=(write_end,))
+        close_inherited(keep=(write_end,))
         if nice:
             os.nice(nice)
         _limit_memory(memory_mb)
@@ -214,7 +214,7 @@ def outcome(call):
             return pickle.dumps(("error", _Failure(ValueError(f"{type(e).__name__}: {e}"))))
 
 
-def close_sockets(keep=()):
+def close_inherited(keep=()):
     """In a forked child: close the sockets it inherited from the server (its listening socket and every
     visitor's connection), and the pipes of other children (all but `keep`). A child holding a socket would keep
     a connection the server has closed half open, and a browser reusing it would wait forever for an answer
