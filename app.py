@@ -21,7 +21,7 @@ import threading  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, page, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, page, palette, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
@@ -56,11 +56,27 @@ arXiv 2405.14394): training on the instructions too helps when instructions are 
 there are few training examples. TRL has no such option; Axolotl, LLaMA-Factory and others neither (as of TRL 1.16)."""
 
 EXPLAIN_TRAIN = """**Live training.** The same tiny model is trained twice from identical weights on identical batches;
-only the labels differ. The **left** plot is each run's own training loss — averaged over *different* tokens
-(whole text: every token; answer only: answer tokens), so the curves are **not comparable**. The **right** plot
-scores every run on the *same* held-out tokens: the answer tokens (solid) and the prompt tokens (dotted). That is
-the fair comparison. Answer-only training never learns to write prompts (its prompt loss goes up), and a tiny
-model trained from scratch may still gain from prompt tokens as extra signal: results depend on data and settings."""
+only the labels differ. The plot scores every run on the **same held-out tokens**, never trained on: the answer
+tokens (solid) and the prompt tokens (dotted). That is the fair comparison: lower is better. Each run's own training
+loss is under *More*: it is averaged over *different* tokens (whole text: every token; answer only: the answer
+tokens), so those curves are not comparable with each other."""
+
+EXPLAIN_TRAIN_LOSS = """Each run's training loss is averaged over the tokens it trains on: every token for whole text, the
+answer tokens for answer only. Prompts are easier or harder to predict than answers, so a lower curve here does not
+mean a better model: compare the held-out plot above."""
+
+# On a narrow screen (a phone) the settings start closed, so the tokens come first (gr.Accordion's open state is
+# the same for every screen: its header is clicked once the page is drawn).
+CLOSE_SETTINGS_ON_PHONE = """() => {
+  if (window.innerWidth >= 700) return;
+  let tries = 0;
+  const close = () => {
+    const header = document.querySelector('#settings > button.label-wrap');
+    if (header) { if (header.classList.contains('open')) header.click(); }
+    else if (tries++ < 100) setTimeout(close, 100);
+  };
+  close();
+}"""
 
 # A click on a finding's example button sends its "index:positions" with the doctor report's click event.
 OPEN_ON_CLICK = """element.addEventListener('click', (e) => {
@@ -150,7 +166,7 @@ def load_panel(p):
                    label="How to read your columns", elem_id="columns"))
     p.put(gr.Textbox("text", label="Text field (SFTConfig.dataset_text_field)", elem_id="text-field"))
     p.put(gr.Textbox("default", label="Tokenizer: 'default' (bundled, offline) or a Hub id", elem_id="tokenizer"))
-    p.put(gr.Radio([m.label for m in MODES.values()], value=DEFAULT_FORM["mode"], label="What is trained (mode)",
+    p.put(gr.Radio(page.mode_choices()[0], value=DEFAULT_FORM["mode"], label="What is trained (mode)",
                    elem_id="mode"))
     p.put(gr.Number(DEFAULT_FORM["max-length"], label="max_length (empty = none)", precision=0, elem_id="max-length"))
     with gr.Row():
@@ -170,12 +186,13 @@ def example_panel(p):
     """The status line, the example navigation, one tab per example view (view.EXAMPLE_TABS), then the others."""
     p.put(gr.HTML(WARMING_UP, elem_id="status"))
     with gr.Row(elem_id="nav"):
-        p.put(gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=90))
+        p.put(gr.Button("◀ Prev", elem_id="prev", scale=0, min_width=80, size="md"))
         p.put(gr.Slider(0, 1, value=0, step=1, label="Example", elem_id="example-index", scale=3))
         p.put(gr.Markdown(elem_id="count"))
-        p.put(gr.Button("Next ▶", elem_id="next", scale=0, min_width=90))
-        p.put(gr.Textbox(placeholder="search text…", show_label=False, elem_id="search", scale=2))
-    with gr.Tabs(elem_id="main-tabs") as tabs:
+        p.put(gr.Button("Next ▶", elem_id="next", scale=0, min_width=80, size="md"))
+        p.put(gr.Textbox(placeholder="search text…", label="Search the examples' text", show_label=False,
+                         elem_id="search", scale=2))
+    with gr.Tabs(elem_id="main-tabs", overflow_behavior="wrap") as tabs:
         for tab in view.EXAMPLE_TABS:
             with gr.Tab(tab.title, id=tab.elem_id):
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
@@ -190,7 +207,7 @@ def example_panel(p):
 def train_tab(p):
     """The paired training: settings, Train / Stop, the live curves, the generations and the heatmap."""
     answer = MODES["completion"]
-    with gr.Row():
+    with gr.Row(elem_id="train-choices"):
         p.put(gr.Radio(list(PRESET_LABELS.values()), value=PRESET_LABELS["quick"], label="Preset", elem_id="preset"))
         p.put(gr.CheckboxGroup([m.label for m in MODES.values() if m.trainable],
                                value=[MODES["whole"].label, answer.label], label="Runs to compare",
@@ -200,8 +217,8 @@ def train_tab(p):
         p.put(gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0, elem_id="train-steps"))
         p.put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
         p.put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
-        p.put(gr.Textbox("tiny", label="model: 'tiny' (built here, CPU) or a pretrained causal LM (Hub id; a GPU "
-                         "when the host has one)", elem_id="train-model"))
+        p.put(gr.Textbox("tiny", label="model", info="'tiny' (built here, CPU) or a pretrained causal LM's Hub id "
+                         "(a GPU when the host has one)", elem_id="train-model"))
     with gr.Row():
         p.put(gr.Checkbox(False, label="Add a third run: prompt loss weight w (not a TRL option)",
                           elem_id="train-weighted"))
@@ -209,14 +226,18 @@ def train_tab(p):
                         elem_id="train-weight"))
     with gr.Row():
         p.put(gr.Button("Train", variant="primary", elem_id="train-button"))
-        p.put(gr.Button("Stop", variant="stop", elem_id="stop-button"))
+        p.put(gr.Button("Stop", variant="secondary", elem_id="stop-button"))
     p.put(gr.HTML(elem_id="train-status"))
-    p.put(gr.Plot(elem_id="loss-plot", show_label=False))
+    p.put(gr.HTML(elem_id="train-verdict"))
+    p.put(gr.Plot(elem_id="held-out-plot", show_label=False))
     gr.Markdown(EXPLAIN_TRAIN)
-    with gr.Accordion("Prompt loss weight: what the studies found", open=False):
-        gr.Markdown(EXPLAIN_WEIGHT, elem_id="explain-weight")
+    with gr.Accordion("More: each run's own training loss (not comparable)", open=False, elem_id="more-train"):
+        p.put(gr.Plot(elem_id="train-plot", show_label=False))
+        gr.Markdown(EXPLAIN_TRAIN_LOSS)
     p.put(gr.HTML(elem_id="generations"))
     p.put(gr.HTML(elem_id="loss-heatmap"))
+    with gr.Accordion("Prompt loss weight: what the studies found", open=False):
+        gr.Markdown(EXPLAIN_WEIGHT, elem_id="explain-weight")
 
 
 def dataset_tabs(p):
@@ -242,10 +263,14 @@ def layout(p):
                          ("first-served", False)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
     gr.Markdown(INTRO, elem_id="intro")
+    with gr.Accordion("Whole text or only the answer? It depends on the data", open=False,
+                      elem_id="shapes"):
+        gr.Markdown(view.shapes_table())
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
-            load_panel(p)
-        with gr.Column(scale=3):
+            with gr.Accordion("Settings: data, tokenizer, mode", open=True, elem_id="settings"):
+                load_panel(p)
+        with gr.Column(scale=3, elem_id="results"):
             example_panel(p)
 
 
@@ -254,7 +279,7 @@ def layout(p):
 EXAMPLE_IDS = [tab.elem_id for tab in view.EXAMPLE_TABS]
 FULL = ("status", "view-request", *EXAMPLE_IDS, "stats", "roles-plot", "length-plot", "doctor-report",
         "doctor-progress", "export-script", "export-yaml", "export-table", "example-index", "count", *TEMPLATE_EDITOR,
-        "columns", "share")  # what a (re)load redraws
+        "columns", "mode", "share")  # what a (re)load redraws
 NAV = ("status", *EXAMPLE_IDS, "example-index", "share")  # what moving to another example redraws
 NEW_SOURCE = ("source-tab", "example-index", "prompt-template", "completion-template", "columns")
 UPDATE_URL = "(q) => { if (q) history.replaceState(null, '', '?' + q); }"
@@ -379,7 +404,8 @@ def wire_training(p):
 
     with_request(on_train, TRAIN_FORM, "train_stream")
     p.ui["train-button"].click(on_train, p.outputs(*TRAIN_FORM),
-                               p.outputs("loss-plot", "train-status", "generations", "loss-heatmap"),
+                               p.outputs("held-out-plot", "train-plot", "train-status", "generations",
+                                         "loss-heatmap", "train-verdict"),
                                concurrency_limit=TRAIN_WATCHERS, concurrency_id="training", show_progress="full")
 
     def stop(request: gr.Request):  # the session's runs stop being watched; their streams end with "Stopped"
@@ -428,7 +454,9 @@ def warm_up():
 
 
 demo = build()
-LAUNCH = dict(css_paths=[CSS_PATH], footer_links=["gradio"], run_history=False, max_file_size=f"{uploads.MAX_MB}mb",
+LAUNCH = dict(theme=gr.themes.Default(primary_hue=palette.ACCENT_HUE), css=palette.css(), css_paths=[CSS_PATH],
+              js=CLOSE_SETTINGS_ON_PHONE, footer_links=["gradio"], run_history=False,
+              max_file_size=f"{uploads.MAX_MB}mb",
               max_threads=64)  # training watchers wait in threads: leave room for everyone else's events
 
 

@@ -78,6 +78,15 @@ def quiz_chat(n, rng):
     return rows
 
 
+def quiz_text(n, rng):
+    """What a newcomer often feeds TRL: the question and its answer glued into one `text` (so all of it is trained)."""
+    rows = []
+    for _ in range(n):
+        q, a = question(rng)
+        rows.append({"text": f"{preamble(rng)}\nQuestion: {q}\nAnswer: {a}"})
+    return rows
+
+
 def quiz_question_answer(n, rng):
     return [dict(zip(("question", "answer"), question(rng))) for _ in range(n)]
 
@@ -93,6 +102,7 @@ def main():
     write_jsonl("quiz_prompt_completion.jsonl", quiz_prompt_completion(400, random.Random(1)))
     write_jsonl("quiz_chat.jsonl", quiz_chat(300, random.Random(2)))
     write_jsonl("quiz_question_answer.jsonl", quiz_question_answer(120, random.Random(3)))
+    write_jsonl("quiz_text.jsonl", quiz_text(400, random.Random(5)))
     # A newcomer's table: the prompt, the answer, and the two already glued together in `text`.
     rng = random.Random(4)
     with open(os.path.join(HERE, "quiz_prompt_answer_text.csv"), "w", encoding="utf-8", newline="") as f:

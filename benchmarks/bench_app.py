@@ -83,7 +83,7 @@ def main():
         page.get_by_role("tab", name="Train: whole vs answer").click()
         t = time.perf_counter()
         page.locator("#train-button").click()
-        page.wait_for_function("() => { const p = document.querySelector('#loss-plot .js-plotly-plot');"
+        page.wait_for_function("() => { const p = document.querySelector('#held-out-plot .js-plotly-plot');"
                                " return p && p.data && p.data.length > 0; }", timeout=60000)
         first_point = time.perf_counter() - t
         page.wait_for_function("() => document.querySelector('#generations table') !== null", timeout=300000)

@@ -122,7 +122,8 @@ def paired_demo(rows, tok):
     vw.loaded = loaded
     t0 = time.perf_counter()
     first = None
-    for fig, status, gens, _ in live.train_updates(vw, train.TrainConfig.preset("quick"), pool=jobs.Pool()):
+    for update in live.train_updates(vw, train.TrainConfig.preset("quick"), pool=jobs.Pool()):
+        fig = update.figures[1]  # the training loss: a point at every step
         if first is None and fig.data and any(len(t.x) for t in fig.data):
             first = time.perf_counter() - t0
     return time.perf_counter() - t0, first

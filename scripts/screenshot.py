@@ -1,6 +1,9 @@
-"""Start the app, open it in headless Chromium, save screenshots (light and dark) for the README.
+"""Start the app, open it in headless Chromium, save the README's screenshots: the default view (light and dark,
+1366x768 wide), the Train tab after a quick training, and the first screen of a phone (390x844).
 
     python scripts/screenshot.py [OUT_DIR]     (default: docs/)
+
+tests/test_app_browser.py::test_screenshots calls shoot() too, so the test run regenerates them.
 """
 
 import os
@@ -11,26 +14,52 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
+TRAIN_STEPS = 120  # a short training for the Train tab's picture (about 10 s here)
 
 
-def shoot(url, out_dir, page_setup=None):
-    from playwright.sync_api import sync_playwright
+def _open(browser, url, viewport):
+    page = browser.new_page(viewport=viewport)
+    page.goto(url, wait_until="load")
+    page.locator("#token-view .sv-tokens").wait_for(timeout=60000)
+    return page
 
+
+def shoot(url, out_dir, browser=None):
+    """Save the screenshots in out_dir (in `browser`, a Playwright browser, else a Chromium started here); returns
+    their paths."""
+    if browser is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            try:
+                return shoot(url, out_dir, browser)
+            finally:
+                browser.close()
     os.makedirs(out_dir, exist_ok=True)
     paths = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        for theme in ("light", "dark"):
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}?__theme={theme}", wait_until="load")
-            page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
-            if page_setup:
-                page_setup(page)
-            path = os.path.join(out_dir, f"screenshot-{theme}.png")
-            page.screenshot(path=path, full_page=True)
-            paths.append(path)
-            page.close()
-        browser.close()
+
+    def save(page, name, full_page=True):
+        paths.append(os.path.join(out_dir, f"screenshot-{name}.png"))
+        page.screenshot(path=paths[-1], full_page=full_page)
+
+    for theme in ("light", "dark"):
+        page = _open(browser, f"{url}?__theme={theme}", DESKTOP)
+        save(page, theme)
+        page.close()
+    page = _open(browser, url, DESKTOP)
+    page.get_by_role("tab", name="Train: whole vs answer").click()
+    page.locator("#train-steps input").fill(str(TRAIN_STEPS))
+    page.locator("#train-button").click()
+    page.locator("#train-verdict .sv-verdict").wait_for(timeout=180000)
+    page.wait_for_timeout(500)  # the last plot drawn
+    save(page, "train")
+    page.close()
+    page = _open(browser, url, PHONE)
+    page.wait_for_function("() => !document.querySelector('#settings > button.label-wrap.open')", timeout=10000)
+    save(page, "phone", full_page=False)  # the first screen: the tokens are on it
+    page.close()
     return paths
 
 

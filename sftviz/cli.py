@@ -9,7 +9,7 @@ import sys
 from . import TRL_VERSION, one_line
 from .data import READINGS, TRLStops, fix_words
 from .plan import PRESETS
-from .labels import MODES, Options, prepare
+from .labels import LABELS_MEANING, MODES, Options, literal, prepare
 from .packing import STRATEGIES
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
@@ -168,10 +168,10 @@ def export(args):
     prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
     if args.format == "script":
         out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split,
-                     drop=loaded.decision.drop)
+                     drop=loaded.decision.drop, first_row=loaded.rows[0])
     elif args.format == "yaml":
         out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split,
-                          drop=loaded.decision.drop)
+                          drop=loaded.decision.drop, first_row=loaded.rows[0])
     else:
         out = frameworks_table(opts, loaded.rows[0])
     print(out, end="" if out.endswith("\n") else "\n")
@@ -180,6 +180,7 @@ def export(args):
 def train(args):
     from .jobs import usable_cpus
     from .train import PairedTraining, TrainConfig, resolve_modes
+    from .verdict import caveats, outcome, verdict
 
     rows, kind, tok = load_inputs(args)
     modes = resolve_modes(rows, [m.strip() for m in args.modes.split(",") if m.strip()])
@@ -199,12 +200,16 @@ def train(args):
                 print(f"  note: {note}")
             print("  train_loss is each run's own objective (not comparable across runs); eval_* are the same "
                   "held-out tokens for every run (comparable).")
+        curves = {}  # mode -> held-out answer and prompt losses, for the verdict
         for ev in pt.events_until_done():
             if ev["record"] == "error":
                 raise RuntimeError(f"run {ev['mode']} failed: {ev['error']}")
             if ev["record"] != "eval":
                 continue
             rec = finite({k: ev[k] for k in ("step", "mode", "train_loss", "eval_answer_loss", "eval_prompt_loss")})
+            curves.setdefault(ev["mode"], {"answer": [], "prompt": []})
+            curves[ev["mode"]]["answer"].append((ev["step"], rec["eval_answer_loss"]))
+            curves[ev["mode"]]["prompt"].append((ev["step"], rec["eval_prompt_loss"]))
             if args.json:
                 print(json.dumps(rec, allow_nan=False), flush=True)
             else:
@@ -216,13 +221,14 @@ def train(args):
     if args.json:
         print(json.dumps(finite(final), ensure_ascii=False, allow_nan=False))
         return
-    print(f"done in {final['seconds']} s. Greedy generations on held-out prompts:")
+    print(f"done in {final['seconds']} s.")
+    for line in filter(None, [verdict(curves), *caveats(curves, final["examples"], cfg.model)]):
+        print(f"  {line}")
+    print("Greedy generations on held-out prompts:")
     for g in final["generations"]:
         print(f"  prompt …{g['prompt'][-70:]!r}\n    reference {g['reference']!r}")
         for mode, out in g["outputs"].items():
-            flags = ("stops at EOS" if out["stopped_at_eos"] else "no EOS") + (
-                ", writes the next turn" if out["next_turn"] else "")
-            print(f"    {mode:<10} {out['text']!r} ({flags})")
+            print(f"    {mode:<10} {out['text']!r} ({', '.join(outcome(out, g['reference']))})")
 
 
 def first_row(args):
@@ -243,10 +249,10 @@ def finite(value):
 
 def legend(color):
     parts = []
-    for role, words in (("target", "target: trained (has a label)"), ("context", "context: input only, label -100"),
+    for role, words in (("target", "target: trained (label = the token)"), ("context", "context: input only, label -100"),
                         ("masked", "masked: padding, not attended")):
         parts.append(f"{STYLE[role]}{words}{RESET}" if color else f"{PLAIN[role][0]}{words}{PLAIN[role][1]}")
-    return "legend: " + "   ".join(parts)
+    return "legend: " + "   ".join(parts) + f"\n{LABELS_MEANING}."
 
 
 def render_sequence(i, seq, texts, color, packed):
@@ -257,6 +263,7 @@ def render_sequence(i, seq, texts, color, packed):
     head += f" (documents {', '.join(map(str, docs))})" if packed else ""
     head += (f": {len(roles)} tokens, {counts['target']} target, {counts['context']} context, "
              f"{counts['masked']} masked; {seq.num_scored} scored after the shift")
+    head += f"\nlabels = {literal(seq.labels)}"
     if seq.dropped:
         head += "  ✗ DROPPED by TRL: no label left after truncation"
     out, prev_src = [], None

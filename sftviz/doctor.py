@@ -405,22 +405,28 @@ def _completion_start(prompt, env):
     return lambda: [len(env.tok(prompt)["input_ids"])]
 
 
+def glued_text(p, c):
+    """Whether a prompt and a completion meet with no whitespace ("France?" + "Paris."), unless the prompt ends in
+    a marker such as "<|assistant|>"."""
+    return not (p[-1].isspace() or c[0].isspace() or p.endswith(">"))
+
+
+def repeats_text(p, c):
+    """Whether the prompt ends with the completion, or the completion starts with the prompt."""
+    return (p.rstrip().endswith(c.strip()) or c.lstrip().startswith(p.strip())) and \
+        min(len(p.strip()), len(c.strip())) >= 2
+
+
 def glued(example, env):
-    """(untruncated) A prompt and a completion that meet with no whitespace ("France?" + "Paris."), unless the
-    prompt ends in a marker such as "<|assistant|>"."""
+    """(untruncated) glued_text, pointing at the completion's first token."""
     p, c = _texts(example[1])
-    if p is None or p[-1].isspace() or c[0].isspace() or p.endswith(">"):
-        return None
-    return _completion_start(p, env)
+    return _completion_start(p, env) if p is not None and glued_text(p, c) else None
 
 
 def repeated(example, env):
-    """(untruncated) The prompt ends with the completion, or the completion starts with the prompt."""
+    """(untruncated) repeats_text, pointing at the completion's first token."""
     p, c = _texts(example[1])
-    if p is None or not (p.rstrip().endswith(c.strip()) or c.lstrip().startswith(p.strip())) or \
-            min(len(p.strip()), len(c.strip())) < 2:
-        return None
-    return _completion_start(p, env)
+    return _completion_start(p, env) if p is not None and repeats_text(p, c) else None
 
 
 def joins(c):

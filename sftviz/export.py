@@ -12,7 +12,7 @@ import os
 import yaml
 
 from . import TRL_VERSION, data
-from .labels import MODES, answers_only
+from .labels import MODES, answers_only, row_type
 
 
 def dataset_call(source, config=None, split="train", shown_path=None):
@@ -37,11 +37,20 @@ def tokenizer_line(name):
     return f"TOKENIZER = {name!r}"
 
 
+def config_fields(options, first_row=None):
+    """The SFTConfig fields of these options; dataset_text_field only where TRL reads it (rows of plain text):
+    `first_row` is the first row as TRL gets it (None: keep every field)."""
+    fields = options.sft_config
+    if first_row is not None and row_type(first_row) != "language_modeling":
+        del fields["dataset_text_field"]
+    return fields
+
+
 def script(source, tokenizer, options, mapping=None, model="your-org/your-model", config=None, split="train",
-           shown_path=None, drop=()):
+           shown_path=None, drop=(), first_row=None):
     """A runnable Python script: load + map the data (or drop the columns in `drop`), SFTConfig with these
     options, SFTTrainer."""
-    fields = ",\n        ".join(f"{k}={v!r}" for k, v in options.sft_config.items())
+    fields = ",\n        ".join(f"{k}={v!r}" for k, v in config_fields(options, first_row).items())
     mapping_code = ""
     if mapping is not None:
         mapping_code = f'''
@@ -106,14 +115,15 @@ if __name__ == "__main__":
 '''
 
 
-def yaml_config(source, options, mapping=None, model="your-org/your-model", config=None, split="train", drop=()):
+def yaml_config(source, options, mapping=None, model="your-org/your-model", config=None, split="train", drop=(),
+                first_row=None):
     """A `trl sft --config config.yaml` file with the same SFTConfig fields."""
     fields = {"model_name_or_path": model}
     if mapping is None and not drop and source not in data.samples() and not os.path.isfile(source):
         fields.update(dataset_name=source, dataset_train_split=split)
         if config:
             fields["dataset_config"] = config
-    fields.update(options.sft_config)
+    fields.update(config_fields(options, first_row))
     fields["output_dir"] = "sft-output"
     head = (f"# trl sft --config this.yaml   (TRL {TRL_VERSION}; several GPUs: add --accelerate_config multi_gpu,\n"
             f"# or zero2 / fsdp2: trl sft launches itself through accelerate)\n"

@@ -1,9 +1,9 @@
 """What TRL's SFTTrainer trains on: input_ids and labels, rule by rule (TRL 1.16.0).
 
 Read this file top to bottom: `prepare()` follows `SFTTrainer.__init__` and `SFTTrainer._prepare_dataset`
-in TRL's own order. A label is the token the model must predict at that position; -100 means "no loss
-here". The model shifts labels itself: the token at position t is predicted from positions < t, so
-`labels[0]` is never scored (nothing comes before it).
+in TRL's own order. What a label is, in the words the page, the CLI and this file all use (LABELS_MEANING):
+labels are a copy of input_ids with -100 where nothing is trained, and the model shifts them by one itself:
+its output at position t is scored against labels[t+1], so `labels[0]` is never scored (nothing comes before it).
 
 A mode is a pair of SFTConfig flags, exactly as a user would set them (the table MODES below). Every
 list of modes in sftviz (the CLI's choices, the page's buttons, plot titles, the tests' oracle) is
@@ -17,6 +17,8 @@ from . import one_line
 from . import packing
 
 IGNORE = -100  # the label value torch's cross-entropy skips
+LABELS_MEANING = ("labels = a copy of input_ids, with -100 where nothing is trained; the model shifts them by one: "
+                  "its output at position t is scored against labels[t+1]")
 MAX_LENGTH_LIMIT = 1_000_000  # no model reads more tokens than this; a larger max_length is a typo
 
 
@@ -115,6 +117,36 @@ def answer_mode(rows):
     return "assistant" if row_type(rows[0]) == "conversational" else "completion"
 
 
+def not_for(mode, first_row):
+    """Why `mode` does nothing useful on data whose first row is `first_row` (None when it applies): the page
+    offers only the modes that apply, and says why the others do not.
+
+    >>> not_for("completion", {"text": "2+2=4"})
+    'no prompt/completion split in this data: TRL would silently train every token'
+    >>> not_for("assistant", {"prompt": "2+2=", "completion": " 4"}) is not None  # not a chat: TRL refuses
+    True
+    >>> not_for("auto", {"text": "2+2=4"}) is None
+    True
+    """
+    kind = row_type(first_row)
+    if mode == "completion" and not kind.endswith("prompt_completion"):
+        return "no prompt/completion split in this data: TRL would silently train every token"
+    if mode == "assistant" and not kind.startswith("conversational"):
+        return "this data is not a chat: TRL refuses assistant_only_loss"
+    return None
+
+
+def resolves_to(mode, first_row):
+    """What a mode trains on this data, in words: "answer only", "assistant turns" or "whole text".
+
+    >>> resolves_to("auto", {"prompt": "2+2=", "completion": " 4"}), resolves_to("auto", {"text": "2+2=4"})
+    ('answer only', 'whole text')
+    """
+    if not answers_only(mode, first_row):
+        return "whole text"
+    return "assistant turns" if MODES[mode].assistant_only_loss else "answer only"
+
+
 class TRLRefusal(ValueError):
     """TRL would raise for this data/option combination; the message says why, like TRL does."""
 
@@ -188,6 +220,31 @@ class Sequence:
     def num_scored(self):
         """Tokens that carry loss (labels[0] never does: the model's shift starts at position 1)."""
         return max(0, len(self.labels) - 1 - self.labels[1:].count(IGNORE))
+
+
+def literal(ids, run=3):
+    """A list of ids as a short Python expression: runs of -100 (at least `run` long) as [-100]*n.
+
+    >>> literal([-100, -100, -100, -100, 757, 17, 2])
+    '[-100]*4 + [757, 17, 2]'
+    >>> literal([5, -100, 6])
+    '[5, -100, 6]'
+    """
+    parts, k = [], 0
+    while k < len(ids):
+        j = k
+        while j < len(ids) and ids[j] == IGNORE:
+            j += 1
+        if j - k >= run:
+            parts.append(f"[{IGNORE}]*{j - k}")
+            k = j
+            continue
+        j = k + 1
+        while j < len(ids) and not (ids[j] == IGNORE and ids[j:j + run] == [IGNORE] * run):
+            j += 1
+        parts.append("[" + ", ".join(map(str, ids[k:j])) + "]")
+        k = j
+    return " + ".join(parts) or "[]"
 
 
 @dataclass

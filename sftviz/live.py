@@ -14,8 +14,9 @@ import json
 import os
 import threading
 import time
+from typing import NamedTuple
 
-from . import jobs, plots, render, train, zerogpu
+from . import jobs, plots, render, train, verdict, zerogpu
 from .tokenizer import token_texts
 
 THROTTLE_S = 0.4  # seconds between two plot updates
@@ -24,6 +25,21 @@ MEMORY_MB = int(os.environ.get("SFTVIZ_TRAIN_MEMORY_MB", 4096))  # a training jo
 STOPPED = ("⏹ Stopped: the curves show the steps the runs finished. (A run other visitors are watching goes on "
            "for them.)")
 GRACE_S = 120  # past its budget a job gets this long for its generations before it is killed
+
+
+class Update(NamedTuple):
+    """What the page draws while the runs train: the two plots (held-out first: the fair one), the status line;
+    with the last update, the verdict, the generations and the heatmap (HTML; else None)."""
+
+    figures: tuple  # (held-out figure, training-loss figure)
+    status: str
+    generations: str | None = None
+    heatmap: str | None = None
+    verdict: str | None = None
+
+
+def figures(curves, steps):
+    return plots.held_out_figure(curves, steps), plots.train_figure(curves, steps)
 
 
 def run_key(view, config):
@@ -149,9 +165,8 @@ class LocalRun:
 
 
 def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None, run=None):
-    """Yield (figure, status, generations, heatmap) as the runs train; generations and heatmap (else None)
-    come with the last update. Closing the generator (Stop button, closed tab) stops watching; the job
-    stops when nobody watches it any more. After its time budget (BUDGET_S) the runs stop and show what
+    """Yield an Update as the runs train; the verdict, generations and heatmap come with the last one. Closing
+    the generator (Stop button, closed tab) stops watching; the job stops when nobody watches it any more. After its time budget (BUDGET_S) the runs stop and show what
     they have. `register(watch)` lets the caller close the watch from elsewhere (the page's Stop button).
     `run`: a LocalRun to follow instead of a shared job (ZeroGPU)."""
     budget_s = BUDGET_S if budget_s is None else budget_s
@@ -180,19 +195,20 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
                     raise train.TrainError(f"the training failed: {ev['error']}")
             if time.perf_counter() - last >= throttle:
                 last = time.perf_counter()
-                yield plots.loss_figure(curves, config.steps), _status(watch, names, done, config, notes,
-                                                                       last - started, first), None, None
+                yield Update(figures(curves, config.steps), _status(watch, names, done, config, notes,
+                                                                    last - started, first))
         if watch.closed:  # the visitor pressed Stop
-            yield plots.loss_figure(curves, config.steps), STOPPED, None, None
+            yield Update(figures(curves, config.steps), STOPPED)
             return
         final = watch.result
     texts = token_texts(view.loaded.tok, final["heatmap"]["input_ids"])
     steps = min(done.values())
     budget = f" Stopped at the page's time budget of {budget_s:g} s." if final.get("over_budget") else ""
     status = (f"Done in {final['seconds']} s ({steps} of {config.steps} steps per run, batch {config.batch_size}). "
-              f"{notes}{budget} Compare the right-hand plot: the same held-out tokens for every run.")
-    yield (plots.loss_figure(curves, config.steps), status, render.generations_html(final),
-           render.heatmap_html(final, texts))
+              f"{notes}{budget}")
+    said = render.verdict_html(verdict.verdict(curves), verdict.caveats(curves, final["examples"], config.model))
+    yield Update(figures(curves, config.steps), status, render.generations_html(final),
+                 render.heatmap_html(final, texts), said)
 
 
 def _status(watch, names, done, config, notes, elapsed, first=None):

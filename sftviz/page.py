@@ -18,8 +18,8 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, export, live, one_line, render, uploads, view, zerogpu
-from .labels import MAX_LENGTH_LIMIT, MODES, Options
+from . import bounded, clean_text, data, doctor, export, live, one_line, render, uploads, view, zerogpu
+from .labels import MAX_LENGTH_LIMIT, MODES, Options, not_for, resolves_to
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
 
@@ -31,7 +31,7 @@ def update(**props):
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository: samples are named from here
 SAMPLES = list(data.samples())
-DEFAULT_MODE = "completion"
+DEFAULT_MODE = "auto"  # SFTConfig's own default: the page shows what it resolves to for the data
 log = logging.getLogger("sftviz.page")
 # Reading files and folders on the server from the page (Hub box, tokenizer, model fields) is for a private,
 # local run only: the operator opts in with SFTVIZ_LOCAL_PATHS=1. Hosted, the page reaches bundled samples,
@@ -50,7 +50,7 @@ TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "
 DEFAULTS = Options(DEFAULT_MODE)  # SFTConfig's defaults (max_length, packing, text field), read from one place
 DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
                 "columns": data.READINGS["trl"], "text-field": DEFAULTS.text_field, "tokenizer": "default",
-                "prompt-template": "", "completion-template": "", "mode": MODES[DEFAULT_MODE].label,
+                "prompt-template": "", "completion-template": "", "mode": DEFAULT_MODE,
                 "max-length": DEFAULTS.max_length, "packing": DEFAULTS.packing,
                 "packing-strategy": DEFAULTS.packing_strategy, "example-index": 0}
 
@@ -124,6 +124,41 @@ def reading_name(value):
 def mode_name(value):
     """A mode's page label (or its name, from the API) -> its name; anything else is left for Options to refuse."""
     return next((m.name for m in MODES.values() if value in (m.label, m.name)), value)
+
+
+def mode_choices(first_row=None):
+    """The mode radio's choices, (label, name), the TRL default first and showing what it resolves to for this
+    data; only the modes that apply to it (labels.not_for), with a line saying why the others do not."""
+    order = [DEFAULT_MODE, *(m for m in MODES if m != DEFAULT_MODE)]
+    choices, left_out = [], []
+    for name in order:
+        why = not_for(name, first_row) if first_row is not None else None
+        if why:
+            left_out.append(f"{MODES[name].label}: {why}.")
+        elif name == DEFAULT_MODE:
+            choices.append(("TRL default" + (f" → {resolves_to(name, first_row)}" if first_row is not None else ""),
+                            name))
+        else:
+            choices.append((MODES[name].label, name))
+    return choices, ("Not for this data: " + " ".join(left_out)) if left_out else None
+
+
+def applicable(request):
+    """The request with a mode that applies to its data (else the TRL default), and a line saying what changed:
+    a mode chosen for other data is not kept where it would do nothing (or where TRL refuses it)."""
+    mode = request.options.mode
+    if mode == DEFAULT_MODE:
+        return request, ""
+    try:
+        loaded = view.load(request)
+    except data.TRLStops:
+        return request, ""
+    why = not_for(mode, loaded.rows[0])
+    if not why:
+        return request, ""
+    options = dataclasses.replace(request.options, mode=DEFAULT_MODE)
+    return dataclasses.replace(request, options=options), f"{MODES[mode].label} does not apply ({why}): shown " \
+        f"is the TRL default."
 
 
 def page_request(v):
@@ -259,6 +294,9 @@ def nothing():
     return {"status": update()}
 
 
+STALE = '<p class="sv-stale">Below, greyed: the last view that loaded, not these settings.</p>'
+
+
 def refresh(v):
     """(Re)load data + labels; everything on the page is redrawn. On success the request becomes the
     session's "view-request": what Prev / Next / search / Train use, so a failed load keeps the last
@@ -266,7 +304,7 @@ def refresh(v):
     ticket = _start_refresh()
     try:
         admit()
-        request = page_request(v)
+        request, changed = applicable(page_request(v))
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
         if isinstance(vw, view.Refused):
@@ -279,33 +317,55 @@ def refresh(v):
                                                   f"checked in the background.)", len(vw.loaded.rows),
                                                   request.options.packing)
         out["doctor-progress"] = ""
-        out["status"] = f'<div class="sv-status">{_md(view.describe(vw))}</div>'
+        said = view.describe(vw) + ("\n\n⚠ " + changed if changed else "")
+        out["status"] = f'<div class="sv-status">{_md(said)}</div>'
     except data.NeedsMapping as e:  # open the template editor so the user can map their columns
         return {"status": render.error_html(one_line(e)), **{k: update(visible=True) for k in TEMPLATE_EDITOR}}
     except bounded.Replaced:  # this visitor's newer request answers instead
         return nothing()
     except Exception as e:
-        message = failed(e)
+        message = failed(e) + STALE
         if v["prompt-template"] or v["completion-template"]:  # also where the user is looking: under Apply
             return {"status": message, "template-preview": update(value=message, visible=True)}
         return {"status": message}
     mapping = vw.loaded.mapping
     row = 0 if request.options.packing else index
+    choices, why_not = mode_choices(vw.loaded.rows[0])
     out.update({
         **columns_choice(request, vw.loaded.decision.offers),
+        "mode": update(choices=choices, value=request.options.mode, info=why_not),
         "view-request": request,
         "example-index": update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
         "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",
         "prompt-template": update(value=mapping.prompt if mapping else "", visible=mapping is not None),
         "completion-template": update(value=mapping.completion if mapping else "", visible=mapping is not None),
         "apply-template": update(visible=mapping is not None),
-        "template-preview": update(value=render.mapping_preview(vw.loaded.raw[row], vw.loaded.rows[row])
+        "template-preview": update(value=render.mapping_preview(vw.loaded.raw[row], vw.loaded.rows[row],
+                                                                template_notes(v, mapping, vw.loaded.rows[row]))
                                       if mapping else "", visible=mapping is not None),
         "share": share_query(request, index),
     })
     if not still_newest(ticket):  # this visitor asked for another view meanwhile: that one answers, not this
         return nothing()
     return out
+
+
+def template_notes(v, mapping, row):
+    """What the template editor says under its preview: a box left empty gets the default (shown in the box), and
+    the row's prompt and completion are checked as the doctor checks every row (glued, repeated)."""
+    notes = [f"The {name} template was empty: the default `{text}` is used (edit it in the box above)."
+             for name, key, text in (("prompt", "prompt-template", mapping.prompt),
+                                     ("completion", "completion-template", mapping.completion))
+             if not v.get(key) and (v.get("prompt-template") or v.get("completion-template"))]
+    p, c = row.get("prompt"), row.get("completion")
+    if isinstance(p, str) and isinstance(c, str) and p and c:
+        if doctor.repeats_text(p, c):
+            notes.append("⚠ The completion repeats the prompt (or the prompt the completion): the model would be "
+                         "trained to copy what it was just given.")
+        elif doctor.glued_text(p, c):
+            notes.append("⚠ Prompt and completion join with no space or separator: TRL trains on them exactly as "
+                         "joined.")
+    return notes
 
 
 def columns_choice(request, offers):
@@ -336,7 +396,8 @@ def export_views(request, decision, first_row):
         shown = os.path.relpath(data.samples()[request.source], ROOT)
     else:
         shown = os.path.basename(request.source) if request.where == "file" else None
-    args = dict(mapping=decision.mapping, config=request.config, split=request.split, drop=decision.drop)
+    args = dict(mapping=decision.mapping, config=request.config, split=request.split, drop=decision.drop,
+                first_row=first_row)
     return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
                                            **args),
             "export-yaml": export.yaml_config(request.source, request.options, **args),
@@ -487,17 +548,18 @@ def train_stream(v, register=None):
                                  prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
                                  else None)
         yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
-               "loss-heatmap": ""}
+               "loss-heatmap": "", "train-verdict": ""}
         # The tiny model trains in the CPU workers on every host; a pretrained model on a ZeroGPU Space trains in
         # this visitor's own GPU call (sftviz.zerogpu), made here, in the web process, from their event.
         gpu = cfg.model != "tiny" and zerogpu.active()
         stream = live.train_updates_on_gpu(vw, cfg, register=register) if gpu else \
             live.train_updates(vw, cfg, register=register)
         with contextlib.closing(stream) as updates:
-            for fig, status, gens, heat in updates:
-                out = {"loss-plot": fig, "train-status": f'<div class="sv-summary">{html.escape(status)}</div>'}
-                if gens is not None:
-                    out.update({"generations": gens, "loss-heatmap": heat})
+            for u in updates:
+                out = {"held-out-plot": u.figures[0], "train-plot": u.figures[1],
+                       "train-status": f'<div class="sv-summary">{html.escape(u.status)}</div>'}
+                if u.generations is not None:
+                    out.update({"generations": u.generations, "loss-heatmap": u.heatmap, "train-verdict": u.verdict})
                 yield out
     except Exception as e:
         yield {"train-status": failed(e)}
@@ -523,7 +585,7 @@ def from_url(query):
             "hub-id": query.get("data", "")[:300], "tokenizer": query.get("tokenizer", "default")[:200],
             "columns": data.READINGS.get(query.get("columns"), data.READINGS["trl"]),
             "text-field": query.get("text_field", "text")[:200] or "text",
-            "mode": MODES[mode].label,
+            "mode": mode,
             "max-length": None if query.get("max_length") == "none" else _whole(query.get("max_length"),
                                                                                 PAGE_MAX_LENGTH, 1024),
             "packing": query.get("packing") in STRATEGIES,

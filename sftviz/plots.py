@@ -4,16 +4,14 @@ from collections import Counter
 
 import plotly.graph_objects as go
 
+from .palette import NEUTRAL, ROLE_PLOT, RUN_STYLES, run_style
 from .plan import run_title
-
-COLORS = {"target": "#0072B2", "context": "#E69F00", "masked": "#999999"}  # Okabe-Ito, color-blind safe
-RUN_COLORS = ["#0072B2", "#D55E00", "#009E73"]
 
 
 # A small template made once: plotly's named templates ("plotly_white") are deep-copied into every
 # figure, which cost ~30 ms a figure, most of a page refresh.
 TEMPLATE = go.layout.Template(layout=dict(
-    font=dict(color="#666"), colorway=RUN_COLORS, hovermode="closest",
+    font=dict(color="#666"), colorway=[c for c, _, _ in RUN_STYLES], hovermode="closest",
     xaxis=dict(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)", linecolor="#999"),
     yaxis=dict(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)", linecolor="#999")))
 
@@ -30,7 +28,7 @@ def roles_figure(per_mode):
     modes = list(per_mode)
     fig = go.Figure()
     for role in ("target", "context"):
-        fig.add_bar(name=role, x=modes, y=[per_mode[m][role] for m in modes], marker_color=COLORS[role],
+        fig.add_bar(name=role, x=modes, y=[per_mode[m][role] for m in modes], marker_color=ROLE_PLOT[role],
                     marker_pattern_shape="" if role == "target" else "/",
                     text=[f"{100 * per_mode[m][role] / max(1, per_mode[m]['target'] + per_mode[m]['context']):.0f}%"
                           for m in modes])
@@ -48,7 +46,7 @@ def length_figure(lengths, max_length, bins=40):
             counts[low + (length - low) // width * width] += k
         starts = sorted(counts)
         fig = go.Figure(go.Bar(x=[s + (width - 1) / 2 for s in starts], y=[counts[s] for s in starts], width=width,
-                               marker_color="#56B4E9", name="examples",
+                               marker_color=NEUTRAL, name="examples",
                                customdata=[f"{s}-{s + width - 1}" for s in starts],
                                hovertemplate="%{customdata} tokens: %{y} examples<extra></extra>"))
     else:
@@ -57,7 +55,7 @@ def length_figure(lengths, max_length, bins=40):
         fig.add_annotation(text=f"max_length {max_length}: no example is cut", xref="paper", yref="paper",
                            x=1, y=1.08, showarrow=False)
     elif max_length:
-        fig.add_vline(x=max_length, line_dash="dash", line_color="#D55E00",
+        fig.add_vline(x=max_length, line_dash="dash", line_color=NEUTRAL,
                       annotation_text=f"max_length {max_length}: cut here", annotation_position="top")
     fig.update_xaxes(title="tokens per example (before truncation)")
     fig.update_yaxes(title="examples")
@@ -65,21 +63,20 @@ def length_figure(lengths, max_length, bins=40):
 
 
 SHOWN_POINTS = 400  # a training curve is drawn with at most this many points (every k-th step, and the last)
-_LOSS_LAYOUT = []  # the two-panel layout, made once: plotly's make_subplots costs ~50 ms a figure
+_LAYOUTS = {}  # the loss plots' layouts, made once each (the page redraws them every 0.4 s for every watcher)
+HELD_OUT_TITLE = "Held-out loss: the same tokens for every run"
+TRAIN_TITLE = "Training loss: not comparable"
 
 
-def _loss_layout():
-    if not _LOSS_LAYOUT:
-        from plotly.subplots import make_subplots
-
-        fig = make_subplots(rows=1, cols=2, subplot_titles=(
-            "training loss, each on its own tokens (not comparable)",
-            "held-out loss: answer tokens (solid), prompt tokens (dotted)"))
-        for col in (1, 2):
-            fig.update_xaxes(title="step", row=1, col=col)
-            fig.update_yaxes(title="loss (nats/token)", rangemode="tozero", row=1, col=col)
-        _LOSS_LAYOUT.append(_layout(fig, None, height=380).layout.to_plotly_json())
-    return _LOSS_LAYOUT[0]
+def _loss_layout(title):
+    if title not in _LAYOUTS:
+        fig = _layout(go.Figure(), dict(text=title, font=dict(size=14)), height=340)
+        fig.update_layout(margin=dict(l=50, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.22, x=0,
+                                                                             font=dict(size=11)))
+        fig.update_xaxes(title=dict(text="step", standoff=4))
+        fig.update_yaxes(title="loss (nats/token)", rangemode="tozero")
+        _LAYOUTS[title] = fig.layout.to_plotly_json()
+    return _LAYOUTS[title]
 
 
 def _thin(points, most=SHOWN_POINTS):
@@ -88,25 +85,38 @@ def _thin(points, most=SHOWN_POINTS):
     return points if k <= 1 else points[::k] + ([points[-1]] if (len(points) - 1) % k else [])
 
 
-def loss_figure(curves, steps=None):
-    """Left: each run's own training loss (not comparable). Right: the same held-out tokens for every run.
-    Built from plain dicts on a layout made once (the page redraws it every 0.4 s for every watcher)."""
+def _figure(traces, title, steps):
+    layout = dict(_loss_layout(title))
+    if steps:
+        layout["xaxis"] = {**layout["xaxis"], "range": [0, steps]}
+    return go.Figure(data=traces, layout=layout, skip_invalid=False)
+
+
+def held_out_figure(curves, steps=None):
+    """The fair comparison, first on the page: every run scored on the same held-out answer tokens (solid) and
+    prompt tokens (dotted). A run has its own color and marker (sftviz.palette), never a role color."""
     traces = []
-    for k, (mode, c) in enumerate(curves.items()):
-        color, name = RUN_COLORS[k % len(RUN_COLORS)], run_title(mode)
-        if c["train"]:
-            xs, ys = zip(*_thin(c["train"]))
-            traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", name=f"{name}: train", xaxis="x", yaxis="y",
-                               line=dict(color=color, width=1.5), legendgroup=mode))
-        for key, dash in (("answer", "solid"), ("prompt", "dot")):
+    for mode, c in curves.items():
+        color, marker, _ = run_style(mode)
+        for key, dash, shown in (("answer", "solid", "answer"), ("prompt", "dot", "prompt")):
             pts = [(s, v) for s, v in c[key] if v is not None]
             if pts:
                 xs, ys = zip(*pts)
-                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", name=f"{name}: held-out {key}",
-                                   xaxis="x2", yaxis="y2", line=dict(color=color, dash=dash, width=2.5),
-                                   marker=dict(size=5), legendgroup=mode))
-    layout = dict(_loss_layout())
-    if steps:
-        for axis in ("xaxis", "xaxis2"):
-            layout[axis] = {**layout[axis], "range": [0, steps]}
-    return go.Figure(data=traces, layout=layout, skip_invalid=False)
+                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", legendgroup=mode,
+                                   name=f"{run_title(mode)}: {shown}", line=dict(color=color, dash=dash, width=2.5),
+                                   marker=dict(size=6, symbol=marker)))
+    return _figure(traces, HELD_OUT_TITLE, steps)
+
+
+def train_figure(curves, steps=None):
+    """Each run's own training loss: averaged over different tokens (whole text: all; answer only: the answers),
+    so the curves are not comparable with each other."""
+    traces = []
+    for mode, c in curves.items():
+        color, marker, dash = run_style(mode)
+        if c["train"]:
+            xs, ys = zip(*_thin(c["train"]))
+            traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", name=run_title(mode),
+                               line=dict(color=color, width=1.5, dash=dash),
+                               marker=dict(symbol=marker, size=6, maxdisplayed=12)))
+    return _figure(traces, TRAIN_TITLE, steps)

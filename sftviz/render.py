@@ -7,13 +7,15 @@ Every token is a <span data-role="context|target|masked">; the role comes straig
 import re
 from html import escape
 
-from .labels import IGNORE
+from .labels import IGNORE, LABELS_MEANING, literal
+from .palette import HEAT_INK_FROM, HEAT_MAX, run_style
 from .plan import run_title
+from .verdict import outcome
 
 ROLE_WORDS = {
-    "target": "target: trained, the model learns to predict this token",
+    "target": "target: trained, label = the token itself (the output one position before is scored on it)",
     "context": "context: read as input, label -100, no loss",
-    "masked": "masked: padding, not attended",
+    "masked": "masked: padding, not attended, label -100",
 }
 
 
@@ -21,6 +23,23 @@ def legend():
     items = "".join(f'<span class="sv-tok" data-role="{r}">{escape(r)}</span> {escape(w.split(": ", 1)[1])}'
                     f'&nbsp;&nbsp; ' for r, w in ROLE_WORDS.items())
     return f'<div class="sv-legend">{items}</div>'
+
+
+def _tip(seq, t):
+    """A token's tooltip, in the one meaning of label (labels.LABELS_MEANING): its id, its label, what is scored."""
+    p, label, token_id = seq.offset + t, seq.labels[t], seq.input_ids[t]
+    if seq.attention_mask is not None and not seq.attention_mask[t]:
+        return f"position {p} · padding, attention_mask 0 · input_ids[{p}] = {token_id} · labels[{p}] = -100"
+    tip = f"position {p} · input_ids[{p}] = {token_id} · labels[{p}] = {label}"
+    if label == IGNORE:
+        tip += " (not trained)"
+    elif p == 0:
+        tip += " (never scored: nothing comes before it)"
+    else:
+        tip += f" (trained: scored on the output at {p - 1})"
+    if seq.position_ids is not None:
+        tip += f" · position_id {seq.position_ids[t]}"
+    return tip
 
 
 def tokens_html(seq, texts, changed=None, show_positions=False):
@@ -34,46 +53,56 @@ def tokens_html(seq, texts, changed=None, show_positions=False):
         if src != prev_src and src >= 0 and prev_src >= 0:
             parts.append('<span class="sv-doc-break" title="document boundary">║</span>')
         prev_src = src
-        label = seq.labels[t]
-        nxt = texts[t + 1] if t + 1 < len(texts) else None
-        if role == "masked":
-            tip = f"position {p} · padding (id {seq.input_ids[t]}) · attention_mask 0 · label -100"
-        else:
-            tip = f"position {p} · token id {seq.input_ids[t]} · label {'-100' if label == IGNORE else label}"
-            if p == 0 and label != IGNORE:
-                tip += " (never scored: nothing comes before it)"
-            if seq.position_ids is not None:
-                tip += f" · position_id {seq.position_ids[t]}"
-            if nxt is not None and seq.labels[t + 1] != IGNORE:
-                tip += f" · predicts → {nxt}"
-            elif nxt is not None:
-                tip += f" · next token {nxt} is not scored"
         cls = "sv-tok sv-changed" if changed and p in changed else "sv-tok"
         pos = f'<sub class="sv-pos">{seq.position_ids[t]}</sub>' if show_positions and seq.position_ids else ""
-        parts.append(f'<span class="{cls}" data-role="{role}" data-pos="{p}" title="{escape(tip)}">'
+        parts.append(f'<span class="{cls}" data-role="{role}" data-pos="{p}" title="{escape(_tip(seq, t))}">'
                      f'{escape(text)}{pos}</span>')
         if text.endswith("↵"):
             parts.append("<br>")
     return f'<div class="sv-tokens">{"".join(parts)}</div>'
 
 
-def summary_html(seq, note=""):
+def counts_phrase(seq):
+    """How much of one sequence is trained, in the same words on every view: trained = a label that is not -100."""
     c = seq.role_counts()
     real = c["target"] + c["context"]
-    pct = 100 * c["target"] / real if real else 0
+    phrase = f"{c['target']} of {real} tokens trained ({100 * c['target'] / real if real else 0:.0f}%)"
+    if seq.num_scored != c["target"]:
+        phrase += f", {seq.num_scored} scored (labels[0] never is)"
+    return phrase
+
+
+def summary_html(seq, mode="", note=""):
+    c = seq.role_counts()
     drop = ('<div class="sv-dropped">✗ TRL drops this example: after truncation to max_length no token has a '
             'label, so it would add no loss.</div>' if seq.dropped else "")
-    return (f'<div class="sv-summary"><b>{c["target"]}</b> target · <b>{c["context"]}</b> context · '
-            f'<b>{c["masked"]}</b> masked — {pct:.0f}% of real tokens trained; {seq.num_scored} tokens carry '
-            f'loss after the shift. {escape(note)}</div>{drop}')
+    head = f"<b>{escape(mode)}</b>: " if mode else ""
+    return (f'<div class="sv-summary">{head}{escape(counts_phrase(seq))} · {c["context"]} context · '
+            f'{c["masked"]} masked (padding). {escape(note)}</div>{drop}')
 
 
-def token_view(seq, texts, note="", marked=()):
-    """The legend, the counts and the tokens; `marked` positions are outlined (a doctor finding's tokens)."""
+def literal_html(seq):
+    """The literal lists TRL's collator feeds the model for this row (LABELS_MEANING), short in the summary line
+    and whole inside."""
+    where = "" if not seq.offset else f"  # positions {seq.offset:,}-{seq.full_length - 1:,} (the end of the row)"
+    lines = [f"input_ids = {list(seq.input_ids)}{where}", f"labels    = {list(seq.labels)}"]
+    if seq.attention_mask is not None:
+        lines.append(f"attention_mask = {list(seq.attention_mask)}")
+    if seq.position_ids is not None:
+        lines.append(f"position_ids = {list(seq.position_ids)}")
+    short = literal(list(seq.labels))
+    short = short if len(short) <= 90 else short[:88] + "…"
+    return (f'<details class="sv-literal"><summary>The labels TRL feeds the model: <code>labels = {escape(short)}</code>'
+            f'</summary><p>{escape(LABELS_MEANING)}.</p><pre>{escape(chr(10).join(lines))}</pre></details>')
+
+
+def token_view(seq, texts, note="", marked=(), mode=""):
+    """The legend, the counts, the literal labels and the tokens; `marked` positions are outlined (a doctor
+    finding's tokens)."""
     if marked:
         note += " Outlined: the tokens the doctor's finding points at."
-    return legend() + summary_html(seq, note) + tokens_html(seq, texts, set(marked),
-                                                            show_positions=seq.position_ids is not None)
+    return (legend() + summary_html(seq, mode, note) + literal_html(seq)
+            + tokens_html(seq, texts, set(marked), show_positions=seq.position_ids is not None))
 
 
 def doctor_html(findings, n, note="", openable=None, packed=False):
@@ -118,8 +147,9 @@ def progress_html(done, total, what="Checking every row"):
     return f'<div class="sv-progress">{escape(what)}: {done:,} rows <progress></progress></div>'
 
 
-def shift_view(seq, texts, window=28, show_all=False):
-    """Two aligned rows: what the model sees at t, and the label it is scored on (token t+1)."""
+def shift_view(seq, texts, window=14, show_all=False):
+    """Aligned rows: the token at t, labels[t] as TRL stores it, and what the output at t is scored on
+    (labels[t+1]: the model's shift)."""
     n = len(seq.input_ids)
     targets = [t for t in range(1, n) if seq.labels[t] != IGNORE]
     if show_all or n <= window:
@@ -127,34 +157,37 @@ def shift_view(seq, texts, window=28, show_all=False):
     else:
         # start just before the first trained pair, so it is on screen without scrolling
         first = targets[0] if targets else 0
-        lo = max(0, first - 6)
+        lo = max(0, first - 5)
         hi = min(n, lo + window)
-    head, sees, arrows, scored = ["<th>position</th>"], ["<th>the model sees</th>"], ["<th></th>"], [
-        "<th>it is scored on</th>"]
+    rows = {"position t": [], "input token at t": [], "labels[t], as TRL stores them": [], "": [],
+            "the output at t is scored on labels[t+1]": []}
     for t in range(lo, hi):
         masked = seq.attention_mask is not None and not seq.attention_mask[t]
         nxt_scored = t + 1 < n and seq.labels[t + 1] != IGNORE
         cls = "sv-pair-on" if nxt_scored else "sv-pair-off"
-        head.append(f"<td>{seq.offset + t}</td>")
-        sees.append(f'<td class="{cls}"><span class="sv-tok" data-role="{seq.roles[t]}">{escape(texts[t])}</span></td>')
-        arrows.append(f'<td class="{cls}">{"↘" if nxt_scored else "·"}</td>')
+        rows["position t"].append(f"<td>{seq.offset + t}</td>")
+        rows["input token at t"].append(f'<td class="{cls}"><span class="sv-tok" data-role="{seq.roles[t]}">'
+                                        f'{escape(texts[t])}</span></td>')
+        rows["labels[t], as TRL stores them"].append(f'<td class="sv-label">{seq.labels[t]}</td>')
+        rows[""].append(f'<td class="{cls}">{"↘" if nxt_scored else "·"}</td>')
         if t + 1 >= n:
             cell = '<i title="the last position has no next token">(end)</i>'
         elif masked:
             cell = '<i title="padding is not attended and has no label">—</i>'
         elif nxt_scored:
-            cell = f'<span class="sv-tok" data-role="target">{escape(texts[t + 1])}</span>'
+            cell = (f'<span class="sv-tok" data-role="target" title="labels[{seq.offset + t + 1}] = '
+                    f'{seq.labels[t + 1]}">{escape(texts[t + 1])}</span>')
         else:
-            cell = f'<i title="label of position {seq.offset + t + 1} is -100">-100</i>'
-        scored.append(f'<td class="{cls}">{cell}</td>')
-    rows = "".join(f"<tr>{''.join(r)}</tr>" for r in (head, sees, arrows, scored))
+            cell = f'<i title="labels[{seq.offset + t + 1}] is -100">-100</i>'
+        rows["the output at t is scored on labels[t+1]"].append(f'<td class="{cls}">{cell}</td>')
+    table = "".join(f"<tr><th>{escape(name)}</th>{''.join(cells)}</tr>" for name, cells in rows.items())
     where = f"positions {seq.offset + lo}–{seq.offset + hi - 1} of {seq.full_length}" + (
-        "" if (lo, hi) == (0, n) else ", around the first trained token")
+        "" if (lo, hi) == (0, n) else ", around the first trained token (the Tokens tab shows them all)")
     first = ("Position 0 is never scored: nothing comes before it, so its label (if any) is unused. "
              if lo == 0 and not seq.offset else "")
     last = "The last position predicts nothing: there is no next token. " if hi == n else ""
     return (f'<div class="sv-shift-note">{escape(where)}. {first}{last}</div>'
-            f'<div class="sv-shift-scroll"><table class="sv-shift">{rows}</table></div>')
+            f'<div class="sv-shift-scroll"><table class="sv-shift">{table}</table></div>')
 
 
 def compare_view(a_name, a_seq, b_name, b_seq, texts):
@@ -162,12 +195,8 @@ def compare_view(a_name, a_seq, b_name, b_seq, texts):
     changed = {a_seq.offset + t for t, (x, y) in enumerate(zip(a_seq.roles, b_seq.roles)) if x != y}
     out = []
     for name, seq in ((a_name, a_seq), (b_name, b_seq)):
-        c = seq.role_counts()
-        real = c["target"] + c["context"]
-        pct = 100 * c["target"] / real if real else 0
-        out.append(f'<div class="sv-compare-head"><b>{escape(name)}</b>: {c["target"]} of {real} tokens trained '
-                   f'({pct:.0f}%){" — dropped by TRL" if seq.dropped else ""}</div>'
-                   + tokens_html(seq, texts, changed))
+        out.append(f'<div class="sv-compare-head"><b>{escape(name)}</b>: {escape(counts_phrase(seq))}'
+                   f'{" — dropped by TRL" if seq.dropped else ""}</div>' + tokens_html(seq, texts, changed))
     note = f"{len(changed)} tokens change role between the two modes (outlined)."
     return f'<div class="sv-compare"><div class="sv-summary">{note}</div>{"".join(out)}</div>'
 
@@ -205,29 +234,43 @@ def error_html(message):
     return f'<div class="sv-error" role="alert">⚠ {code_spans(message)}</div>'
 
 
+SPECIAL = re.compile(r"(<\|[^|<>\s]{1,40}\|>|</?s>)")  # <|im_end|>, </s>: kept on one line when text wraps
+
+
+def answer_text(text):
+    """A generated or reference answer as HTML: wraps between words, never inside a special token."""
+    parts = SPECIAL.split(text)  # odd items are the special tokens
+    return "".join(f'<span class="sv-nowrap">{escape(p)}</span>' if k % 2 else escape(p) for k, p in enumerate(parts))
+
+
+def run_key(mode):
+    """A run's name with its own color and marker (sftviz.palette), as the plots draw it."""
+    color, marker, _ = run_style(mode)
+    return (f'<span class="sv-run" data-run="{escape(mode)}" data-marker="{marker}" style="--sv-run: {color}">'
+            f'{escape(run_title(mode))}</span>')
+
+
 def generations_html(final):
-    """Greedy answers of each trained model to held-out prompts, side by side."""
-    modes = list(final["generations"][0]["outputs"]) if final["generations"] else []
-    head = "".join(f"<th>{escape(run_title(m))}</th>" for m in modes)
-    rows = []
+    """Greedy answers of each trained model to held-out prompts: one block per prompt (it stacks on a phone),
+    each answer flagged by what it did (sftviz.verdict.outcome)."""
+    items = []
     for g in final["generations"]:
-        cells = []
-        for m in modes:
-            out = g["outputs"][m]
-            flags = ("✓ stops at EOS" if out["stopped_at_eos"] else "✗ no EOS: never stops") + (
-                " · ✗ writes the next turn" if out["next_turn"] else "")
-            cells.append(f'<td><code>{escape(out["text"])}</code><div class="sv-flag">{escape(flags)}</div></td>')
-        rows.append(f'<tr><td class="sv-gen-prompt"><code>…{escape(g["prompt"][-90:])}</code></td>'
-                    f'<td><code>{escape(g["reference"])}</code></td>{"".join(cells)}</tr>')
-    return (f'<table class="sv-gen"><tr><th>held-out prompt (end)</th><th>reference answer</th>{head}</tr>'
-            f'{"".join(rows)}</table>')
+        runs = "".join(f'<div class="sv-gen-run">{run_key(m)} <code>{answer_text(out["text"])}</code> '
+                       f'<span class="sv-flag">{escape(" · ".join(outcome(out, g["reference"])))}</span></div>'
+                       for m, out in g["outputs"].items())
+        items.append(f'<div class="sv-gen-item"><div class="sv-gen-prompt">held-out prompt (end): '
+                     f'<code>…{answer_text(g["prompt"][-90:])}</code></div><div>reference answer: '
+                     f'<code>{answer_text(g["reference"])}</code></div>{runs}</div>')
+    return ('<div class="sv-summary">Greedy answers to held-out prompts (prompts the runs never trained on).</div>'
+            f'<div class="sv-gens">{"".join(items)}</div>')
 
 
-HEAT_FULL = 8.0  # nats: a loss this high or higher is drawn fully dark (ln of a 3,000-token vocabulary)
+HEAT_FULL = 8.0  # nats: a loss this high or higher is drawn darkest (ln of a 3,000-token vocabulary)
 
 
 def heatmap_html(final, texts):
-    """Per-token loss of one held-out example under each trained model (darker = higher loss)."""
+    """Per-token loss of one held-out example under each trained model, on a neutral grey ramp (darker = higher
+    loss), with each run's mean loss on the answer and on the prompt tokens."""
     heat = final["heatmap"]
     answer = set(heat["answer_positions"])
     out = []
@@ -237,20 +280,36 @@ def heatmap_html(final, texts):
             if loss is None:
                 spans.append(f'<span class="sv-heat" title="position 0: not predicted">{escape(text)}</span>')
                 continue
-            a = min(loss / HEAT_FULL, 1.0)
-            cls = "sv-heat sv-heat-answer" if t in answer else "sv-heat"
-            spans.append(f'<span class="{cls}" style="background: rgba(213,94,0,{a:.2f})" '
+            a = min(loss / HEAT_FULL, 1.0) * HEAT_MAX
+            cls = "sv-heat" + (" sv-heat-answer" if t in answer else "") + (" sv-heat-hot" if a >= HEAT_INK_FROM
+                                                                             else "")
+            spans.append(f'<span class="{cls}" style="background: rgba(var(--sv-heat), {a:.2f})" '
                          f'title="loss {loss:.2f} predicting this token">{escape(text)}</span>')
             if text.endswith("↵"):
                 spans.append("<br>")
-        out.append(f'<div class="sv-compare-head"><b>{escape(run_title(mode))}</b></div>'
+        means = []
+        for name, keep in (("answer", lambda t: t in answer), ("prompt", lambda t: t not in answer)):
+            vals = [x for t, x in enumerate(losses) if x is not None and keep(t)]
+            if vals:
+                means.append(f"{name} tokens {sum(vals) / len(vals):.2f}")
+        out.append(f'<div class="sv-compare-head">{run_key(mode)}: mean loss {", ".join(means)}</div>'
                    f'<div class="sv-tokens">{"".join(spans)}</div>')
-    return ('<div class="sv-summary">Per-token loss on a held-out example (darker = the model was more surprised;'
-            ' answer tokens are underlined).</div>' + "".join(out))
+    return ('<div class="sv-summary">Per-token loss on one held-out example (grey: darker = the model was more '
+            'surprised; answer tokens are bold and underlined). A run trained on the answers only was never trained '
+            'on prompts: its prompt tokens are dark by design.</div>' + "".join(out))
 
 
-def mapping_preview(raw, mapped):
-    """One row before and after the mapping template, so the user sees what TRL will get."""
+def verdict_html(line, caveats):
+    """The training's verdict (sftviz.verdict) and what goes with it."""
+    items = "".join(f"<li>{escape(c)}</li>" for c in caveats)
+    return (f'<div class="sv-verdict" role="status">' + (f"<b>{escape(line)}</b>" if line else "")
+            + (f"<ul>{items}</ul>" if items else "") + "</div>")
+
+
+def mapping_preview(raw, mapped, notes=()):
+    """One row before and after the mapping template, so the user sees what TRL will get; `notes`: what to know
+    about it (a template left empty, a completion the prompt already holds)."""
     cells = "".join(f"<tr><th>{escape(k)}</th><td><pre>{escape(str(v))}</pre></td></tr>" for k, v in mapped.items())
+    said = "".join(f'<div class="sv-preview-note">{code_spans(n)}</div>' for n in notes)
     return (f'<div class="sv-preview"><div>Row columns: {escape(", ".join(raw))} → TRL gets:</div>'
-            f'<table>{cells}</table></div>')
+            f'<table>{cells}</table>{said}</div>')

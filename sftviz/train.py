@@ -183,6 +183,7 @@ class PairedTraining:
                 out, eos = generate(model, self.plan, prompt, self.device)
                 text = self.decode(out)
                 item["outputs"][name] = {"text": text, "stopped_at_eos": eos,
+                                         "empty": not self.decode(out[:-1] if eos else out).strip(),
                                          "next_turn": any(m in text for m in ("<|im_start|>user", "Question:",
                                                                               "<|user|>", "### Instruction"))}
             gens.append(item)
@@ -192,4 +193,5 @@ class PairedTraining:
                 "losses": {name: token_losses(model, ex, self.device) for name, model in models.items()}}
         return {"record": "final", "generations": gens, "heatmap": heat,
                 "seconds": round(time.perf_counter() - self.started, 2), "notes": self.plan.notes,
+                "examples": {"train": len(self.plan.train_ids), "held_out": len(self.plan.eval_ids)},
                 "config": asdict(self.config)}

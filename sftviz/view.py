@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .footprint import footprint
-from .labels import MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
+from .labels import (LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare, resolves_to,
+                     row_type)
 from .packing import STRATEGIES
 from .shown import VIEW_TOKENS, Shown
 from .tokenizer import load_tokenizer, token_texts
@@ -299,8 +300,10 @@ def describe(view):
     first = f" (the first {MAX_ROWS} rows)" if n == MAX_ROWS else ""
     lines = [f"**{os.path.basename(view.loaded.source)}**: {n} example{'s' if n != 1 else ''}{first} — "
              f"{data.EXPLAIN.get(kind, kind)}",
-             f"Mode **{mode.label}** → SFTConfig(completion_only_loss={p.completion_only_loss}, "
-             f"assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} builds them."]
+             f"Mode **{mode_words(view)}**: SFTConfig(completion_only_loss={mode.completion_only_loss}"
+             + (f", which TRL resolves to {p.completion_only_loss} for this data" if mode.completion_only_loss is None
+                else "") + f", assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} "
+             f"builds them."]
     lines += columns_lines(view)
     if view.options.packing:
         lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
@@ -370,9 +373,17 @@ def describe_refused(refused):
 
 # --- Per-example views: each is (view, i) -> HTML, one tab on the page --------------------------------
 
+def mode_words(view):
+    """The mode as the page names it, the TRL default with what it resolves to for this data."""
+    mode = view.options.mode
+    if MODES[mode].completion_only_loss is None and not MODES[mode].assistant_only_loss:
+        return f"TRL default → {resolves_to(mode, view.loaded.rows[0])}"
+    return MODES[mode].label
+
+
 def tokens_tab(view, i):
     seq, texts, note = view.displayed_texts(i)
-    return render.token_view(seq, texts, note, view.marked)
+    return render.token_view(seq, texts, note, view.marked, mode_words(view))
 
 
 def shift_tab(view, i):
@@ -410,14 +421,46 @@ def packing_tab(view, i):
                                                  f"{strategy.description}.")
 
 
-EXPLAIN_LABELS = """**What is a label?** For every position, the token the model should produce there. The loss
-compares the model's prediction with it. **-100** is PyTorch's "ignore" value: that position adds no loss, but
-its token is still read as input. **Answer only** sets the prompt's labels to -100, so the model learns to
-answer without learning to write prompts; **whole text** trains on everything."""
+EXPLAIN_LABELS = f"""**What are the labels?** TRL's answer, in its own terms: **{LABELS_MEANING}**. The line above the
+tokens shows the literal list for this example. **-100** is PyTorch's "ignore" value: that position adds no loss, but
+its token is still read as input. **Answer only** sets the prompt's labels to -100, so the model learns to answer
+without learning to write prompts; **whole text** keeps every label, so it trains on everything."""
 
-EXPLAIN_SHIFT = """**Why the shift?** A causal LM at position *t* sees tokens 0…t and predicts token *t+1*. So the
-label stored at position *t+1* is scored using the output at *t*. The first token is never predicted (nothing
-comes before it); the last position has nothing to predict. Greyed pairs carry no loss."""
+EXPLAIN_SHIFT = """**Why the shift?** A causal LM at position *t* reads tokens 0…t and predicts token *t+1*. TRL stores
+`labels` unshifted (a copy of `input_ids`, -100 where not trained): the model shifts them itself, so its output at *t*
+is scored against `labels[t+1]`. The first token is never predicted (nothing comes before it); the last position has
+nothing to predict. Greyed pairs carry no loss."""
+
+@dataclass(frozen=True)
+class Shape:
+    """A row of the "Whole text or only the answer?" table: a data shape, what TRL trains on it by default (checked
+    against the label engine by tests/test_render.py), and the bundled sample that shows it."""
+
+    columns: str
+    trains: str  # labels.resolves_to(TRL default, its first row), or what TRL does instead
+    why: str
+    sample: str
+
+
+SHAPES = (
+    Shape("`text`", "whole text", "no prompt to mask: every token, plus EOS, is trained", "quiz_text"),
+    Shape("`prompt` + `completion`", "answer only", "completion_only_loss defaults to True: the prompt gets -100",
+          "quiz_prompt_completion"),
+    Shape("`messages` (a chat)", "whole text", "every token the chat template renders; set assistant_only_loss=True "
+          "to train the assistant turns only", "quiz_chat"),
+    Shape("`prompt` + `answer` + `text`", "TRL stops", "a `prompt` with no `completion` raises KeyError: sftviz shows "
+          "both fixes", "quiz_prompt_answer_text"),
+    Shape("`question` + `answer` (your own)", "TRL cannot read it", "map the columns to prompt/completion first "
+          "(a template)", "quiz_question_answer"),
+)
+
+
+def shapes_table():
+    """Markdown: data shape -> what TRL trains by default, each row linked to its sample."""
+    rows = "".join(f"| {s.columns} | **{s.trains}**: {s.why} | [{s.sample}](?sample={s.sample}) |\n" for s in SHAPES)
+    return (f"| Your data's columns | What TRL {TRL_VERSION} trains by default | See it |\n|---|---|---|\n{rows}"
+            "\nA link opens the sample in this page with TRL's default mode.")
+
 
 EXPLAIN_PACKING = ("**Packing** fills each row with several examples (documents) to avoid padding. " + " ".join(
     f"`{s.name}`: {s.description}{' (padding-free: position ids restart at every document)' if s.padding_free else ''}."

@@ -24,11 +24,13 @@ def test_default_page_loads_offline_with_all_three_roles(page, server):
     open_page(page, server)
     roles = page.evaluate(ROLES_JS)
     assert {"context", "target", "masked"} <= set(roles)
-    assert page.locator("#mode input[type=radio]:checked").get_attribute("value").startswith("Answer only")
+    checked = page.locator("#mode input[type=radio]:checked")
+    assert checked.get_attribute("value") == "auto"  # SFTConfig's default, and what it resolves to here
+    assert "TRL default → answer only" in page.locator("#mode label:has(input:checked)").inner_text()
     assert page.external_requests == []
     # the tooltip explains the position, id, label and what it predicts
     tip = page.locator('#token-view .sv-tokens .sv-tok[data-role="context"]').last.get_attribute("title")
-    assert "position" in tip and "label -100" in tip and "predicts" in tip
+    assert "position" in tip and "] = -100 (not trained)" in tip and "input_ids[" in tip
 
 
 def test_whole_text_mode_has_no_context_and_switching_example_updates(page, server):
@@ -113,7 +115,7 @@ def test_shared_url_restores_the_view(page, server):
     open_page(page, server.rstrip("/") + "/?sample=quiz_chat&mode=assistant&max_length=512&i=3")
     page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
     assert page.locator("#example-index input[type=number]").input_value() == "3"
-    assert page.locator("#mode input[type=radio]:checked").get_attribute("value").startswith("Assistant")
+    assert page.locator("#mode input[type=radio]:checked").get_attribute("value") == "assistant"
     assert page.locator("#max-length input").input_value() == "512"
     from sftviz import view
     from sftviz.labels import Options
@@ -169,16 +171,16 @@ def test_the_learners_file_shows_trls_refusal_and_both_fixes_with_trls_labels(pa
     assert "never read" not in page.locator("#status").inner_text()
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_screenshots(page, server, theme):
-    open_page(page, f"{server}?__theme={theme}")
-    os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-    path = os.path.join(ROOT, "docs", f"screenshot-{theme}.png")
-    page.screenshot(path=path, full_page=True)
-    assert os.path.getsize(path) > 20000
+def test_screenshots(browser, server):
+    """The README's screenshots, regenerated (scripts/screenshot.py): default view light and dark, the Train tab
+    after a training, a phone's first screen."""
+    from scripts.screenshot import shoot
+    paths = shoot(server, os.path.join(ROOT, "docs"), browser)
+    assert [os.path.basename(p) for p in paths] == [f"screenshot-{n}.png" for n in ("light", "dark", "train", "phone")]
+    assert all(os.path.getsize(p) > 20000 for p in paths)
 
 
-POINTS_JS = """() => { const p = document.querySelector('#loss-plot .js-plotly-plot');
+POINTS_JS = """() => { const p = document.querySelector('#train-plot .js-plotly-plot');
   if (!p || !p.data) return {};
   const out = {}; for (const t of p.data) out[t.name] = t.x.length; return out; }"""
 
@@ -201,16 +203,17 @@ def wait_no_training_threads(timeout=20):
 def test_train_streams_two_growing_curves_then_generations(page, server):
     open_page(page, server)
     page.get_by_role("tab", name="Train: whole vs answer").click()
-    page.locator("#train-steps input").fill("120")
+    page.locator("#more-train > button").click()  # the training-loss plot: a point at every step
+    page.locator("#train-steps input").fill("150")  # not a run the screenshots made (it would replay at once)
     page.locator("#train-button").click()
-    page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).some(k => k.includes('train'))", timeout=20000)
+    page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).length > 0", timeout=20000)
     first = page.evaluate(POINTS_JS)
     page.wait_for_timeout(1500)
     later = page.evaluate(POINTS_JS)
-    train_curves = [k for k in later if k.endswith(": train")]
+    train_curves = list(later)
     assert len(train_curves) == 2
     assert any(later[k] > first.get(k, 0) for k in train_curves)
-    page.wait_for_function("() => document.querySelector('#generations table') !== null", timeout=120000)
+    page.wait_for_function("() => document.querySelector('#generations .sv-gen-item') !== null", timeout=120000)
     assert "whole text" in page.locator("#generations").inner_text()
     assert page.locator("#loss-heatmap .sv-heat").count() > 0
     assert not wait_no_training_threads()
@@ -219,6 +222,7 @@ def test_train_streams_two_growing_curves_then_generations(page, server):
 def test_stop_and_disconnect_end_the_training(page, browser, server):
     open_page(page, server)
     page.get_by_role("tab", name="Train: whole vs answer").click()
+    page.locator("#more-train > button").click()
     page.locator("#train-steps input").fill("5000")
     page.locator("#train-button").click()
     page.wait_for_function(f"() => Object.keys(({POINTS_JS})()).length > 0", timeout=20000)
@@ -253,7 +257,7 @@ def test_a_class_pressing_train_shares_identical_runs_and_queues_distinct_ones(s
         client = Client(server, verbose=False)
         client.predict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file",
                        text_field="text", tokenizer="default", prompt_template="", completion_template="",
-                       mode="Answer only (completion_only_loss)", max_length=1024, packing=False,
+                       mode="completion", max_length=1024, packing=False,
                        packing_strategy="bfd", example_index=0, api_name="/refresh")
         return client
 

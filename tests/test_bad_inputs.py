@@ -214,7 +214,6 @@ def test_page_refuses_an_upload_of_the_wrong_type(app, files):
     ({"max-length": 0}, "max_length must be a whole number of tokens from 1"),
     ({"max-length": 10 ** 20}, "max_length is at most 262,144 tokens on this page"),
     ({"max-length": 12.5}, "max_length must be a whole number"),
-    ({"mode": "Assistant turns only (assistant_only_loss)"}, "the dataset is not conversational"),
     ({"packing": True, "max-length": None}, "max_length` can't be `None`"),
     ({"tokenizer": "no such tokenizer!"}, "is not a Hub tokenizer id"),
     ({"tokenizer": "/etc"}, "is not a Hub tokenizer id"),
@@ -232,6 +231,20 @@ def test_page_refuses_an_upload_of_the_wrong_type(app, files):
 ])
 def test_page_refuses_bad_form_values_in_one_line(app, fields, needle):
     page_fails(app, app.refresh(form(**fields)), needle)
+
+
+def test_a_mode_that_does_not_apply_to_the_data_shows_the_trl_default_and_says_why(app):
+    """Assistant turns on data that is not a chat: TRL refuses it, so the page (which does not offer it for this
+    data) shows the TRL default under a line saying why, never a stale view or an error."""
+    out = app.refresh(form(mode="assistant"))
+    status = html.unescape(out["status"])
+    assert "does not apply" in status and "not a chat" in status and "sv-error" not in status
+    assert out["view-request"].options.mode == "auto" and "data-role=\"target\"" in out["token-view"]
+    assert "assistant" not in [name for _, name in out["mode"]["choices"]] and "not a chat" in out["mode"]["info"]
+    text = app.refresh(form(sample="quiz_text", mode="completion"))  # answer only on text: TRL trains it all
+    assert text["view-request"].options.mode == "auto" and "no prompt/completion split" in html.unescape(
+        text["status"])
+    assert ("TRL default → whole text", "auto") in text["mode"]["choices"]
 
 
 @pytest.mark.parametrize("fields,needle", [
@@ -329,7 +342,7 @@ def test_a_link_is_never_an_error(app):
     restored = app.from_url({"max_length": "9" * 20, "i": "9" * 20, "mode": "<script>", "packing": "nope",
                              "sample": "../../etc/passwd", "tokenizer": "t" * 5000})
     assert restored["max-length"] == 1024 and restored["example-index"]["value"] == 0
-    assert restored["mode"] == "Answer only (completion_only_loss)" and restored["sample"] == data.DEFAULT_SAMPLE
+    assert restored["mode"] == "auto" and restored["sample"] == data.DEFAULT_SAMPLE
     assert restored["packing"] is False and len(restored["tokenizer"]) <= 200
 
 

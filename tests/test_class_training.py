@@ -33,8 +33,8 @@ def run_to_end(vw, config, out, k):
 
 def curves_of(updates):
     """The final figure's curves: {trace name: (x, y)}."""
-    fig = updates[-1][0]
-    return {t.name: (tuple(t.x), tuple(t.y)) for t in fig.data}
+    return {f"{fig.layout.title.text}: {t.name}": (tuple(t.x), tuple(t.y)) for fig in updates[-1].figures
+            for t in fig.data}
 
 
 def steps_computed(pool):

@@ -94,3 +94,11 @@ def test_real_tokenizer_and_dataset_mapped_with_template():
     # split into plain tokens: the model never sees the EOS id. sftviz shows it and warns, as TRL feeds it.
     assert "".join(rec["tokens"][-7:]) == "<|endoftext|>" and rec["roles"][-1] == "target"
     assert "EOS" in r.stderr
+
+
+def test_inspect_prints_the_literal_labels_and_train_its_verdict():
+    r = run("inspect", "quiz_prompt_completion", "--limit", "1", "--no-color")
+    assert "labels = a copy of input_ids" in r.stdout and "\nlabels = [-100]*" in r.stdout
+    r = run("train", "quiz_prompt_completion", "--steps", "10")
+    assert r.returncode == 0, r.stderr
+    assert "Held-out answer loss (lower is better): " in r.stdout and "cannot know facts" in r.stdout

@@ -211,7 +211,8 @@ def test_page_offers_the_mapping_as_one_choice_where_trl_reads_the_text(hosted_a
     assert 'data-role="context"' in tokens(mapped["token-view"]) and mapped["view-request"].columns == "map"
     assert "KeyError" not in text_of(mapped["status"]) and "reads only its text" in text_of(mapped["status"])
     # the export hands the same choice to a real run
-    assert "to_prompt_completion" in mapped["export-script"] and "dataset_text_field='text'" in mapped["export-script"]
+    assert "to_prompt_completion" in mapped["export-script"] and "dataset_text_field" not in mapped["export-script"]
+    assert "dataset_text_field='text'" in out["export-script"]  # the text as TRL reads it: the field it reads
 
 
 def test_learners_file_on_the_page_refuses_training_and_exports_each_fix(hosted_app):
@@ -230,3 +231,18 @@ def test_learners_file_on_the_page_refuses_training_and_exports_each_fix(hosted_
     assert "columns=drop_prompt" in dropped["share"]
     nxt = hosted_app.navigate({"view-request": out["view-request"], "example-index": 0}, 1)
     assert nxt["example-index"] == 1 and nxt["token-view"].count('class="sv-tokens"') == 2
+
+
+def test_the_template_editor_says_when_a_box_was_empty_and_when_the_answer_is_given_twice(hosted_app):
+    """An emptied box gets the default, and says so under the preview; a prompt template that already holds the
+    answer (the default completion then trains it again) is warned about, as the doctor warns on every row."""
+    from conftest import page_form
+    out = hosted_app.refresh(page_form(sample="quiz_question_answer",
+                                       **{"prompt-template": "Q: {{ question }}\nA: {{ answer }}",
+                                          "completion-template": ""}))
+    preview = out["template-preview"]["value"]
+    assert "The completion template was empty: the default" in preview
+    assert out["completion-template"]["value"]  # the default is in the box, where the user sees it
+    assert "completion repeats the prompt" in preview
+    ok = hosted_app.refresh(page_form(sample="quiz_question_answer"))  # the default mapping: nothing to say
+    assert "sv-preview-note" not in ok["template-preview"]["value"]

@@ -22,7 +22,7 @@ def test_bundled_samples_at_their_defaults_have_no_error_or_warning():
     for name in data.samples():
         columns = "map" if name == "quiz_prompt_answer_text" else "trl"  # TRL stops on it as it is
         found = checks(data.load_trl(name, columns=columns).rows,
-                       Options("assistant" if name == "quiz_chat" else "completion"))
+                       Options("assistant" if name == "quiz_chat" else "auto"))
         assert not [f for f in found.values() if f.severity != "info"], (name, list(found))
     # the one info is true: the quiz sample has long prompts and one-word answers by design (5% trained)
     assert set(checks(data.load_trl("quiz_prompt_completion").rows)) == {"small_trained_fraction"}

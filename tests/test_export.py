@@ -73,7 +73,7 @@ def test_other_trainers_table_and_refusals(capsys):
 def test_the_page_offers_the_export(hosted_app):
     from conftest import page_form
     out = hosted_app.refresh(page_form(**{"max-length": 64}))
-    assert "completion_only_loss=True" in out["export-script"] and "max_length=64" in out["export-script"]
+    assert "completion_only_loss=None" in out["export-script"] and "max_length=64" in out["export-script"]
     assert "max_length: 64" in out["export-yaml"] and "train_on_inputs" in out["export-table"]
     # files named as the visitor knows them, never a path on the server
     assert "data_files='assets/samples/quiz_prompt_completion.jsonl'" in out["export-script"]

@@ -411,7 +411,7 @@ def test_one_visitor_flooding_the_page_does_not_slow_another(server):
 
     def mode_switch(mode=[0]):
         mode[0] += 1
-        student.predict(mode=["Whole text", "Answer only (completion_only_loss)"][mode[0] % 2], **STUDENT_VIEW,
+        student.predict(mode=["whole", "completion"][mode[0] % 2], **STUDENT_VIEW,
                         api_name="/refresh")
 
     def train():

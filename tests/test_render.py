@@ -93,3 +93,60 @@ def test_hub_box_takes_id_config_split(tmp_path):
     v_train = open_view(str(tmp_path), "whole", 64)
     v_test = open_view(str(tmp_path), "whole", 64, split="test")
     assert (v_train.n, v_test.n) == (1, 2)
+
+
+def test_one_meaning_of_label_on_every_view():
+    """labels = a copy of input_ids, -100 where not trained; the model shifts them: the literal lists, the
+    tooltips, the Shift table and the explainers all say it that way."""
+    from sftviz.labels import LABELS_MEANING, literal
+    v = open_view("quiz_prompt_completion", "completion")
+    out = view.example_views(v, 0)
+    seq, _ = v.displayed(0)
+    pre = re.search(r"<pre>(.*?)</pre>", out["token-view"], re.S).group(1)
+    assert f"labels    = {seq.labels}" in pre and f"input_ids = {seq.input_ids}" in pre
+    assert f"labels = {literal(seq.labels)}" in out["token-view"]  # the short form, in the summary line
+    t = next(k for k, lab in enumerate(seq.labels) if lab != -100)
+    assert f"labels[{t}] = {seq.labels[t]} (trained: scored on the output at {t - 1})" in out["token-view"]
+    assert f"labels[{t}] = {seq.labels[t]}" in out["token-view"].split('class="sv-tokens"')[1]
+    assert [int(x) for x in re.findall(r'<td class="sv-label">(-?\d+)</td>', out["shift-view"])] == \
+        seq.labels[max(0, t - 5):max(0, t - 5) + 14]
+    assert LABELS_MEANING in view.EXPLAIN_LABELS and "labels[t+1]" in view.EXPLAIN_SHIFT
+    # the Tokens and Compare tabs count the same way (trained = a label that is not -100)
+    assert render.counts_phrase(seq) in out["token-view"] and render.counts_phrase(seq) in out["mode-compare"]
+
+
+def test_the_shapes_table_says_what_trl_trains_on_each_sample():
+    from sftviz import data
+    from sftviz.labels import resolves_to
+    assert {s.sample for s in view.SHAPES} <= set(data.samples())
+    for shape in view.SHAPES:
+        if shape.trains == "TRL stops":
+            with pytest.raises(data.TRLStops):
+                data.load_trl(shape.sample)
+        elif shape.trains == "TRL cannot read it":
+            loaded = data.load_trl(shape.sample)
+            assert loaded.decision.reading == "map" and "KeyError" in loaded.decision.as_is
+        else:
+            assert resolves_to("auto", data.load_trl(shape.sample).rows[0]) == shape.trains, shape
+        assert f"(?sample={shape.sample})" in view.shapes_table()
+
+
+def test_generations_say_what_each_answer_did():
+    from sftviz.verdict import caveats, outcome, verdict
+    ref = " Rome.<|im_end|>"
+    empty = {"text": "<|im_end|>", "empty": True, "stopped_at_eos": True, "next_turn": False}
+    assert outcome(empty, ref) == ["✗ empty: EOS at once"]  # never "stops at EOS"
+    right = {"text": " Rome.<|im_end|>", "empty": False, "stopped_at_eos": True, "next_turn": False}
+    assert outcome(right, ref) == ["✓ the reference answer", "✓ stops at EOS"]
+    wrong = {"text": " Paris. Question:", "empty": False, "stopped_at_eos": False, "next_turn": True}
+    assert outcome(wrong, ref) == ["✗ not the reference", "✗ no EOS: never stops", "✗ writes the next turn"]
+    html = render.generations_html({"generations": [{"prompt": "Q?", "reference": ref,
+                                                     "outputs": {"whole": empty, "completion": right}}]})
+    assert "stops at EOS" in html.split("answer only")[1] and "stops at EOS" not in html.split("answer only")[0]
+    assert '<span class="sv-nowrap">&lt;|im_end|&gt;</span>' in html  # a special token never wraps inside
+    curves = {"whole": {"answer": [(10, 1.5)], "prompt": [(10, 0.5)]},
+              "completion": {"answer": [(10, 1.49)], "prompt": [(10, 9.0)]}}
+    assert verdict(curves).endswith("about the same.")
+    said = " ".join(caveats(curves, {"train": 8, "held_out": 2}))
+    assert "Only 8 training examples" in said and "held-out prompt loss 9.00 vs 0.50" in said
+    assert "Only" not in " ".join(caveats(curves, {"train": 300, "held_out": 32}))
