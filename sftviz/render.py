@@ -147,7 +147,7 @@ def progress_html(done, total, what="Checking every row"):
     return f'<div class="sv-progress">{escape(what)}: {done:,} rows <progress></progress></div>'
 
 
-def shift_view(seq, texts, window=14, show_all=False):
+def shift_view(seq, texts, window=12, show_all=False):
     """Aligned rows: the token at t, labels[t] as TRL stores it, and what the output at t is scored on
     (labels[t+1]: the model's shift)."""
     n = len(seq.input_ids)

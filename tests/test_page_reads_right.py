@@ -47,6 +47,12 @@ def test_the_tokens_are_on_the_first_screen_and_every_tab_is_readable(sized):
         assert tabs.nth(k).is_visible() and box["x"] >= 0 and box["x"] + box["width"] <= width, names[k]
     assert page.locator("#search input, #search textarea").first.get_attribute("aria-label") or \
         page.get_by_label("Search the examples' text").count()
+    if page.size == "laptop":  # the Shift table fits the laptop's width: no column cut off at the edge
+        page.get_by_role("tab", name="Shift").click()
+        fits = "() => { const e = document.querySelector('#shift-view .sv-shift-scroll'); " \
+               "return e.scrollWidth <= e.clientWidth + 1; }"
+        page.locator("#shift-view .sv-shift").wait_for()
+        assert page.evaluate(fits)
 
 
 def test_the_literal_labels_row_is_what_inspect_json_prints(page, server):

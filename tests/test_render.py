@@ -109,7 +109,7 @@ def test_one_meaning_of_label_on_every_view():
     assert f"labels[{t}] = {seq.labels[t]} (trained: scored on the output at {t - 1})" in out["token-view"]
     assert f"labels[{t}] = {seq.labels[t]}" in out["token-view"].split('class="sv-tokens"')[1]
     assert [int(x) for x in re.findall(r'<td class="sv-label">(-?\d+)</td>', out["shift-view"])] == \
-        seq.labels[max(0, t - 5):max(0, t - 5) + 14]
+        seq.labels[max(0, t - 5):max(0, t - 5) + 12]
     assert LABELS_MEANING in view.EXPLAIN_LABELS and "labels[t+1]" in view.EXPLAIN_SHIFT
     # the Tokens and Compare tabs count the same way (trained = a label that is not -100)
     assert render.counts_phrase(seq) in out["token-view"] and render.counts_phrase(seq) in out["mode-compare"]
