@@ -78,6 +78,20 @@ CLOSE_SETTINGS_ON_PHONE = """() => {
   close();
 }"""
 
+# A lesson step's tokens: a click picks or unpicks one (until the reveal gives them their roles).
+TOGGLE_PICK = """element.addEventListener('click', (e) => {
+  const b = e.target.closest('button.sv-pick');
+  if (!b || b.dataset.role) return;
+  b.classList.toggle('sv-picked');
+  b.setAttribute('aria-pressed', b.classList.contains('sv-picked'));
+});"""
+PICKS = "(i, p) => [i, Array.from(document.querySelectorAll('#lesson-tokens .sv-pick.sv-picked'))" \
+        ".map(e => e.dataset.pos).join(',')]"
+PICK_ALL = """() => { document.querySelectorAll('#lesson-tokens .sv-pick:not([data-role])').forEach(b => {
+  b.classList.add('sv-picked'); b.setAttribute('aria-pressed', 'true'); }); }"""
+CLEAR_PICKS = """() => { document.querySelectorAll('#lesson-tokens .sv-pick:not([data-role])').forEach(b => {
+  b.classList.remove('sv-picked'); b.setAttribute('aria-pressed', 'false'); }); }"""
+
 # A click on a finding's example button sends its "index:positions" with the doctor report's click event.
 OPEN_ON_CLICK = """element.addEventListener('click', (e) => {
   const b = e.target.closest('button[data-open]');
@@ -258,20 +272,44 @@ def dataset_tabs(p):
         p.put(gr.HTML(elem_id="doctor-report", js_on_load=OPEN_ON_CLICK))
 
 
+def lesson_panel(p):
+    """The lesson (/?lesson=sft, sftviz.lesson): a step's idea and question, its tokens to click, Check, the reveal."""
+    gr.Markdown("# What does SFT train on? A lesson in 6 steps")
+    p.put(gr.Markdown(elem_id="lesson-step"))
+    p.put(gr.Markdown(elem_id="lesson-text"))
+    p.put(gr.HTML(elem_id="lesson-tokens", js_on_load=TOGGLE_PICK))
+    with gr.Row():
+        p.put(gr.Button("Check", variant="primary", elem_id="lesson-check"))
+        p.put(gr.Button("Pick all", size="sm", elem_id="lesson-all"))
+        p.put(gr.Button("Clear", size="sm", elem_id="lesson-clear"))
+        p.put(gr.Button("Try again", size="sm", elem_id="lesson-retry"))
+    p.put(gr.HTML(elem_id="lesson-feedback"))
+    with gr.Row():
+        p.put(gr.Button("◀ Previous step", elem_id="lesson-prev"))
+        p.put(gr.Button("Next step ▶", elem_id="lesson-next"))
+    p.put(gr.HTML(elem_id="lesson-open"))
+    p.put(gr.Number(0, visible="hidden", precision=0, elem_id="lesson-index"))
+    p.put(gr.Textbox("", visible="hidden", elem_id="lesson-picks"))
+
+
 def layout(p):
     for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None),
                          ("first-served", False)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
-    gr.Markdown(INTRO, elem_id="intro")
-    with gr.Accordion("Whole text or only the answer? It depends on the data", open=False,
-                      elem_id="shapes"):
-        gr.Markdown(view.shapes_table())
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
-            with gr.Accordion("Settings: data, tokenizer, mode", open=True, elem_id="settings"):
-                load_panel(p)
-        with gr.Column(scale=3, elem_id="results"):
-            example_panel(p)
+    with gr.Column(visible=False, elem_id="lesson") as lesson:
+        lesson_panel(p)
+    with gr.Column(elem_id="tool") as tool:
+        gr.Markdown(INTRO, elem_id="intro")
+        with gr.Accordion("Whole text or only the answer? It depends on the data", open=False,
+                          elem_id="shapes"):
+            gr.Markdown(view.shapes_table())
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300, elem_id="load-panel"):
+                with gr.Accordion("Settings: data, tokenizer, mode", open=True, elem_id="settings"):
+                    load_panel(p)
+            with gr.Column(scale=3, elem_id="results"):
+                example_panel(p)
+    p.ui["lesson"], p.ui["tool"] = lesson, tool
 
 
 # --- Wiring -------------------------------------------------------------------------------------------
@@ -282,7 +320,8 @@ FULL = ("status", "view-request", *EXAMPLE_IDS, "stats", "roles-plot", "length-p
         "columns", "mode", "share")  # what a (re)load redraws
 NAV = ("status", *EXAMPLE_IDS, "example-index", "share")  # what moving to another example redraws
 NEW_SOURCE = ("source-tab", "example-index", "prompt-template", "completion-template", "columns")
-UPDATE_URL = "(q) => { if (q) history.replaceState(null, '', '?' + q); }"
+UPDATE_URL = ("(q) => { if (q && !new URLSearchParams(location.search).has('lesson')) "
+              "history.replaceState(null, '', '?' + q); }")  # the lesson's address stays the lesson's
 
 
 def wire_loading(p, demo):
@@ -331,7 +370,10 @@ def wire_loading(p, demo):
     first_outputs = list(dict.fromkeys(p.outputs(*URL_FIELDS, *FULL)))
 
     def on_first_cached(request: gr.Request):
-        """A link opened before (the default view above all) answers at once, outside the queue, from memory."""
+        """A link opened before (the default view above all) answers at once, outside the queue, from memory.
+        The lesson (/?lesson=sft) hides the tool: nothing of it is computed."""
+        if query_of(request).get("lesson") == "sft":
+            return {p.ui["first-served"]: True}
         out = page.cached_first_view(query_of(request))
         return {**p.to_ui(out), p.ui["first-served"]: True} if out else \
             {p.ui["status"]: page.LOADING_LINK, p.ui["first-served"]: False}
@@ -416,6 +458,30 @@ def wire_training(p):
     p.ui["preset"].input(on_preset, preset_in, p.outputs("train-steps", "train-lr"), queue=False)
 
 
+LESSON_VIEW = ("lesson-index", "lesson-step", "lesson-text", "lesson-tokens", "lesson-feedback", "lesson-picks",
+               "lesson-open", "status")
+
+
+def wire_lesson(p, demo):
+    """/?lesson=sft shows the lesson instead of the tool; steps move with Previous / Next; Check sends the picks
+    (read from the page by PICKS) and reveals."""
+    def on_open(request: gr.Request):
+        if query_of(request).get("lesson") != "sft":
+            return {p.ui["lesson"]: gr.update(visible=False)}
+        return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
+                **p.to_ui(page.lesson_step({"lesson-index": 0}))}
+
+    demo.load(on_open, None, p.outputs("lesson", "tool", *LESSON_VIEW), queue=False, api_name="lesson_open")
+    for button, delta in (("lesson-prev", -1), ("lesson-retry", 0), ("lesson-next", 1)):
+        fn, inputs = p.wire(page.lesson_step, page.LESSON_FORM, delta=delta)
+        p.ui[button].click(fn, inputs, p.outputs(*LESSON_VIEW), queue=False, api_name=button.replace("-", "_"))
+    fn, inputs = p.wire(page.lesson_check, page.LESSON_FORM)
+    p.ui["lesson-check"].click(fn, inputs, p.outputs("lesson-tokens", "lesson-feedback", "status"), js=PICKS,
+                               queue=False, api_name="lesson_check")
+    p.ui["lesson-all"].click(None, None, None, js=PICK_ALL)
+    p.ui["lesson-clear"].click(None, None, None, js=CLEAR_PICKS)
+
+
 def build():
     """The page: its layout, then its events. Nothing is loaded or labelled here."""
     p = Page()
@@ -426,6 +492,7 @@ def build():
         wire_loading(p, demo)
         wire_browsing(p)
         wire_training(p)
+        wire_lesson(p, demo)
 
         def leave(request: gr.Request):  # a closed tab: its doctor pass, trainings and uploads go
             p.latest.pop(request.session_hash, None)

@@ -91,6 +91,22 @@ def quiz_question_answer(n, rng):
     return [dict(zip(("question", "answer"), question(rng))) for _ in range(n)]
 
 
+# The lesson's examples (sftviz/lesson.py): short enough that every token can be clicked on a phone.
+LESSON = {
+    "lesson_text": [{"text": "Hot is the opposite of cold."}, {"text": "Up is the opposite of down."},
+                    {"text": "Paris is the capital of France."}, {"text": "Two plus two is four."}],
+    "lesson_qa": [{"prompt": "Question: What is the capital of France?\nAnswer:", "completion": " Paris."},
+                  {"prompt": "Question: What is the opposite of hot?\nAnswer:", "completion": " Cold."},
+                  {"prompt": "Question: What is 2 plus 3?\nAnswer:", "completion": " 5."}],
+    "lesson_chat": [{"messages": [{"role": "user", "content": "Capital of France?"},
+                                  {"role": "assistant", "content": "Paris."},
+                                  {"role": "user", "content": "And of Peru?"},
+                                  {"role": "assistant", "content": "Lima."}]},
+                    {"messages": [{"role": "user", "content": "Opposite of up?"},
+                                  {"role": "assistant", "content": "Down."}]}],
+}
+
+
 def write_jsonl(name, rows):
     with open(os.path.join(HERE, name), "w", encoding="utf-8") as f:
         for row in rows:
@@ -103,6 +119,8 @@ def main():
     write_jsonl("quiz_chat.jsonl", quiz_chat(300, random.Random(2)))
     write_jsonl("quiz_question_answer.jsonl", quiz_question_answer(120, random.Random(3)))
     write_jsonl("quiz_text.jsonl", quiz_text(400, random.Random(5)))
+    for name, rows in LESSON.items():
+        write_jsonl(f"{name}.jsonl", rows)
     # A newcomer's table: the prompt, the answer, and the two already glued together in `text`.
     rng = random.Random(4)
     with open(os.path.join(HERE, "quiz_prompt_answer_text.csv"), "w", encoding="utf-8", newline="") as f:

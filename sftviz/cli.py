@@ -250,7 +250,7 @@ def finite(value):
 def legend(color):
     parts = []
     for role, words in (("target", "target: trained (label = the token)"), ("context", "context: input only, label -100"),
-                        ("masked", "masked: padding, not attended")):
+                        ("masked", "masked: padding, not attended, label -100")):
         parts.append(f"{STYLE[role]}{words}{RESET}" if color else f"{PLAIN[role][0]}{words}{PLAIN[role][1]}")
     return "legend: " + "   ".join(parts) + f"\n{LABELS_MEANING}."
 

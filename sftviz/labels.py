@@ -136,6 +136,17 @@ def not_for(mode, first_row):
     return None
 
 
+def mode_words(mode, first_row):
+    """A mode as the page names it: the TRL default with what it resolves to for this data, else its label.
+
+    >>> mode_words("auto", {"prompt": "2+2=", "completion": " 4"})
+    'TRL default → answer only'
+    """
+    if MODES[mode].completion_only_loss is None and not MODES[mode].assistant_only_loss:
+        return f"TRL default → {resolves_to(mode, first_row)}"
+    return MODES[mode].label
+
+
 def resolves_to(mode, first_row):
     """What a mode trains on this data, in words: "answer only", "assistant turns" or "whole text".
 

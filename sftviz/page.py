@@ -18,8 +18,8 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, doctor, export, live, one_line, render, uploads, view, zerogpu
-from .labels import MAX_LENGTH_LIMIT, MODES, Options, not_for, resolves_to
+from . import bounded, clean_text, data, doctor, export, lesson, live, one_line, render, uploads, view, zerogpu
+from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
 
@@ -135,11 +135,10 @@ def mode_choices(first_row=None):
         why = not_for(name, first_row) if first_row is not None else None
         if why:
             left_out.append(f"{MODES[name].label}: {why}.")
-        elif name == DEFAULT_MODE:
-            choices.append(("TRL default" + (f" → {resolves_to(name, first_row)}" if first_row is not None else ""),
-                            name))
+        elif first_row is not None:
+            choices.append((mode_words(name, first_row), name))
         else:
-            choices.append((MODES[name].label, name))
+            choices.append(("TRL default" if name == DEFAULT_MODE else MODES[name].label, name))
     return choices, ("Not for this data: " + " ".join(left_out)) if left_out else None
 
 
@@ -150,10 +149,10 @@ def applicable(request):
     if mode == DEFAULT_MODE:
         return request, ""
     try:
-        loaded = view.load(request)
-    except data.TRLStops:
-        return request, ""
-    why = not_for(mode, loaded.rows[0])
+        first = view.load(request).rows[0]
+    except data.TRLStops as stop:  # TRL stops on the file as it is: its rows, as read, decide
+        first = view.load(dataclasses.replace(request, columns=stop.fixes[0])).raw[0] if stop.fixes else {}
+    why = not_for(mode, first)
     if not why:
         return request, ""
     options = dataclasses.replace(request.options, mode=DEFAULT_MODE)
@@ -203,8 +202,9 @@ def failed(e):
     return render.error_html(one_line(e))
 
 
-def status_on_failure(handler):
-    """A handler whose failure (any exception) is shown as the one-line status, everything else unchanged."""
+def status_on_failure(handler, where="status"):
+    """A handler whose failure (any exception) is shown as the one-line status (or in `where`), everything else
+    unchanged."""
     @functools.wraps(handler)
     def safe(*args, **kwargs):
         try:
@@ -212,8 +212,11 @@ def status_on_failure(handler):
         except bounded.Replaced:  # this visitor's newer request answers instead
             return nothing()
         except Exception as e:  # noqa: BLE001  (bad input or not: one line, and the server goes on)
-            return {"status": failed(e)}
+            return {where: failed(e)}
     return safe
+
+
+in_lesson = functools.partial(status_on_failure, where="lesson-feedback")  # the lesson's own message line
 
 
 # --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
@@ -294,6 +297,7 @@ def nothing():
     return {"status": update()}
 
 
+# after a failed refresh: style.css greys the views under a status holding it
 STALE = '<p class="sv-stale">Below, greyed: the last view that loaded, not these settings.</p>'
 
 
@@ -308,7 +312,7 @@ def refresh(v):
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
         if isinstance(vw, view.Refused):
-            return refused(request, vw, index)
+            return refused(request, vw, index, changed)
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
         out.update(export_views(request, vw.loaded.decision, vw.loaded.rows[0]))
@@ -374,11 +378,16 @@ def columns_choice(request, offers):
     return {"columns": update(choices=choices, value=data.READINGS[request.columns], visible=len(choices) > 1)}
 
 
-def refused(request, vw, index):
+def refused(request, vw, index, changed=""):
     """TRL stops on the file as it is: its reason and the fixes (status), each fix's labels (Tokens tab),
     the doctor's error; nothing trained or exported until a fix is chosen. Browsing goes on over the fixes."""
+    choices, why_not = mode_choices(vw.first_row)
+    choices = [("TRL default (TRL stops on this file as it is)", n) if n == DEFAULT_MODE else (label, n)
+               for label, n in choices]
+    said = view.describe(vw) + ("\n\n⚠ " + changed if changed else "")
     return {**view.example_views(vw, index), **columns_choice(request, tuple(vw.fixes)),
-            "status": f'<div class="sv-status">{_md(view.describe(vw))}</div>', "view-request": request,
+            "mode": update(choices=choices, value=request.options.mode, info=why_not),
+            "status": f'<div class="sv-status">{_md(said)}</div>', "view-request": request,
             "stats": "TRL stops on this file as it is: choose a fix to see its statistics.", "roles-plot": None,
             "length-plot": None, "doctor-report": render.doctor_html([view.stops_finding(vw)], vw.n),
             "doctor-progress": "",
@@ -541,6 +550,9 @@ def train_stream(v, register=None):
         if isinstance(vw, view.Refused):
             raise ValueError(f"{vw.reason} Choose a fix under 'How to read your columns' first.")
         chosen = [mode_name(m) for m in (v["train-modes"] or [])]
+        if "completion" in chosen and row_type(vw.loaded.rows[0]) == "language_modeling":
+            raise ValueError("this data has no prompt/answer split, so answer only would train every token, the same "
+                             "as whole text: open a sample with prompt/completion (or map your columns) to compare")
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
         cfg = TrainConfig.preset(preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
                                  steps=_steps(v["train-steps"]), learning_rate=_number(v["train-lr"], "lr"),
@@ -649,7 +661,8 @@ def first_view(query):
         if "view-request" not in out and not any(k in out for k in TEMPLATE_EDITOR) and fields != from_url({}):
             # a link that does not load opens on the default view, under the link's message
             return {**first_view({}), "status": render.error_html(
-                "This link's view could not be opened, so the default sample is shown; why:") + out["status"]}
+                "This link's view could not be opened, so the default sample is shown; why:")
+                + out["status"].replace(STALE, "")}
         if "view-request" in out:  # a view that loaded (a failed one is tried again by the next visitor)
             with _first_lock:
                 _first_views[key] = out
@@ -669,3 +682,42 @@ def _md(text):
     out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
     out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
     return "".join(f"<p>{p}</p>" for p in out.split("\n\n"))
+
+
+# --- The lesson (/?lesson=sft): sftviz.lesson's steps, one at a time ------------------------------------
+
+LESSON_FORM = ("lesson-index", "lesson-picks")
+
+
+def _lesson_example(k):
+    """(step, its example's Sequence unpadded, token texts, its request) from the label engine."""
+    step = lesson.STEPS[k]
+    request = view.ViewRequest(step.sample, "sample", options=step.options)
+    vw = view.open_view(request)
+    return step, vw.prep.sequences[step.index], vw.token_texts(step.index), request
+
+
+@in_lesson
+def lesson_step(v, delta=0):
+    """Step (lesson-index + delta): its idea and question, its tokens without their roles, the link to the tool."""
+    k = lesson.step_number(v.get("lesson-index") or 0)
+    k = max(0, min(k + delta, len(lesson.STEPS) - 1))
+    step, seq, texts, request = _lesson_example(k)
+    link = share_query(request, step.index)
+    return {"lesson-index": k, "lesson-step": f"### Step {k + 1} of {len(lesson.STEPS)}: {step.title}",
+            "lesson-text": f"{step.idea}\n\n{step.question}", "lesson-tokens": render.lesson_tokens_html(texts, k),
+            "lesson-feedback": "", "lesson-picks": "",
+            "lesson-open": f'<a href="?{html.escape(link)}" target="_blank" rel="noopener">Open this example in '
+                           f'the full tool</a> (the same data and settings).'}
+
+
+@in_lesson
+def lesson_check(v):
+    """The reveal: the tokens with their roles (as the Tokens tab shows them), and how the picks compare."""
+    k = lesson.step_number(v.get("lesson-index"))
+    step, seq, texts, _ = _lesson_example(k)
+    picks = lesson.picks_of(v.get("lesson-picks") or "", len(texts))
+    found = lesson.check(seq, picks)
+    return {"lesson-tokens": render.lesson_tokens_html(texts, k, set(picks), seq.roles),
+            "lesson-feedback": render.lesson_feedback_html(lesson.feedback_words(found, seq, texts), step.why,
+                                                           found.right)}

@@ -30,10 +30,18 @@ INK = {"light": "#1f1f1f", "dark": "#f0f0f0"}  # outlines and marks: the page's 
 BORDER = {"light": "#d0d0d0", "dark": "#555555"}  # boxes around the token views
 HEAT = {"light": (40, 40, 40), "dark": (225, 225, 225)}  # the loss ramp: this color at opacity 0 (low) to HEAT_MAX
 HEAT_MAX = 0.85
-HEAT_INK_FROM = 0.5  # from this opacity on, a token's text is drawn in the page's background color
+HEAT_INK_FROM = 0.44  # from this opacity on, a token's text is drawn in the page's background color (INK before),
+HEAT_HOT_MIN = 0.65  # and the cell at least this dark: mid-grey reads badly in either ink, so the ramp skips it
+
+
+def heat_opacity(part):
+    """(opacity, hot) of the ramp for a loss at `part` (0-1) of the darkest: text stays readable (4.5:1) in both
+    themes, dark ink on a light cell, the page's color on a dark one."""
+    a = min(max(part, 0.0), 1.0) * HEAT_MAX
+    return (a, False) if a < HEAT_INK_FROM else (max(a, HEAT_HOT_MIN), True)
 ACCENT_HUE = "neutral"  # Gradio's theme color (buttons, selected tab, checked boxes): grey, never a role's orange
 NEUTRAL = "#7f7f7f"  # plots' non-role marks (the length histogram, the max_length line)
-SEVERITY = {"error": "#C0392B", "warning": "#8E6AB8", "info": "#8c8c8c"}  # the doctor's finding edges (and words)
+SEVERITY = {"error": "#C0392B", "warning": "#8E6AB8", "info": "#5B7A99"}  # the doctor's finding edges (and words)
 
 
 def run_style(name):
@@ -72,6 +80,12 @@ def contrast(a, b):
 def hue(color):
     """The hue of "#rrggbb" in degrees (0-360)."""
     return 360 * colorsys.rgb_to_hls(*(int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)))[0]
+
+
+def saturation(color):
+    """How far "#rrggbb" is from a grey: its largest channel minus its smallest (0-255)."""
+    channels = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return max(channels) - min(channels)
 
 
 def hue_distance(a, b):

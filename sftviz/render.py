@@ -8,7 +8,7 @@ import re
 from html import escape
 
 from .labels import IGNORE, LABELS_MEANING, literal
-from .palette import HEAT_INK_FROM, HEAT_MAX, run_style
+from .palette import heat_opacity, run_style
 from .plan import run_title
 from .verdict import outcome
 
@@ -92,8 +92,9 @@ def literal_html(seq):
         lines.append(f"position_ids = {list(seq.position_ids)}")
     short = literal(list(seq.labels))
     short = short if len(short) <= 90 else short[:88] + "…"
-    return (f'<details class="sv-literal"><summary>The labels TRL feeds the model: <code>labels = {escape(short)}</code>'
-            f'</summary><p>{escape(LABELS_MEANING)}.</p><pre>{escape(chr(10).join(lines))}</pre></details>')
+    part = f" (positions {seq.offset:,}-{seq.full_length - 1:,}, the end of the row)" if seq.offset else ""
+    return (f'<details class="sv-literal"><summary>The labels TRL feeds the model{part}: '
+            f'<code>labels = {escape(short)}</code></summary><p>{escape(LABELS_MEANING)}.</p><pre>{escape(chr(10).join(lines))}</pre></details>')
 
 
 def token_view(seq, texts, note="", marked=(), mode=""):
@@ -280,9 +281,8 @@ def heatmap_html(final, texts):
             if loss is None:
                 spans.append(f'<span class="sv-heat" title="position 0: not predicted">{escape(text)}</span>')
                 continue
-            a = min(loss / HEAT_FULL, 1.0) * HEAT_MAX
-            cls = "sv-heat" + (" sv-heat-answer" if t in answer else "") + (" sv-heat-hot" if a >= HEAT_INK_FROM
-                                                                             else "")
+            a, hot = heat_opacity(loss / HEAT_FULL)
+            cls = "sv-heat" + (" sv-heat-answer" if t in answer else "") + (" sv-heat-hot" if hot else "")
             spans.append(f'<span class="{cls}" style="background: rgba(var(--sv-heat), {a:.2f})" '
                          f'title="loss {loss:.2f} predicting this token">{escape(text)}</span>')
             if text.endswith("↵"):
@@ -294,9 +294,10 @@ def heatmap_html(final, texts):
                 means.append(f"{name} tokens {sum(vals) / len(vals):.2f}")
         out.append(f'<div class="sv-compare-head">{run_key(mode)}: mean loss {", ".join(means)}</div>'
                    f'<div class="sv-tokens">{"".join(spans)}</div>')
+    note = (" A run trained on the answers only was never trained on prompts: its prompt tokens are dark by design."
+            if any(m in ("completion", "assistant") for m in heat["losses"]) and len(answer) < len(texts) - 1 else "")
     return ('<div class="sv-summary">Per-token loss on one held-out example (grey: darker = the model was more '
-            'surprised; answer tokens are bold and underlined). A run trained on the answers only was never trained '
-            'on prompts: its prompt tokens are dark by design.</div>' + "".join(out))
+            f'surprised; answer tokens are bold and underlined).{note}</div>' + "".join(out))
 
 
 def verdict_html(line, caveats):
@@ -313,3 +314,26 @@ def mapping_preview(raw, mapped, notes=()):
     said = "".join(f'<div class="sv-preview-note">{code_spans(n)}</div>' for n in notes)
     return (f'<div class="sv-preview"><div>Row columns: {escape(", ".join(raw))} → TRL gets:</div>'
             f'<table>{cells}</table>{said}</div>')
+
+
+def lesson_tokens_html(texts, step, picks=(), roles=None):
+    """A lesson step's tokens, one button each (data-pos), to click before the reveal: no role in the markup until
+    `roles` is given (after Check); `picks` stay marked. Every element's id names the step and the stage, so the
+    page replaces the buttons of another step instead of patching them (Gradio's HTML update keeps elements)."""
+    stage = f"{step}-{'r' if roles is not None else 'q'}"
+    parts = []
+    for t, text in enumerate(texts):
+        role = f' data-role="{roles[t]}"' if roles is not None else ""
+        picked = " sv-picked" if t in picks else ""
+        parts.append(f'<button id="sv-pick-{stage}-{t}" class="sv-tok sv-pick{picked}" data-pos="{t}"{role} '
+                     f'aria-pressed="{"true" if picked else "false"}">{escape(text)}</button>')
+        if text.endswith("↵"):
+            parts.append("<br>")
+    return f'<div id="sv-lesson-{stage}" class="sv-tokens sv-lesson-tokens">{"".join(parts)}</div>'
+
+
+def lesson_feedback_html(lines, why, right):
+    mark = "✓" if right else "✗"
+    said = " ".join(escape(line) for line in lines)
+    return (f'<div class="sv-feedback" data-right="{str(right).lower()}"><b>{mark} {said}</b>'
+            f'<p>{code_spans(why)}</p></div>')

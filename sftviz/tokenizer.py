@@ -7,7 +7,6 @@ with `{% generation %}` tags, so TRL's assistant-only loss works with it. Traini
 result is cached on disk (keyed by a hash of the corpus and settings) after the first build.
 """
 
-import glob
 import hashlib
 import json
 import os

@@ -8,6 +8,8 @@ say the same sentences. No gradio, no torch here.
 'Held-out answer loss (lower is better): answer only 1.02 vs whole text 1.10 nats/token: answer only is lower.'
 """
 
+import math
+
 from .plan import run_title
 
 SMALL_DATA = 50  # fewer training examples than this: the held-out losses are noise more than signal
@@ -15,8 +17,8 @@ SAME = 0.02  # answer losses closer than this (nats/token) are "about the same"
 
 
 def last(points):
-    """The last value of a curve that has one (None when there is none)."""
-    return next((v for _, v in reversed(points) if v is not None), None)
+    """The last finite value of a curve (None when there is none: a diverged run's NaN is no score)."""
+    return next((v for _, v in reversed(points) if v is not None and math.isfinite(v)), None)
 
 
 def verdict(curves):
@@ -25,12 +27,15 @@ def verdict(curves):
     if len(answer) < 2:
         return ""
     ranked = sorted(answer, key=answer.get)
-    best, runner = ranked[0], ranked[1]
+    best = ranked[0]
     numbers = " vs ".join(f"{run_title(m)} {answer[m]:.2f}" for m in ranked)
-    if answer[runner] - answer[best] < SAME:
+    close = [m for m in ranked if answer[m] - answer[best] < SAME]  # within SAME of the best: a tie
+    if len(close) == len(ranked):
         said = "about the same"
+    elif len(close) > 1:
+        said = f"{' and '.join(run_title(m) for m in close)} about the same, lower than the rest"
     else:
-        said = f"{run_title(best)} is lower"
+        said = f"{run_title(best)} is {'lower' if len(ranked) == 2 else 'lowest'}"
     return f"Held-out answer loss (lower is better): {numbers} nats/token: {said}."
 
 

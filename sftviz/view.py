@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .footprint import footprint
-from .labels import (LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare, resolves_to,
-                     row_type)
+from . import labels
+from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
 from .packing import STRATEGIES
 from .shown import VIEW_TOKENS, Shown
 from .tokenizer import load_tokenizer, token_texts
@@ -375,10 +375,7 @@ def describe_refused(refused):
 
 def mode_words(view):
     """The mode as the page names it, the TRL default with what it resolves to for this data."""
-    mode = view.options.mode
-    if MODES[mode].completion_only_loss is None and not MODES[mode].assistant_only_loss:
-        return f"TRL default → {resolves_to(mode, view.loaded.rows[0])}"
-    return MODES[mode].label
+    return labels.mode_words(view.options.mode, view.loaded.rows[0])
 
 
 def tokens_tab(view, i):
@@ -444,7 +441,7 @@ class Shape:
 
 SHAPES = (
     Shape("`text`", "whole text", "no prompt to mask: every token, plus EOS, is trained", "quiz_text"),
-    Shape("`prompt` + `completion`", "answer only", "completion_only_loss defaults to True: the prompt gets -100",
+    Shape("`prompt` + `completion`", "answer only", "completion_only_loss defaults to None, which TRL resolves to True here: the prompt gets -100",
           "quiz_prompt_completion"),
     Shape("`messages` (a chat)", "whole text", "every token the chat template renders; set assistant_only_loss=True "
           "to train the assistant turns only", "quiz_chat"),

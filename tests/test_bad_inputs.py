@@ -245,6 +245,14 @@ def test_a_mode_that_does_not_apply_to_the_data_shows_the_trl_default_and_says_w
     assert text["view-request"].options.mode == "auto" and "no prompt/completion split" in html.unescape(
         text["status"])
     assert ("TRL default → whole text", "auto") in text["mode"]["choices"]
+    trained = list(app.train_stream({"view-request": text["view-request"], "preset": "Quick demo (~10-30 s)",
+                                     "train-modes": ["Whole text", "Answer only (completion_only_loss)"],
+                                     "train-steps": 5, "train-lr": 0.001, "train-seed": 0, "train-model": "tiny",
+                                     "train-weighted": False, "train-weight": 0.1}))
+    assert "no prompt/answer split" in html.unescape(trained[-1]["train-status"])  # two identical runs: refused
+    learner = app.refresh(form(sample="quiz_prompt_answer_text", mode="assistant"))  # TRL stops on it as it is
+    assert learner["view-request"].options.mode == "auto" and "not a chat" in html.unescape(learner["status"])
+    assert learner["mode"]["choices"][0] == ("TRL default (TRL stops on this file as it is)", "auto")
 
 
 @pytest.mark.parametrize("fields,needle", [

@@ -19,7 +19,7 @@ def test_role_text_is_readable_on_its_background_in_both_themes():
 def test_run_colors_are_lines_on_both_backgrounds_and_never_a_role_color():
     role_colors = [c for t in palette.ROLES.values() for theme in THEMES for c in t[theme]]
     role_colors += list(palette.ROLE_PLOT.values())
-    hued = [c for c in role_colors if _saturated(c)]  # the greys of "masked" have no hue to keep apart
+    hued = [c for c in role_colors if palette.saturation(c) > 40]  # the greys of "masked" have no hue to keep apart
     for color, marker, _ in palette.RUN_STYLES:
         for theme in THEMES:
             assert palette.contrast(color, palette.PAGE[theme]) >= 3, (color, theme)  # WCAG: lines 3:1
@@ -31,19 +31,16 @@ def test_run_colors_are_lines_on_both_backgrounds_and_never_a_role_color():
     assert palette.run_style("assistant") == palette.run_style("completion")  # both are "the answers only"
 
 
-def _saturated(color):
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    return max(r, g, b) - min(r, g, b) > 40
-
-
 def test_the_heatmap_ramp_is_grey_and_its_text_stays_readable():
     for theme in THEMES:
         r, g, b = palette.HEAT[theme]
         assert r == g == b  # neutral: no role's hue
         page = [int(palette.PAGE[theme][i:i + 2], 16) for i in (1, 3, 5)]
-        hot = "#" + "".join(f"{round(c * palette.HEAT_MAX + p * (1 - palette.HEAT_MAX)):02x}"
-                            for c, p in zip((r, g, b), page))
-        assert palette.contrast(palette.PAGE[theme], hot) >= 4.5  # the darkest cell, with its light/dark ink
+        for step in range(101):  # every cell the ramp can draw, with the ink it gets
+            a, hot = palette.heat_opacity(step / 100)
+            cell = "#" + "".join(f"{round(c * a + p * (1 - a)):02x}" for c, p in zip((r, g, b), page))
+            ink = palette.PAGE[theme] if hot else palette.INK[theme]
+            assert palette.contrast(ink, cell) >= 4.4, (theme, step, cell)  # ~WCAG AA for text
     final = {"heatmap": {"answer_positions": [2], "losses": {"whole": [None, 1.0, 9.0]}}}
     html = render.heatmap_html(final, ["a", "b", "c"])
     assert "rgba(var(--sv-heat)" in html and "sv-heat-hot" in html

@@ -118,6 +118,7 @@ def test_one_meaning_of_label_on_every_view():
 def test_the_shapes_table_says_what_trl_trains_on_each_sample():
     from sftviz import data
     from sftviz.labels import resolves_to
+    from sftviz.tokenizer import load_tokenizer
     assert {s.sample for s in view.SHAPES} <= set(data.samples())
     for shape in view.SHAPES:
         if shape.trains == "TRL stops":
@@ -126,8 +127,13 @@ def test_the_shapes_table_says_what_trl_trains_on_each_sample():
         elif shape.trains == "TRL cannot read it":
             loaded = data.load_trl(shape.sample)
             assert loaded.decision.reading == "map" and "KeyError" in loaded.decision.as_is
-        else:
-            assert resolves_to("auto", data.load_trl(shape.sample).rows[0]) == shape.trains, shape
+        else:  # the labels themselves, under TRL's default (SFTConfig() as is)
+            rows = data.load_trl(shape.sample, 3).rows
+            assert resolves_to("auto", rows[0]) == shape.trains, shape
+            for seq in prepare(rows, load_tokenizer("default"), Options("auto")).sequences:
+                roles = seq.roles
+                assert ("context" in roles) == (shape.trains == "answer only"), shape
+                assert roles[-1] == "target"  # the EOS (or end of turn) is trained either way
         assert f"(?sample={shape.sample})" in view.shapes_table()
 
 
@@ -147,6 +153,8 @@ def test_generations_say_what_each_answer_did():
     curves = {"whole": {"answer": [(10, 1.5)], "prompt": [(10, 0.5)]},
               "completion": {"answer": [(10, 1.49)], "prompt": [(10, 9.0)]}}
     assert verdict(curves).endswith("about the same.")
+    diverged = {"whole": {"answer": [(10, float("nan"))]}, "completion": {"answer": [(10, 1.0)]}}
+    assert verdict(diverged) == ""  # a NaN is no score: nothing to compare
     said = " ".join(caveats(curves, {"train": 8, "held_out": 2}))
     assert "Only 8 training examples" in said and "held-out prompt loss 9.00 vs 0.50" in said
     assert "Only" not in " ".join(caveats(curves, {"train": 300, "held_out": 32}))

@@ -1,0 +1,144 @@
+"""The lesson (/?lesson=sft): every step's answer key is the label engine's (and the full tool's) labels, the
+feedback says what a pick got right or wrong, and forged steps or picks are refused in one line."""
+
+import html
+
+import pytest
+
+from sftviz import lesson, page, view
+from sftviz.labels import prepare
+from sftviz.tokenizer import load_tokenizer
+
+
+def example(k):
+    step = lesson.STEPS[k]
+    return step, view.open_view(view.ViewRequest(step.sample, "sample", options=step.options))
+
+
+@pytest.mark.parametrize("k", range(len(lesson.STEPS)))
+def test_each_steps_answer_is_what_trl_trains_and_what_the_full_tool_shows(k):
+    from sftviz import data
+    step, vw = example(k)
+    seq = prepare(data.load_trl(step.sample).rows, load_tokenizer("default"), step.options).sequences[step.index]
+    key = lesson.carrying_loss(seq)
+    assert key == [t for t in range(1, len(seq.labels)) if seq.labels[t] != -100]
+    shown, _ = vw.displayed(step.index)  # the full tool's view of the same example (padded in its batch)
+    assert shown.roles[:len(seq.roles)] == seq.roles
+    out = page.lesson_check({"lesson-index": k, "lesson-picks": ",".join(map(str, key))})
+    assert 'data-right="true"' in out["lesson-feedback"]
+    assert [r for r in _roles(out["lesson-tokens"])] == seq.roles  # the reveal: the engine's roles
+
+
+def _roles(tokens_html):
+    import re
+    return re.findall(r'data-role="(\w+)"', tokens_html)
+
+
+def test_the_lesson_covers_its_ideas_each_with_a_different_answer():
+    keys = []
+    for k in range(len(lesson.STEPS)):
+        step, vw = example(k)
+        keys.append(lesson.carrying_loss(vw.prep.sequences[step.index]))
+    assert keys[3] == []  # max_length: the answer is cut to nothing, TRL drops the example
+    _, vw = example(3)
+    assert vw.prep.sequences[0].dropped
+    assert all(keys[k] for k in (0, 1, 2, 4, 5))
+    _, vw = example(2)  # the EOS step: the end-of-sequence token is among the trained ones
+    assert vw.token_texts(1)[keys[2][-1]] == "<|im_end|>"
+    step, vw = example(5)  # packing: two documents in the row, the second's first token not trained
+    seq = vw.prep.sequences[0]
+    second = seq.sources.index(seq.sources[-1])
+    assert second > 0 and second not in keys[5] and second + 1 in keys[5]
+
+
+def test_feedback_names_what_was_right_and_wrong():
+    step, vw = example(1)  # answer only: " Paris", ".", "<|im_end|>"
+    seq, texts = vw.prep.sequences[0], vw.token_texts(0)
+    key = lesson.carrying_loss(seq)
+    wrong = lesson.check(seq, [0, 2] + key[:1])
+    words = " ".join(lesson.feedback_words(wrong, seq, texts))
+    assert f"You found 1 of {len(key)} trained tokens" in words
+    assert "is context" in words or "are context" in words
+    assert "Position 0 is never trained" in words and "Missed:" in words and repr(texts[key[-1]]) in words
+    right = lesson.check(seq, key)
+    assert right.right and lesson.feedback_words(right, seq, texts) == [f"You found {len(key)} of {len(key)} "
+                                                                         "trained tokens."]
+    _, cut = example(3)
+    none = lesson.check(cut.prep.sequences[0], [])
+    assert none.right and lesson.feedback_words(none, cut.prep.sequences[0], cut.token_texts(0))[0].startswith(
+        "Right: no token")
+
+
+@pytest.mark.parametrize("form,needle", [
+    ({"lesson-index": 99}, "the lesson has steps 1 to"),
+    ({"lesson-index": -1}, "the lesson has steps 1 to"),
+    ({"lesson-index": "1"}, "the lesson has steps 1 to"),
+    ({"lesson-index": 1.5}, "the lesson has steps 1 to"),
+    ({"lesson-index": True}, "the lesson has steps 1 to"),
+    ({"lesson-index": 0, "lesson-picks": "1,2,999"}, "not tokens of this step"),
+    ({"lesson-index": 0, "lesson-picks": "a,b"}, "not tokens of this step"),
+    ({"lesson-index": 0, "lesson-picks": "1," * 100_000}, "not tokens of this step"),
+    ({"lesson-index": 0, "lesson-picks": ["1"]}, "not tokens of this step"),
+])
+def test_forged_steps_and_picks_get_one_line(form, needle):
+    out = page.lesson_check(form)
+    assert list(out) == ["lesson-feedback"]  # nothing else changes
+    message = html.unescape(out["lesson-feedback"])
+    assert "sv-error" in message and needle in message and len(message) < 500
+    moved = page.lesson_step({"lesson-index": form["lesson-index"]}, 1)
+    if form["lesson-index"] in (0,):
+        assert moved["lesson-index"] == 1
+
+
+def test_moving_stays_within_the_lesson():
+    assert page.lesson_step({"lesson-index": 0}, -1)["lesson-index"] == 0
+    last = len(lesson.STEPS) - 1
+    out = page.lesson_step({"lesson-index": last}, 1)
+    assert out["lesson-index"] == last and f"Step {last + 1} of {last + 1}" in out["lesson-step"]
+    assert "data-role" not in out["lesson-tokens"]  # no answer in the markup before the reveal
+    assert "?tokenizer=default&amp;mode=whole&amp;max_length=64&amp;i=0&amp;sample=lesson_text&amp;packing=bfd" \
+        in out["lesson-open"]
+
+
+# --- In the browser ---------------------------------------------------------------------------------------
+
+PICKED_ROLES = "() => Array.from(document.querySelectorAll('#lesson-tokens .sv-pick')).map(e => e.dataset.role)"
+
+
+def test_a_student_goes_through_every_step(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    pg = context.new_page()
+    try:
+        pg.goto(server.rstrip("/") + "/?lesson=sft", wait_until="load")
+        pg.locator("#lesson-tokens .sv-pick").first.wait_for(timeout=60000)
+        assert not pg.locator("#tool").is_visible() and "lesson=sft" in pg.url
+        assert pg.locator("#lesson-tokens [data-role]").count() == 0  # no answer before the reveal
+        # a wrong prediction first: step 1 is whole text, where only position 0 carries no loss
+        pg.locator("#lesson-tokens .sv-pick[data-pos='0']").click()
+        pg.locator("#lesson-check").click()
+        pg.locator("#lesson-feedback .sv-feedback").wait_for(timeout=10000)
+        said = pg.locator("#lesson-feedback").inner_text()
+        assert "You found 0 of 10" in said and "Position 0 is never trained" in said
+        assert pg.locator("#lesson-feedback .sv-feedback").get_attribute("data-right") == "false"
+        pg.locator("#lesson-retry").click()  # the same step again, its tokens unrevealed
+        pg.wait_for_function("() => !document.querySelector('#lesson-tokens [data-role]')", timeout=10000)
+        for k in range(len(lesson.STEPS)):
+            assert f"Step {k + 1} of {len(lesson.STEPS)}" in pg.locator("#lesson-step").inner_text()
+            step, vw = example(k)
+            seq = vw.prep.sequences[step.index]
+            for t in lesson.carrying_loss(seq):  # the right prediction
+                pg.locator(f"#lesson-tokens .sv-pick[data-pos='{t}']").click()
+            pg.locator("#lesson-check").click()
+            pg.wait_for_function("() => document.querySelector('#lesson-feedback .sv-feedback[data-right=\"true\"]')",
+                                 timeout=10000)
+            assert pg.evaluate(PICKED_ROLES) == seq.roles  # the reveal: the full tool's roles
+            if k + 1 < len(lesson.STEPS):
+                pg.locator("#lesson-next").click()
+                pg.wait_for_function(f"() => document.querySelector('#lesson-step').innerText.includes("
+                                     f"'Step {k + 2} of')", timeout=10000)
+                assert pg.locator("#lesson-tokens [data-role]").count() == 0
+                assert pg.locator("#lesson-feedback").inner_text().strip() == ""
+        link = pg.locator("#lesson-open a").get_attribute("href")
+        assert link.startswith("?") and "sample=lesson_text" in link and "packing=bfd" in link
+    finally:
+        context.close()
