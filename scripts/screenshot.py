@@ -1,5 +1,6 @@
 """Start the app, open it in headless Chromium, save the README's screenshots: the default view (light and dark,
-1366x768 wide), the Train tab after a quick training, and the first screen of a phone (390x844).
+1366x768 wide), the Train tab after a quick training, the first screen of a phone (390x844), and a lesson step
+(/?lesson=sft) revealed after a wrong prediction, on a laptop and on a phone.
 
     python scripts/screenshot.py [OUT_DIR]     (default: docs/)
 
@@ -60,6 +61,18 @@ def shoot(url, out_dir, browser=None):
     page.wait_for_function("() => !document.querySelector('#settings > button.label-wrap.open')", timeout=10000)
     save(page, "phone", full_page=False)  # the first screen: the tokens are on it
     page.close()
+    for name, viewport in (("lesson", DESKTOP), ("lesson-phone", PHONE)):
+        page = browser.new_page(viewport=viewport)
+        page.goto(f"{url}?lesson=sft", wait_until="load")
+        page.locator("#lesson-next").click()  # step 2: whole text or only the answer?
+        page.wait_for_function("() => document.querySelector('#lesson-step').innerText.includes('Step 2')",
+                               timeout=60000)
+        for pos in (9, 14, 15):  # "?", "." and the EOS: one wrong pick, two right, one missed
+            page.locator(f"#lesson-tokens .sv-pick[data-pos='{pos}']").click()
+        page.locator("#lesson-check").click()
+        page.locator("#lesson-feedback .sv-feedback").wait_for(timeout=30000)
+        save(page, name)
+        page.close()
     return paths
 
 

@@ -33,8 +33,8 @@ STEPS = (
          "labels[t+1], and nothing comes before position 0, so it is never predicted.",
          "lesson_text", Options("whole")),
     Step("Whole text or only the answer?",
-         "This row has a `prompt` and a `completion`. TRL's default for such data is `completion_only_loss=True`: "
-         "the prompt's labels become -100.",
+         "This row has a `prompt` and a `completion`. SFTConfig's default, `completion_only_loss=None`, becomes "
+         "True for such data: the prompt's labels become -100.",
          "**TRL's default** for prompt/completion data. Click the tokens that carry loss.",
          "Only the completion is trained, with the EOS token TRL appends: the prompt is read as input (label "
          "-100) but never learned, because at inference the prompt is given.",

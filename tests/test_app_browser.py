@@ -176,7 +176,8 @@ def test_screenshots(browser, server):
     after a training, a phone's first screen."""
     from scripts.screenshot import shoot
     paths = shoot(server, os.path.join(ROOT, "docs"), browser)
-    assert [os.path.basename(p) for p in paths] == [f"screenshot-{n}.png" for n in ("light", "dark", "train", "phone")]
+    names = ("light", "dark", "train", "phone", "lesson", "lesson-phone")
+    assert [os.path.basename(p) for p in paths] == [f"screenshot-{n}.png" for n in names]
     assert all(os.path.getsize(p) > 20000 for p in paths)
 
 
