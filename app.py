@@ -21,7 +21,7 @@ import threading  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, page, palette, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, lesson, page, palette, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
@@ -274,7 +274,7 @@ def dataset_tabs(p):
 
 def lesson_panel(p):
     """The lesson (/?lesson=sft, sftviz.lesson): a step's idea and question, its tokens to click, Check, the reveal."""
-    gr.Markdown("# What does SFT train on? A lesson in 6 steps")
+    gr.Markdown(f"# What does SFT train on? A lesson in {len(lesson.STEPS)} steps")
     p.put(gr.Markdown(elem_id="lesson-step"))
     p.put(gr.Markdown(elem_id="lesson-text"))
     p.put(gr.HTML(elem_id="lesson-tokens", js_on_load=TOGGLE_PICK))
@@ -296,9 +296,9 @@ def layout(p):
     for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None),
                          ("first-served", False)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
-    with gr.Column(visible=False, elem_id="lesson") as lesson:
+    with gr.Column(visible=False, elem_id="lesson") as lesson_column:
         lesson_panel(p)
-    with gr.Column(elem_id="tool") as tool:
+    with gr.Column(elem_id="tool") as tool_column:
         gr.Markdown(INTRO, elem_id="intro")
         with gr.Accordion("Whole text or only the answer? It depends on the data", open=False,
                           elem_id="shapes"):
@@ -309,7 +309,7 @@ def layout(p):
                     load_panel(p)
             with gr.Column(scale=3, elem_id="results"):
                 example_panel(p)
-    p.ui["lesson"], p.ui["tool"] = lesson, tool
+    p.ui["lesson"], p.ui["tool"] = lesson_column, tool_column
 
 
 # --- Wiring -------------------------------------------------------------------------------------------

@@ -156,8 +156,8 @@ def applicable(request):
     if not why:
         return request, ""
     options = dataclasses.replace(request.options, mode=DEFAULT_MODE)
-    return dataclasses.replace(request, options=options), f"{MODES[mode].label} does not apply ({why}): shown " \
-        f"is the TRL default."
+    return dataclasses.replace(request, options=options), f"{MODES[mode].label} does not apply ({why}): the TRL " \
+        f"default is shown."
 
 
 def page_request(v):
