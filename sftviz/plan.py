@@ -15,8 +15,12 @@ PRESETS = {
                   eval_every=20, max_examples=400),
     "longer": dict(steps=1000, batch_size=8, learning_rate=1e-3, max_length=256, hidden_size=192, num_layers=3,
                    eval_every=25, max_examples=5000),
+    # a class's (the lesson's): the prompt loss splits between the runs within ~20-40 steps, so a held-out point
+    # every 10 steps on 16 examples shows it within seconds (benchmarks/bench_train.py --class-only measures it)
+    "class": dict(steps=80, batch_size=8, learning_rate=2e-3, max_length=128, hidden_size=128, num_layers=2,
+                  eval_every=10, max_examples=400, n_eval=16, n_generate=2),
 }
-PRESET_LABELS = {"quick": "Quick demo (~10-30 s)", "longer": "Longer (minutes)"}
+PRESET_LABELS = {"quick": "Quick demo (~10-30 s)", "longer": "Longer (minutes)", "class": "Class (~10 s)"}
 
 
 def preset_name(value):
