@@ -1,6 +1,7 @@
 """Start the app, open it in headless Chromium, save the README's screenshots: the default view (light and dark,
 1366x768 wide), the Train tab after a quick training, the first screen of a phone (390x844), and a lesson step
-(/?lesson=sft) revealed after a wrong prediction, on a laptop and on a phone.
+(/?lesson=sft) revealed after a wrong prediction, on a laptop and on a phone; then every lesson step, revealed
+(Check with nothing picked), on both, in docs/lesson/.
 
     python scripts/screenshot.py [OUT_DIR]     (default: docs/)
 
@@ -65,13 +66,37 @@ def shoot(url, out_dir, browser=None):
         page = browser.new_page(viewport=viewport)
         page.goto(f"{url}?lesson=sft", wait_until="load")
         page.locator("#lesson-next").click()  # step 2: whole text or only the answer?
-        page.wait_for_function("() => document.querySelector('#lesson-step').innerText.includes('Step 2')",
+        page.wait_for_function("() => (document.querySelector('#lesson-step')?.innerText || '').includes('Step 2')",
                                timeout=60000)
         for pos in (9, 14, 15):  # "?", "." and the EOS: one wrong pick, two right, one missed
             page.locator(f"#lesson-tokens .sv-pick[data-pos='{pos}']").click()
         page.locator("#lesson-check").click()
         page.locator("#lesson-feedback .sv-feedback").wait_for(timeout=30000)
         save(page, name)
+        page.close()
+    paths += lesson_steps(browser, url, os.path.join(out_dir, "lesson"))
+    return paths
+
+
+def lesson_steps(browser, url, out_dir):
+    """docs/lesson/step-K-laptop.png and -phone.png: each step after Check with nothing picked (the reveal and
+    its feedback), so every step can be looked at on both screens."""
+    from sftviz.lesson import STEPS
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for size, viewport in (("laptop", DESKTOP), ("phone", PHONE)):
+        page = browser.new_page(viewport=viewport)
+        page.goto(f"{url}?lesson=sft", wait_until="load")
+        for k in range(len(STEPS)):
+            if k:
+                page.locator("#lesson-next").click()
+            page.wait_for_function(f"() => (document.querySelector('#lesson-step')?.innerText || '').includes("
+                                   f"'Step {k + 1} of')", timeout=60000)
+            page.locator("#lesson-check").click()
+            page.locator("#lesson-feedback .sv-feedback").wait_for(timeout=30000)
+            paths.append(os.path.join(out_dir, f"step-{k + 1}-{size}.png"))
+            page.screenshot(path=paths[-1], full_page=True)
         page.close()
     return paths
 

@@ -62,7 +62,7 @@ STEPS = (
     Step("Packing",
          "Packing puts several short examples in one row to avoid padding. TRL's default (`bfd`) is padding-free: "
          "position ids restart at each document, and each document sees only itself.",
-         "Two documents share this row (**whole text**). Click the tokens that carry loss.",
+         "Four short documents share this row (**whole text**). Click the tokens that carry loss.",
          "Every token except the first of each document: TRL sets the first label of every packed document to "
          "-100, so no document is trained to continue the one before it.",
          "lesson_text", Options("whole", 64, True, "bfd")),

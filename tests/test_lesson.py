@@ -47,6 +47,7 @@ def test_the_lesson_covers_its_ideas_each_with_a_different_answer():
     assert vw.token_texts(1)[keys[2][-1]] == "<|im_end|>"
     step, vw = example(5)  # packing: two documents in the row, the second's first token not trained
     seq = vw.prep.sequences[0]
+    assert len(set(seq.sources)) == 4 and lesson.STEPS[5].question.startswith("Four")  # the question counts right
     second = seq.sources.index(seq.sources[-1])
     assert second > 0 and second not in keys[5] and second + 1 in keys[5]
 
