@@ -372,7 +372,7 @@ def wire_loading(p, demo):
     def on_first_cached(request: gr.Request):
         """A link opened before (the default view above all) answers at once, outside the queue, from memory.
         The lesson (/?lesson=sft) hides the tool: nothing of it is computed."""
-        if query_of(request).get("lesson") == "sft":
+        if is_lesson(request):
             return {p.ui["first-served"]: True}
         out = page.cached_first_view(query_of(request))
         return {**p.to_ui(out), p.ui["first-served"]: True} if out else \
@@ -391,6 +391,11 @@ def wire_loading(p, demo):
         on_first, p.ui["first-served"], first_outputs + [p.ui["first-served"]], api_name="first_view",
         concurrency_limit=FIRST_VIEWS_AT_ONCE, concurrency_id="first-view", show_progress="minimal").then(
         **update_url).then(**full_check)
+
+
+def is_lesson(request):
+    """Whether the page was opened as the lesson (/?lesson=sft)."""
+    return query_of(request).get("lesson") == "sft"
 
 
 def query_of(request):
@@ -466,7 +471,7 @@ def wire_lesson(p, demo):
     """/?lesson=sft shows the lesson instead of the tool; steps move with Previous / Next; Check sends the picks
     (read from the page by PICKS) and reveals."""
     def on_open(request: gr.Request):
-        if query_of(request).get("lesson") != "sft":
+        if not is_lesson(request):
             return {p.ui["lesson"]: gr.update(visible=False)}
         return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                 **p.to_ui(page.lesson_step({"lesson-index": 0}))}

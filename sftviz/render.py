@@ -303,7 +303,7 @@ def heatmap_html(final, texts):
 def verdict_html(line, caveats):
     """The training's verdict (sftviz.verdict) and what goes with it."""
     items = "".join(f"<li>{escape(c)}</li>" for c in caveats)
-    return (f'<div class="sv-verdict" role="status">' + (f"<b>{escape(line)}</b>" if line else "")
+    return ('<div class="sv-verdict" role="status">' + (f"<b>{escape(line)}</b>" if line else "")
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
 

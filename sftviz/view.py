@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .footprint import footprint
 from . import labels
-from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare, row_type
+from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare
 from .packing import STRATEGIES
 from .shown import VIEW_TOKENS, Shown
 from .tokenizer import load_tokenizer, token_texts
@@ -311,7 +311,7 @@ def describe(view):
     if dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")
-    if mode.completion_only_loss and not row_type(view.loaded.rows[0]).endswith("prompt_completion"):
+    if mode.completion_only_loss and labels.not_for(view.options.mode, view.loaded.rows[0]):  # the one rule
         lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
