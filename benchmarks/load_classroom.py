@@ -32,7 +32,7 @@ import urllib.request
 from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = ["Answer only (completion_only_loss)", "Whole text", "TRL default for this data"]
+MODES = ["completion", "whole", "auto"]  # the mode radio's values (its labels are words for the page)
 VIEW = dict(sample="quiz_prompt_completion", hub_id="", columns="As TRL reads your file", text_field="text",
             tokenizer="default", prompt_template="", completion_template="", max_length=1024, packing=False,
             packing_strategy="bfd", example_index=0)
@@ -179,7 +179,7 @@ def hostile(url, deadline):
     session, answers = f"hostile{os.getpid()}", Counter()
     upload = os.path.join(ROOT, "assets", "samples", "quiz_prompt_completion.jsonl")
     form = {"sample": "quiz_question_answer", "hub-id": "", "columns": "As TRL reads your file",
-            "text-field": "text", "tokenizer": "default", "completion-template": "", "mode": "Whole text",
+            "text-field": "text", "tokenizer": "default", "completion-template": "", "mode": "whole",
             "max-length": 1024, "packing": False, "packing-strategy": "bfd", "example-index": 0,
             "preset": "Quick demo (~10-30 s)", "train-modes": ["Whole text"], "train-steps": 5000,
             "train-lr": 0.001, "train-model": "tiny", "train-weighted": False, "train-weight": 0.1}

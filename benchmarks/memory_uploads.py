@@ -64,7 +64,7 @@ def main():
                 t = time.perf_counter()
                 if rounds == 0:
                     client.predict(handle_file(path), api_name="/upload")
-                out = client.predict(mode="Whole text", **VIEW, api_name="/refresh")
+                out = client.predict(mode="whole", **VIEW, api_name="/refresh")
                 status = str(out[0])
                 ok = "sv-error" not in status
                 print(f"round {rounds + 1} session {k + 1}: {'loaded' if ok else status[:160]} in "

@@ -39,10 +39,40 @@ class Replaced(BudgetExceeded):
 # of requests holds one core, not all of them. (The CLI and the tests set nothing: no replacing.)
 OWNER = contextvars.ContextVar("sftviz_owner", default=None)
 _owned, _owned_lock = {}, threading.Lock()  # owner -> their running Child
-# Owners with a background job running (sftviz.jobs keeps this set): their bounded work runs at the jobs'
-# low priority too, so a visitor with a training running cannot also take a core at full priority from others.
+# Owners with a background job running (sftviz.jobs keeps this set): their bounded work runs below every job
+# (jobs run at nice 10), so a visitor with a training running cannot also take a core from another's job.
 BUSY_OWNERS = set()
 BUSY_NICE = 19
+# Owners refused for asking too fast (sftviz.page.admit: a script flooding the page), until the time kept here: all
+# their work, their running job included (sftviz.jobs), goes down to BUSY_NICE, below every other visitor's job.
+DEMOTE_S = 60
+_demoted = {}  # owner -> time.monotonic() when it ends
+
+
+def demote(owner):
+    """Put `owner`'s work at the lowest priority for DEMOTE_S: their bounded child now, whatever they start next."""
+    with _owned_lock:
+        now = time.monotonic()
+        _demoted[owner] = now + DEMOTE_S
+        if len(_demoted) > 10_000:
+            for o in [o for o, until in _demoted.items() if until < now]:
+                del _demoted[o]
+        child = _owned.get(owner)
+        if child is not None:  # (registered: not reaped yet, so its pid is still its own)
+            renice(child.pid, BUSY_NICE)
+
+
+def demoted(owner):
+    until = _demoted.get(owner)
+    return until is not None and until > time.monotonic()
+
+
+def renice(pid, nice):
+    """Lower a running child's priority to `nice` (raising niceness needs no privilege)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class _Failure:
@@ -64,14 +94,15 @@ class _Failure:
 def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     """fn(*args), computed in a child process within `seconds` and `memory_mb` (default SECONDS, MEMORY_MB);
     returns (result, bytes), bytes the size of the pickled result. As the visitor's (OWNER) work: it replaces
-    their older bounded work, at low priority while they have a job running (BUSY_OWNERS)."""
+    their older bounded work, at low priority while they have a job running (BUSY_OWNERS) or are demoted."""
     seconds = SECONDS if seconds is None else seconds
     memory_mb = MEMORY_MB if memory_mb is None else memory_mb
     if not hasattr(os, "fork"):
         result = fn(*args)
         return result, len(pickle.dumps(result))
     owner = OWNER.get()
-    child = Child(lambda emit: fn(*args), memory_mb=memory_mb, nice=BUSY_NICE if owner in BUSY_OWNERS else 0)
+    low = owner in BUSY_OWNERS or demoted(owner)
+    child = Child(lambda emit: fn(*args), memory_mb=memory_mb, nice=BUSY_NICE if low else 0)
     if owner is not None:
         with _owned_lock:  # (killed under the lock: a child is unregistered before it is reaped, so never a reused pid)
             older, _owned[owner] = _owned.get(owner), child

@@ -10,7 +10,10 @@ is reported to every watcher as a one-line error, and the next job gets a fresh 
 
 The child is a fork of the server, so it starts at once with the data already in memory; it reports
 with `emit(update)` (pickled over a pipe) and its return value is the job's result. It runs at a lower
-priority than the web server (nice), so the page's own events stay fast while jobs run.
+priority than the web server (nice 10), so the page's own events stay fast while jobs run; the other work of
+a visitor whose job runs goes lower still (nice 19), so nobody gets more than one core's share by also
+flooding the page with loads; and a visitor refused for flooding (a script) has everything at nice 19 for a while,
+their running job too (Pool.demote).
 """
 
 import os
@@ -19,9 +22,11 @@ import threading
 import time
 from collections import OrderedDict
 
-from .bounded import BUSY_OWNERS, MEMORY_MB, OWNER, RESULT_MB, BudgetExceeded, Child
+from .bounded import (BUSY_NICE, BUSY_OWNERS, MEMORY_MB, OWNER, RESULT_MB, BudgetExceeded, Child, demote, demoted,
+                      renice)
 
-NICE = 19  # the children run at the lowest priority: the web server (and everything else) first
+NICE = 10  # the children run below the web server (its events first), and above a busy visitor's other work
+# (bounded.BUSY_NICE): a visitor with a job running cannot take a second core from another visitor's job
 PER_VISITOR = 1  # jobs one visitor (a page's session: bounded.OWNER) may have running at once
 CGROUP = "/sys/fs/cgroup"
 
@@ -227,6 +232,15 @@ class Pool:
             for key in [k for k, job in self.kept.items() if any(drop(t) for t in job.tags)]:
                 del self.kept[key]
 
+    def demote(self, owner):
+        """A visitor refused for flooding (sftviz.page.admit): their work goes below everyone else's, their running
+        job too, for bounded.DEMOTE_S."""
+        demote(owner)
+        with self.lock:  # (pids are set and cleared under the lock: never a pid the system has given another)
+            for job in self.active:
+                if job.owner == owner and job.pid is not None:
+                    renice(job.pid, BUSY_NICE)
+
     def _mark_busy(self):  # under self.lock: bounded.BUSY_OWNERS = the owners of this pool's running jobs
         BUSY_OWNERS.clear()
         BUSY_OWNERS.update(j.owner for j in self.active if j.owner is not None)
@@ -288,7 +302,8 @@ class Pool:
 
     def _supervise(self, job):
         """Run the job's child to its end: (final state, error, result)."""
-        child = Child(job.fn, job.args, job.memory_mb, nice=NICE, threads=job.threads)
+        child = Child(job.fn, job.args, job.memory_mb, nice=BUSY_NICE if demoted(job.owner) else NICE,
+                      threads=job.threads)
         with self.lock:
             job.pid = child.pid
             if job.state == "stopping":  # the last watcher left while it was starting

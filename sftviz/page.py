@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, doctor, export, lesson, live, one_line, render, uploads, view, zerogpu
+from . import bounded, clean_text, data, doctor, export, jobs, lesson, live, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -255,6 +255,7 @@ def admit():
         while len(_buckets) > 10_000:
             _buckets.popitem(last=False)
     if tokens < 1:
+        jobs.POOL.demote(session)  # a script's flood: its work goes below everyone else's for a while
         raise TooFast(f"too many requests from this page at once (at most {HEAVY_PER_S:g} a second): wait a moment, "
                       f"then try again")
 

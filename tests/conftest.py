@@ -74,7 +74,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="session")
 def server():
-    from app import start
+    from app import start, warm_up
+    warm_up()  # as app.py's serve() does: torch is imported before any child is forked
     demo = start("127.0.0.1", prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()

@@ -219,6 +219,42 @@ def test_one_visitors_jobs_hold_one_worker_and_anothers_job_starts_on_the_next()
     a.close(), b.close()
 
 
+def niceness(emit):
+    return os.nice(0)
+
+
+def test_jobs_run_below_the_server_and_a_flooders_work_goes_below_everyone_elses():
+    """Jobs at nice 10; a visitor refused for flooding (Pool.demote) has their running job reniced to 19, and their
+    next job and bounded work start at 19, while another visitor's stay where they were."""
+    from sftviz import bounded
+
+    def as_visitor(who, fn, *args, **kw):
+        token = bounded.OWNER.set(who)
+        try:
+            return fn(*args, **kw)
+        finally:
+            bounded.OWNER.reset(token)
+
+    base = os.nice(0)  # the server's (this process's) own niceness: a child's os.nice adds to it
+    pool = jobs.Pool(2)
+    flood = as_visitor("script", pool.watch, "long", counting, 1000, 0.01, seconds=60)
+    student = as_visitor("student", pool.watch, "other", counting, 1000, 0.01, seconds=60)
+    deadline = time.time() + 5
+    while None in (flood.job.pid, student.job.pid) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # (the child sets its own niceness as it starts)
+    assert os.getpriority(os.PRIO_PROCESS, flood.job.pid) == min(19, base + jobs.NICE) and jobs.NICE == 10
+    pool.demote("script")
+    assert os.getpriority(os.PRIO_PROCESS, flood.job.pid) == 19
+    assert os.getpriority(os.PRIO_PROCESS, student.job.pid) == min(19, base + 10)
+    flood.close(), student.close()
+    after = as_visitor("script", pool.watch, "nice", niceness, seconds=60)
+    collect(after)
+    assert after.result == 19
+    assert as_visitor("script", bounded.run, niceness, None)[0] == 19
+    assert as_visitor("someone else", bounded.run, niceness, None)[0] == base
+
+
 def test_a_shared_job_counts_against_a_visitor_still_watching_it():
     from sftviz import bounded
     pool = jobs.Pool(2)
