@@ -32,6 +32,7 @@ CSS_PATH = os.path.join(HERE, "assets", "style.css")
 # Visitors watching trainings at once (a watcher only waits for its job's updates: the jobs themselves run in
 # sftviz.jobs' worker processes, one per core, identical runs shared); more wait in Gradio's queue.
 TRAIN_WATCHERS = int(os.environ.get("SFTVIZ_TRAIN_WATCHERS", 24))
+FOLLOW_S = 2  # seconds between a class page's questions (a student: where is the class? the teacher: the summary)
 FIRST_VIEWS_AT_ONCE = 2  # links not opened before, computed at once (the rest wait in the queue)
 PER_SESSION_QUEUED = int(os.environ.get("SFTVIZ_PER_SESSION_QUEUED", 8))  # events one page may have waiting
 QUEUE_SIZE = 512  # events waiting in all (a class of 30 at PER_SESSION_QUEUED each stays far below)
@@ -81,12 +82,14 @@ CLOSE_SETTINGS_ON_PHONE = """() => {
 # A lesson step's tokens: a click picks or unpicks one (until the reveal gives them their roles).
 TOGGLE_PICK = """element.addEventListener('click', (e) => {
   const b = e.target.closest('button.sv-pick');
-  if (!b || b.dataset.role) return;
+  if (!b || b.dataset.role || b.disabled) return;
+  if (b.closest('.sv-single')) b.closest('.sv-single').querySelectorAll('.sv-picked').forEach(o => {
+    if (o !== b) { o.classList.remove('sv-picked'); o.setAttribute('aria-pressed', 'false'); } });
   b.classList.toggle('sv-picked');
   b.setAttribute('aria-pressed', b.classList.contains('sv-picked'));
 });"""
-PICKS = "(i, p) => [i, Array.from(document.querySelectorAll('#lesson-tokens .sv-pick.sv-picked'))" \
-        ".map(e => e.dataset.pos).join(',')]"
+PICKS = "(i, p, ...rest) => [i, Array.from(document.querySelectorAll('#lesson-tokens .sv-pick.sv-picked'))" \
+        ".map(e => e.dataset.pos).join(','), ...rest]"
 PICK_ALL = """() => { document.querySelectorAll('#lesson-tokens .sv-pick:not([data-role])').forEach(b => {
   b.classList.add('sv-picked'); b.setAttribute('aria-pressed', 'true'); }); }"""
 CLEAR_PICKS = """() => { document.querySelectorAll('#lesson-tokens .sv-pick:not([data-role])').forEach(b => {
@@ -277,6 +280,10 @@ def lesson_panel(p):
     gr.Markdown(f"# What does SFT train on? A lesson in {len(lesson.STEPS)} steps")
     p.put(gr.Markdown(elem_id="lesson-step"))
     p.put(gr.Markdown(elem_id="lesson-text"))
+    # the training step's (style.css shows them only there)
+    p.put(gr.Button("Train both runs", variant="primary", elem_id="lesson-train"))
+    p.put(gr.HTML(elem_id="lesson-train-status"))
+    p.put(gr.Plot(show_label=False, elem_id="lesson-plot"))
     p.put(gr.HTML(elem_id="lesson-tokens", js_on_load=TOGGLE_PICK))
     with gr.Row():
         p.put(gr.Button("Check", variant="primary", elem_id="lesson-check"))
@@ -290,14 +297,34 @@ def lesson_panel(p):
     p.put(gr.HTML(elem_id="lesson-open"))
     p.put(gr.Number(0, visible="hidden", precision=0, elem_id="lesson-index"))
     p.put(gr.Textbox("", visible="hidden", elem_id="lesson-picks"))
+    p.ui["lesson-timer"] = gr.Timer(FOLLOW_S, active=False)  # a class student's page asks where the class is
+
+
+def teach_panel(p):
+    """The teacher's view (/?teach=sft, sftviz.classroom): the class code and link, the live summary, and moving the
+    class to a step."""
+    gr.Markdown(f"# Teaching: what does SFT train on? ({len(lesson.STEPS)} steps)\nKeep this tab open: it is your "
+                f"class. No names, no accounts: a student is an anonymous page.")
+    p.put(gr.Markdown(elem_id="class-code"))
+    p.put(gr.HTML(elem_id="class-link"))
+    p.put(gr.HTML(elem_id="class-summary"))
+    with gr.Row(equal_height=True):
+        p.put(gr.Dropdown(page.step_choices(), value=page.step_choices()[0], label="Step", elem_id="class-step",
+                          scale=3))
+        p.put(gr.Button("Move the class to this step", elem_id="class-move", scale=1))
+    p.put(gr.HTML(elem_id="class-status"))
+    p.ui["class-timer"] = gr.Timer(FOLLOW_S, active=False)
 
 
 def layout(p):
     for state, value in (("source-tab", "sample"), ("upload-path", None), ("view-request", None),
-                         ("first-served", False)):
+                         ("first-served", False), ("lesson-class", None), ("lesson-moves", 0), ("lesson-curves", None),
+                         ("class-state", None)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
     with gr.Column(visible=False, elem_id="lesson") as lesson_column:
         lesson_panel(p)
+    with gr.Column(visible=False, elem_id="teach") as teach_column:
+        teach_panel(p)
     with gr.Column(elem_id="tool") as tool_column:
         gr.Markdown(INTRO, elem_id="intro")
         with gr.Accordion("Whole text or only the answer? It depends on the data", open=False,
@@ -309,7 +336,7 @@ def layout(p):
                     load_panel(p)
             with gr.Column(scale=3, elem_id="results"):
                 example_panel(p)
-    p.ui["lesson"], p.ui["tool"] = lesson_column, tool_column
+    p.ui["lesson"], p.ui["teach"], p.ui["tool"] = lesson_column, teach_column, tool_column
 
 
 # --- Wiring -------------------------------------------------------------------------------------------
@@ -426,13 +453,13 @@ def wire_browsing(p):
         on_nav, nav_in, p.outputs(*NAV)).then(**update_url)
 
 
-def wire_training(p):
-    """Train streams the curves (its watches are the session's, so Stop and a closed tab end them); Stop acts
-    at once, outside the queue; a preset fills in its steps and learning rate."""
+def training_handler(p, fn, names, api_name):
+    """A streaming Train handler over the named form fields: its watches are the session's, so Stop and a closed tab
+    end them, and a new press replaces the visitor's last one (one training per visitor; it ends Stopped)."""
     def on_train(*args):  # the form's values, then the gr.Request (see with_request)
         values, request = args[:-1], args[-1]
         session = session_of(request)
-        p.stop_training(session)  # one training per visitor: a new press replaces the one before (it ends Stopped)
+        p.stop_training(session)
         own = set()  # this press's watches (also listed under the session, for Stop and a closed tab)
 
         def register(watch):
@@ -440,8 +467,7 @@ def wire_training(p):
             p.watching.setdefault(session, set()).add(watch)
 
         try:
-            with contextlib.closing(page.train_stream(page.clean_form(dict(zip(TRAIN_FORM, values))), register)) \
-                    as updates:
+            with contextlib.closing(fn(page.clean_form(dict(zip(names, values))), register)) as updates:
                 for out in page.steps(updates, session):
                     yield p.to_ui(out)
         finally:
@@ -449,7 +475,13 @@ def wire_training(p):
                 watch.close()
                 p.watching.get(session, set()).discard(watch)
 
-    with_request(on_train, TRAIN_FORM, "train_stream")
+    return with_request(on_train, names, api_name)
+
+
+def wire_training(p):
+    """Train streams the curves; Stop acts at once, outside the queue; a preset fills in its steps and learning
+    rate."""
+    on_train = training_handler(p, page.train_stream, TRAIN_FORM, "train_stream")
     p.ui["train-button"].click(on_train, p.outputs(*TRAIN_FORM),
                                p.outputs("held-out-plot", "train-plot", "train-status", "generations",
                                          "loss-heatmap", "train-verdict"),
@@ -464,27 +496,67 @@ def wire_training(p):
 
 
 LESSON_VIEW = ("lesson-index", "lesson-step", "lesson-text", "lesson-tokens", "lesson-feedback", "lesson-picks",
-               "lesson-open", "status")
+               "lesson-open")
 
 
 def wire_lesson(p, demo):
-    """/?lesson=sft shows the lesson instead of the tool; steps move with Previous / Next; Check sends the picks
-    (read from the page by PICKS) and reveals."""
+    """/?lesson=sft shows the lesson instead of the tool (with &class=CODE the student joins a class, whose page then
+    follows the teacher's moves); /?teach=sft shows the teacher's view. Steps move with Previous / Next; Check sends
+    the picks (read from the page by PICKS) and reveals; the training step's Train streams its two runs."""
     def on_open(request: gr.Request):
+        query = query_of(request)
+        if query.get("teach") == "sft":
+            with page.visitor(session_of(request)):
+                out = page.in_class(page.teach_open)(base_url(request))
+            return {p.ui["teach"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
+                    p.ui["class-timer"]: gr.Timer(active=True), **p.to_ui(out)}
         if not is_lesson(request):
             return {p.ui["lesson"]: gr.update(visible=False)}
+        with page.visitor(session_of(request)):
+            out = page.lesson_open(query, request.client.host if request.client else None)
         return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
-                **p.to_ui(page.lesson_step({"lesson-index": 0}))}
+                p.ui["lesson-timer"]: gr.Timer(active=bool(out.get("lesson-class"))), **p.to_ui(out)}
 
-    demo.load(on_open, None, p.outputs("lesson", "tool", *LESSON_VIEW), queue=False, api_name="lesson_open")
+    demo.load(on_open, None, p.outputs("lesson", "teach", "tool", "lesson-timer", "class-timer", *LESSON_VIEW,
+                                       "lesson-class", "lesson-moves", "class-code", "class-link", "class-summary",
+                                       "class-state", "class-status"),
+              queue=False, api_name="lesson_open")
+    form = page.LESSON_FORM
     for button, delta in (("lesson-prev", -1), ("lesson-retry", 0), ("lesson-next", 1)):
-        fn, inputs = p.wire(page.lesson_step, page.LESSON_FORM, delta=delta)
+        fn, inputs = p.wire(page.lesson_step, form, delta=delta)
         p.ui[button].click(fn, inputs, p.outputs(*LESSON_VIEW), queue=False, api_name=button.replace("-", "_"))
-    fn, inputs = p.wire(page.lesson_check, page.LESSON_FORM)
-    p.ui["lesson-check"].click(fn, inputs, p.outputs("lesson-tokens", "lesson-feedback", "status"), js=PICKS,
+
+    def on_check(index, picks, code, curves, request: gr.Request):
+        with page.visitor(session_of(request)):
+            return p.to_ui(page.lesson_check(page.clean_form(
+                {"lesson-index": index, "lesson-picks": picks, "lesson-class": code}), curves))
+
+    p.ui["lesson-check"].click(on_check, p.outputs(*form, "lesson-curves"),
+                               p.outputs("lesson-tokens", "lesson-feedback", "lesson-plot"), js=PICKS,
                                queue=False, api_name="lesson_check")
     p.ui["lesson-all"].click(None, None, None, js=PICK_ALL)
     p.ui["lesson-clear"].click(None, None, None, js=CLEAR_PICKS)
+    on_train = training_handler(p, page.lesson_train, form, "lesson_train")
+    p.ui["lesson-train"].click(on_train, p.outputs(*form), p.outputs("lesson-plot", "lesson-train-status",
+                                                                      "lesson-curves"),
+                               concurrency_limit=TRAIN_WATCHERS, concurrency_id="training", show_progress="hidden")
+    fn, inputs = p.wire(page.lesson_follow, ("lesson-index", "lesson-class", "lesson-moves"))
+    p.ui["lesson-timer"].tick(fn, inputs, p.outputs(*LESSON_VIEW, "lesson-moves"), queue=False,
+                              show_progress="hidden", api_name="lesson_follow")
+    fn, inputs = p.wire(page.teach_summary, ("class-state",))
+    p.ui["class-timer"].tick(fn, inputs, p.outputs("class-summary", "class-status"), queue=False,
+                             show_progress="hidden", api_name="class_summary")
+    fn, inputs = p.wire(page.teach_move, ("class-state", "class-step"))
+    p.ui["class-move"].click(fn, inputs, p.outputs("class-summary", "class-status"), queue=False,
+                             api_name="class_move")
+
+
+def base_url(request):
+    """The page's own address as its visitor reached it (behind a Space's proxy too): the students' link's start."""
+    headers = request.headers if request else {}
+    host = headers.get("x-forwarded-host") or headers.get("host") or "localhost:7860"
+    scheme = headers.get("x-forwarded-proto") or (request.url.scheme if request else "http")
+    return f"{scheme}://{host.split(',')[0].strip()}/"
 
 
 def build():

@@ -104,6 +104,22 @@ LESSON = {
                                   {"role": "assistant", "content": "Lima."}]},
                     {"messages": [{"role": "user", "content": "Opposite of up?"},
                                   {"role": "assistant", "content": "Down."}]}],
+    # The bug hunt, with max_length 32: rows 1 and 5 are prompts longer than that (TRL drops them: no answer left),
+    # row 3 an answer cut by it (its end and EOS are never trained). The doctor finds all three.
+    "lesson_bugs": [
+        {"prompt": "Question: What is the capital of Spain?\nAnswer:", "completion": " Madrid."},
+        {"prompt": "Read the story first. The class went on a trip to the old harbour, where the boats were painted in "
+                   "bright colours and the fishermen were mending their nets. The teacher asked every student to "
+                   "remember one thing they saw.\nQuestion: Where did the class go?\nAnswer:",
+         "completion": " To the harbour."},
+        {"prompt": "Question: What is the opposite of cold?\nAnswer:", "completion": " Hot."},
+        {"prompt": "Question: Why do we have seasons?\nAnswer:",
+         "completion": " Because the Earth is tilted on its axis, so as it goes around the Sun each half of the planet "
+                       "gets more direct sunlight for part of the year and less for the rest."},
+        {"prompt": "Question: What is 4 plus 4?\nAnswer:", "completion": " 8."},
+        {"prompt": "You are a patient tutor helping a student revise for tomorrow's quiz. Some of the questions are "
+                   "easy and some are tricky, but all of them have one short answer that the student should write "
+                   "down.\nQuestion: What is the capital of Japan?\nAnswer:", "completion": " Tokyo."}],
 }
 
 

@@ -3,14 +3,20 @@
 A token step shows one example's tokens without their roles; the student clicks the tokens they think carry
 loss and presses Check. The answer key is the label engine's own labels for that example (the full tool shows
 the same: every step links to it, with the exact settings), so the lesson can never teach what TRL does not do.
+The training step trains two runs (whole text, answer only) shown as "Run A" and "Run B" until the student picks
+the answer-only one; the bug hunt's answer key is the doctor's findings on a seeded broken dataset.
 
 A token "carries loss" when the model is trained to predict it: its label is not -100 and it is not the first
 token of its sequence (position 0 is never predicted: nothing comes before it).
 """
 
+import hashlib
 from dataclasses import dataclass
 
 from .labels import IGNORE, Options
+
+RUNS = ("whole", "completion")  # the training step's two runs
+HUNT_CHECKS = ("no_target", "answers_cut", "no_stop_token")  # the doctor's findings the bug hunt is about
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class Step:
     sample: str  # a bundled sample, opened at `index` in the full tool with these options
     options: Options
     index: int = 0
+    kind: str = "tokens"  # tokens: pick the tokens that carry loss | runs: pick the answer-only run of a training |
+    #                       hunt: pick the broken examples (the doctor's answer key)
 
 
 STEPS = (
@@ -66,6 +74,24 @@ STEPS = (
          "Every token except the first of each document: TRL sets the first label of every packed document to "
          "-100, so no document is trained to continue the one before it.",
          "lesson_text", Options("whole", 64, True, "bfd")),
+    Step("Which curve is which?",
+         "Two tiny models start from the same weights and see the same batches: one trains on the **whole text**, "
+         "one on the **answer only**. Every few steps both are scored on the same held-out examples: the solid "
+         "line is their loss on the answer tokens, the dotted line on the prompt tokens.",
+         "Press **Train both runs** and watch the curves, then pick the run you think trained on the answer only.",
+         "The answer-only run never learns the prompts: its dotted line (held-out prompt loss) stays high while the "
+         "whole-text run's falls. On the answers (solid) they stay close, and at inference the prompt is given, so "
+         "the answer's loss is what counts; what answer only saves is the capacity spent on prompts.",
+         "quiz_prompt_completion", Options("auto"), kind="runs"),
+    Step("Bug hunt",
+         "A real dataset hides rows that train nothing. Here are six rows as TRL labels them with `max_length=32` "
+         "(the roles are shown: trained tokens in blue).",
+         "Click the examples that have a problem, then Check. The doctor, which checks every row of a dataset, is "
+         "the answer key.",
+         "A prompt longer than `max_length` leaves no answer: TRL drops the example without an error. An answer cut "
+         "by `max_length` loses its end and its EOS: the model learns to stop mid-sentence, or never. The Doctor "
+         "tab finds both in a whole dataset, with a max_length that keeps 99% of examples whole.",
+         "lesson_bugs", Options("auto", 32), kind="hunt"),
 )
 
 
@@ -137,3 +163,48 @@ def feedback_words(feedback, seq, texts):
 def _names(positions, texts, most=6):
     shown = ", ".join(repr(texts[t]) for t in positions[:most])
     return shown + (f" and {len(positions) - most} more" if len(positions) > most else "")
+
+
+def run_letters(session):
+    """Which run is "Run A" for this student's page: a coin flip per session (neighbours cannot copy a letter),
+    fixed for the session. {mode: letter}."""
+    flip = session is not None and hashlib.sha256(str(session).encode()).digest()[0] % 2
+    return dict(zip(RUNS, "BA" if flip else "AB"))
+
+
+def runs_feedback(picks, letters):
+    """(right, lines) for the training step: picks are 0 (Run A) and/or 1 (Run B)."""
+    answer = "AB".index(letters["completion"])
+    if picks == [answer]:
+        return True, [f"Right: Run {letters['completion']} trained on the answer only."]
+    if not picks:
+        return False, ["Pick the run you think trained on the answer only, then Check."]
+    return False, [f"Not quite: Run {letters['completion']} trained on the answer only, and Run {letters['whole']} "
+                   f"on the whole text."]
+
+
+def broken_examples(findings):
+    """{example index: the doctor's titles for it}: the bug hunt's answer key."""
+    broken = {}
+    for f in findings:
+        if f.check in HUNT_CHECKS:
+            for e in f.examples:
+                broken.setdefault(e["index"], []).append(f.title)
+    return broken
+
+
+def hunt_feedback(picks, broken):
+    """(right, lines) for the bug hunt."""
+    found, wrong = [k for k in picks if k in broken], [k for k in picks if k not in broken]
+    missed = sorted(set(broken) - set(picks))
+    lines = [f"You found {len(found)} of {len(broken)} broken examples" + ("." if not wrong and not missed else ";")]
+    if wrong:
+        lines.append(f"{_examples(wrong)} {'is' if len(wrong) == 1 else 'are'} fine: the answer is trained, with "
+                     f"its EOS.")
+    if missed:
+        lines.append(f"Missed: {_examples(missed)}.")
+    return not wrong and not missed, lines
+
+
+def _examples(indexes):
+    return ", ".join(f"example {k + 1}" for k in indexes)

@@ -36,6 +36,7 @@ class Update(NamedTuple):
     generations: str | None = None
     heatmap: str | None = None
     verdict: str | None = None
+    curves: dict | None = None  # mode -> {"train" | "answer" | "prompt": [(step, loss)]}, as drawn
 
 
 def figures(curves, steps):
@@ -196,9 +197,9 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
             if time.perf_counter() - last >= throttle:
                 last = time.perf_counter()
                 yield Update(figures(curves, config.steps), _status(watch, names, done, config, notes,
-                                                                    last - started, first))
+                                                                    last - started, first), curves=curves)
         if watch.closed:  # the visitor pressed Stop
-            yield Update(figures(curves, config.steps), STOPPED)
+            yield Update(figures(curves, config.steps), STOPPED, curves=curves)
             return
         final = watch.result
     texts = token_texts(view.loaded.tok, final["heatmap"]["input_ids"])
@@ -208,7 +209,7 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
               f"{notes}{budget}")
     said = render.verdict_html(verdict.verdict(curves), verdict.caveats(curves, final["examples"], config.model))
     yield Update(figures(curves, config.steps), status, render.generations_html(final),
-                 render.heatmap_html(final, texts), said)
+                 render.heatmap_html(final, texts), said, curves)
 
 
 def _status(watch, names, done, config, notes, elapsed, first=None):

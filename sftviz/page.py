@@ -18,7 +18,8 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, doctor, export, jobs, lesson, live, one_line, render, uploads, view, zerogpu
+from . import (bounded, classroom, clean_text, data, doctor, export, jobs, lesson, live, one_line, plots, render, uploads,
+               view, zerogpu)
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -217,6 +218,7 @@ def status_on_failure(handler, where="status"):
 
 
 in_lesson = functools.partial(status_on_failure, where="lesson-feedback")  # the lesson's own message line
+in_class = functools.partial(status_on_failure, where="class-status")  # the teacher's
 
 
 # --- Handlers: form dict in, {elem_id: value} out --------------------------------------------------
@@ -685,40 +687,190 @@ def _md(text):
     return "".join(f"<p>{p}</p>" for p in out.split("\n\n"))
 
 
-# --- The lesson (/?lesson=sft): sftviz.lesson's steps, one at a time ------------------------------------
+# --- The lesson (/?lesson=sft): sftviz.lesson's steps, one at a time; a class follows its teacher --------------
 
-LESSON_FORM = ("lesson-index", "lesson-picks")
+LESSON_FORM = ("lesson-index", "lesson-picks", "lesson-class")
+LESSON_SEED = 1  # the training step's seed: every student's press is the same run, shared (a class is one job)
 
 
 def _lesson_example(k):
-    """(step, its example's Sequence unpadded, token texts, its request) from the label engine."""
+    """(step, its example's Sequence unpadded, token texts, its request, its view) from the label engine."""
     step = lesson.STEPS[k]
     request = view.ViewRequest(step.sample, "sample", options=step.options)
     vw = view.open_view(request)
-    return step, vw.prep.sequences[step.index], vw.token_texts(step.index), request
+    return step, vw.prep.sequences[step.index], vw.token_texts(step.index), request, vw
+
+
+def _hunt_examples(vw):
+    return [(vw.prep.sequences[i], vw.token_texts(i)) for i in range(len(vw.prep.sequences))]
+
+
+def _class_of(v):
+    """The student's class code (a server-side State, set when they opened the class link), or None."""
+    return v.get("lesson-class") or None
 
 
 @in_lesson
 def lesson_step(v, delta=0):
-    """Step (lesson-index + delta): its idea and question, its tokens without their roles, the link to the tool."""
+    """Step (lesson-index + delta): its idea and question, its tokens without their roles, the link to the tool.
+    In a class, the student's place is told to the teacher's summary."""
     k = lesson.step_number(v.get("lesson-index") or 0)
     k = max(0, min(k + delta, len(lesson.STEPS) - 1))
-    step, seq, texts, request = _lesson_example(k)
+    out = _lesson_view(k)
+    code = _class_of(v)
+    if code:
+        with contextlib.suppress(classroom.Refused):  # a class that ended: the lesson goes on without it
+            classroom.CLASSES.at(code, bounded.OWNER.get(), k)
+    return out
+
+
+def _lesson_view(k):
+    step, seq, texts, request, vw = _lesson_example(k)
+    if step.kind == "runs":
+        picks = render.lesson_runs_html(k)
+    elif step.kind == "hunt":
+        picks = render.lesson_hunt_html(k, _hunt_examples(vw))
+    else:
+        picks = render.lesson_tokens_html(texts, k)
     link = share_query(request, step.index)
     return {"lesson-index": k, "lesson-step": f"### Step {k + 1} of {len(lesson.STEPS)}: {step.title}",
-            "lesson-text": f"{step.idea}\n\n{step.question}", "lesson-tokens": render.lesson_tokens_html(texts, k),
+            "lesson-text": f"{step.idea}\n\n{step.question}", "lesson-tokens": picks,
             "lesson-feedback": "", "lesson-picks": "",
             "lesson-open": f'<a href="?{html.escape(link)}" target="_blank" rel="noopener">Open this example in '
                            f'the full tool</a> (the same data and settings).'}
 
 
 @in_lesson
-def lesson_check(v):
-    """The reveal: the tokens with their roles (as the Tokens tab shows them), and how the picks compare."""
+def lesson_check(v, curves=None):
+    """The reveal: the tokens with their roles (as the Tokens tab shows them), and how the picks compare; in the
+    training step, which run was which (the plot gets its real names, from `curves`: the student's last training
+    update); in the bug hunt, the doctor's findings. In a class, the answer is told to the teacher's summary."""
     k = lesson.step_number(v.get("lesson-index"))
-    step, seq, texts, _ = _lesson_example(k)
-    picks = lesson.picks_of(v.get("lesson-picks") or "", len(texts))
-    found = lesson.check(seq, picks)
-    return {"lesson-tokens": render.lesson_tokens_html(texts, k, set(picks), seq.roles),
-            "lesson-feedback": render.lesson_feedback_html(lesson.feedback_words(found, seq, texts), step.why,
-                                                           found.right)}
+    step, seq, texts, _, vw = _lesson_example(k)
+    out = {}
+    if step.kind == "runs":
+        picks = lesson.picks_of(v.get("lesson-picks") or "", 2)
+        letters = lesson.run_letters(bounded.OWNER.get())
+        right, lines = lesson.runs_feedback(picks, letters)
+        wrong = [f"Run {'AB'[p]}" for p in picks if 'AB'[p] != letters["completion"]]
+        out["lesson-tokens"] = render.lesson_runs_html(k, set(picks), letters)
+        if curves:
+            out["lesson-plot"] = plots.held_out_figure(*curves)
+    elif step.kind == "hunt":
+        examples = _hunt_examples(vw)
+        picks = lesson.picks_of(v.get("lesson-picks") or "", len(examples))
+        broken = lesson.broken_examples(view.findings(vw))
+        right, lines = lesson.hunt_feedback(picks, broken)
+        wrong = [f"example {p + 1}" for p in picks if p not in broken]
+        out["lesson-tokens"] = render.lesson_hunt_html(k, examples, set(picks), broken)
+    else:
+        picks = lesson.picks_of(v.get("lesson-picks") or "", len(texts))
+        found = lesson.check(seq, picks)
+        right, lines = found.right, lesson.feedback_words(found, seq, texts)
+        wrong = [repr(texts[t]) for t in found.wrong]
+        out["lesson-tokens"] = render.lesson_tokens_html(texts, k, set(picks), seq.roles)
+    out["lesson-feedback"] = render.lesson_feedback_html(lines, step.why, right)
+    code = _class_of(v)
+    if code:
+        with contextlib.suppress(classroom.Refused):
+            classroom.CLASSES.checked(code, bounded.OWNER.get(), k, right, wrong)
+    return out
+
+
+def lesson_train(v, register=None):
+    """The training step: the class preset's two runs (whole text, answer only) on the step's sample, streamed as
+    "Run A" / "Run B" (sftviz.lesson.run_letters: which is which differs between students) until the reveal. Every
+    student's press is the same run (the same seed): a class trains once, and a late press joins it."""
+    try:
+        admit()
+        k = lesson.step_number(v.get("lesson-index"))
+        step = lesson.STEPS[k]
+        if step.kind != "runs":
+            raise ValueError("this step has no training: go to the step 'Which curve is which?'")
+        vw = view.open_view(view.ViewRequest(step.sample, "sample", options=step.options))
+        cfg = TrainConfig.preset("class", modes=lesson.RUNS, seed=LESSON_SEED)
+        letters = lesson.run_letters(bounded.OWNER.get())
+        yield {"lesson-train-status": '<div class="sv-summary">Preparing the runs…</div>'}
+        with contextlib.closing(live.train_updates(vw, cfg, register=register)) as updates:
+            for u in updates:
+                shown = {m: {key: list(points) for key, points in c.items()} for m, c in u.curves.items()}
+                yield {"lesson-plot": plots.held_out_figure(shown, cfg.steps, letters),
+                       "lesson-train-status": f'<div class="sv-summary">{html.escape(u.status)}</div>',
+                       "lesson-curves": (shown, cfg.steps)}
+    except Exception as e:
+        yield {"lesson-train-status": failed(e)}
+
+
+# --- A class (/?teach=sft for the teacher, /?lesson=sft&class=CODE for the students): sftviz.classroom ------------
+
+def lesson_open(query, address=None):
+    """The lesson's first view; with ?class=CODE the student joins that class (and starts where the teacher moved
+    it). A wrong or ended code says so in one line, and the lesson goes on without a class."""
+    out = {**_lesson_view(0), "lesson-class": None, "lesson-moves": 0}
+    code = query.get("class")
+    if code:
+        try:
+            cls = classroom.CLASSES.join(code, bounded.OWNER.get(), address)
+        except classroom.Refused as e:
+            out["lesson-feedback"] = failed(e)
+            return out
+        out.update(_lesson_view(cls.step), **{"lesson-class": cls.code, "lesson-moves": cls.moves})
+        out["lesson-feedback"] = f'<div class="sv-summary">You are in class {html.escape(cls.code)}: the teacher ' \
+                                 f'can move the class to a step; you can still go back.</div>'
+        classroom.CLASSES.at(cls.code, bounded.OWNER.get(), cls.step)
+    return out
+
+
+def lesson_follow(v):
+    """A class student's page, every few seconds: to the teacher's step when the teacher moved the class since
+    (lesson-moves); else nothing changes (they can still go back)."""
+    code, unchanged = _class_of(v), {"lesson-moves": update()}
+    if not code:
+        return unchanged
+    try:
+        moves, k = classroom.CLASSES.where(code, bounded.OWNER.get())
+    except classroom.Refused:
+        return unchanged
+    if moves <= (v.get("lesson-moves") or 0):
+        return unchanged
+    classroom.CLASSES.at(code, bounded.OWNER.get(), k)
+    return {**_lesson_view(k), "lesson-moves": moves}
+
+
+def teach_open(base_url=""):
+    """The teacher's view: their class (a new one for a new page), its code and the students' link."""
+    cls = classroom.CLASSES.open(bounded.OWNER.get())
+    link = f"{base_url}?lesson=sft&class={cls.code}"
+    return {"class-code": f"## Class code: `{cls.code}`", "class-state": cls.code,
+            "class-link": f'Students open <a href="{html.escape(link)}" target="_blank" rel="noopener">'
+                          f'{html.escape(link)}</a>',
+            **teach_summary({"class-state": cls.code})}
+
+
+@in_class
+def teach_summary(v):
+    """The class's live summary: per step, students there now, Checks, the share right, the commonest wrong pick."""
+    code = v.get("class-state")
+    if not code:
+        raise ValueError("open /?teach=sft to start a class")
+    said = classroom.CLASSES.summary(code, bounded.OWNER.get(), len(lesson.STEPS))
+    return {"class-summary": render.class_summary_html(said, [s.title for s in lesson.STEPS]), "class-status": ""}
+
+
+@in_class
+def teach_move(v):
+    """Move the class to a step: every student's page follows within a few seconds."""
+    code = v.get("class-state")
+    k = lesson.step_number(_step_choice(v.get("class-step")))
+    classroom.CLASSES.move(code or "", bounded.OWNER.get(), k)
+    return teach_summary(v)
+
+
+def _step_choice(value):
+    """'3. Title' (the dropdown's choice) or 3 -> the step index 2; anything else -> -1 (refused by step_number)."""
+    text = str(value or "").split(".", 1)[0].strip()
+    return int(text) - 1 if text.isdigit() and len(text) < 4 else -1
+
+
+def step_choices():
+    return [f"{k + 1}. {s.title}" for k, s in enumerate(lesson.STEPS)]

@@ -92,18 +92,20 @@ def _figure(traces, title, steps):
     return go.Figure(data=traces, layout=layout, skip_invalid=False)
 
 
-def held_out_figure(curves, steps=None):
+def held_out_figure(curves, steps=None, letters=None):
     """The fair comparison, first on the page: every run scored on the same held-out answer tokens (solid) and
-    prompt tokens (dotted). A run has its own color and marker (sftviz.palette), never a role color."""
+    prompt tokens (dotted). A run has its own color and marker (sftviz.palette), never a role color. `letters`
+    (mode -> "A" | "B"): the runs are "Run A" and "Run B" instead, styled by letter (the lesson's guess)."""
     traces = []
     for mode, c in curves.items():
-        color, marker, _ = run_style(mode)
+        color, marker, _ = RUN_STYLES["AB".index(letters[mode])] if letters else run_style(mode)
+        title = f"Run {letters[mode]}" if letters else run_title(mode)
         for key, dash, shown in (("answer", "solid", "answer"), ("prompt", "dot", "prompt")):
             pts = [(s, v) for s, v in c[key] if v is not None]
             if pts:
                 xs, ys = zip(*pts)
                 traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", legendgroup=mode,
-                                   name=f"{run_title(mode)}: {shown}", line=dict(color=color, dash=dash, width=2.5),
+                                   name=f"{title}: {shown}", line=dict(color=color, dash=dash, width=2.5),
                                    marker=dict(size=6, symbol=marker)))
     return _figure(traces, HELD_OUT_TITLE, steps)
 

@@ -332,8 +332,63 @@ def lesson_tokens_html(texts, step, picks=(), roles=None):
     return f'<div id="sv-lesson-{stage}" class="sv-tokens sv-lesson-tokens">{"".join(parts)}</div>'
 
 
+def lesson_runs_html(step, picks=(), letters=None):
+    """The training step's choice: "Run A" and "Run B", one to pick (sv-single); after Check (`letters`: mode ->
+    letter) each says which run it was, and the answer-only one is marked data-answer."""
+    stage = f"{step}-{'r' if letters is not None else 'q'}"
+    parts = []
+    for k, letter in enumerate("AB"):
+        picked = " sv-picked" if k in picks else ""
+        if letters is None:
+            parts.append(f'<button id="sv-pick-{stage}-{k}" class="sv-pick sv-run{picked}" data-pos="{k}" '
+                         f'aria-pressed="{"true" if picked else "false"}">Run {letter} is answer only</button>')
+        else:
+            mode = next(m for m, x in letters.items() if x == letter)
+            parts.append(f'<button id="sv-pick-{stage}-{k}" class="sv-pick sv-run{picked}" data-pos="{k}" disabled '
+                         f'data-answer="{str(mode == "completion").lower()}">Run {letter}: {escape(run_title(mode))}'
+                         f'</button>')
+    return f'<div id="sv-lesson-{stage}" class="sv-lesson-runs sv-single">{"".join(parts)}</div>'
+
+
+def lesson_hunt_html(step, examples, picks=(), broken=None):
+    """The bug hunt: every example as TRL labels it (`examples`: [(seq, texts)]), each a card to pick; after
+    Check (`broken`: index -> the doctor's titles) the cards say which are broken and why (data-broken)."""
+    stage = f"{step}-{'r' if broken is not None else 'q'}"
+    cards = []
+    for k, (seq, texts) in enumerate(examples):
+        picked = " sv-picked" if k in picks else ""
+        head = f"Example {k + 1}"
+        if broken is None:
+            cards.append(f'<button id="sv-pick-{stage}-{k}" class="sv-pick sv-card{picked}" data-pos="{k}" '
+                         f'aria-pressed="{"true" if picked else "false"}"><b>{head}</b>{tokens_html(seq, texts)}'
+                         f'</button>')
+        else:
+            said = "; ".join(broken.get(k, [])) or "fine: the answer and its EOS are trained"
+            head += " (your pick)" if k in picks else ""
+            cards.append(f'<div id="sv-pick-{stage}-{k}" class="sv-card{picked}" data-pos="{k}" '
+                         f'data-broken="{str(k in broken).lower()}"><b>{head}: {escape(said)}</b>'
+                         f'{tokens_html(seq, texts)}</div>')
+    return f'<div id="sv-lesson-{stage}" class="sv-lesson-hunt">{legend()}{"".join(cards)}</div>'
+
+
 def lesson_feedback_html(lines, why, right):
     mark = "✓" if right else "✗"
     said = " ".join(escape(line) for line in lines)
     return (f'<div class="sv-feedback" data-right="{str(right).lower()}"><b>{mark} {said}</b>'
             f'<p>{code_spans(why)}</p></div>')
+
+
+def class_summary_html(summary, titles):
+    """The teacher's table (sftviz.classroom.Classes.summary): a row per step."""
+    rows = []
+    for r, title in zip(summary["rows"], titles):
+        right = "–" if r["right"] is None else f"{100 * r['right']:.0f}%"
+        wrong = "–" if r["common_wrong"] is None else f"{escape(r['common_wrong'][0])} ({r['common_wrong'][1]})"
+        here = ' class="sv-class-here"' if r["step"] == summary["step"] else ""
+        rows.append(f'<tr{here} data-step="{r["step"] + 1}"><td>{r["step"] + 1}. {escape(title)}</td>'
+                    f'<td data-col="present">{r["present"]}</td><td data-col="checked">{r["checked"]}</td>'
+                    f'<td data-col="right">{right}</td><td data-col="wrong">{wrong}</td></tr>')
+    n = summary["students"]
+    return (f'<div class="sv-class-summary"><p>{n} student{"" if n == 1 else "s"} joined · the class is at step '
+            f'{summary["step"] + 1}</p><table><thead><tr><th>step</th><th>here now</th><th>pressed Check</th>'
+            f'<th>right</th><th>most common wrong pick</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')

@@ -398,3 +398,79 @@ def test_browser_hub_box_with_a_server_path_says_so_and_the_page_recovers(page, 
     page.get_by_role("option", name="quiz_chat").click()
     page.wait_for_function(f"() => ({TEXT_JS})().includes('<|im_start|>')", timeout=20000)
     assert page.locator("#status .sv-error").count() == 0
+
+
+# --- The lesson's class (/?teach=sft, /?lesson=sft&class=CODE): forged codes, steps and joins -----------------
+
+def _as_visitor(session, fn, *args, **kwargs):
+    from sftviz import bounded
+    token = bounded.OWNER.set(session)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        bounded.OWNER.reset(token)
+
+
+class _Clock:
+    t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_thousands_of_joins_from_one_client_fill_no_class():
+    """A script joining thousands of times: with one session it is one student; with made-up sessions from one
+    address, one-line refusals after NEW_STUDENTS_PER_MINUTE. The class's real students are all still in it."""
+    from sftviz import classroom
+    classes = classroom.Classes(_Clock())
+    code = classes.open("teacher").code
+    for k in range(25):
+        classes.join(code, f"student{k}", address="10.0.0.1")  # a school's students behind one address
+    for _ in range(2000):
+        classes.join(code, "script", address="6.6.6.6")
+    assert len(classes.classes[code].students) == 26
+    refused = 0
+    for k in range(2000):
+        try:
+            classes.join(code, f"fake{k}", address="6.6.6.6")
+        except classroom.Refused as e:
+            refused += 1
+            assert "too many new students from one address" in str(e)
+    assert refused == 2000 - classroom.NEW_STUDENTS_PER_MINUTE + 1  # (the one session above was its first)
+    assert classes.summary(code, "teacher", 8)["students"] == 25 + classroom.NEW_STUDENTS_PER_MINUTE
+    assert all(f"student{k}" in classes.classes[code].students for k in range(25))
+
+
+@pytest.mark.parametrize("query,needle", [
+    ({"lesson": "sft", "class": "NOPE"}, "a class code is 8 letters"),
+    ({"lesson": "sft", "class": "ABCDEFGH"}, "no class has this code"),
+    ({"lesson": "sft", "class": "A" * 10_000}, "a class code is 8 letters"),
+    ({"lesson": "sft", "class": "<script>x</script>"}, "a class code is 8 letters"),
+])
+def test_a_wrong_class_code_gets_one_line_and_the_whole_lesson(query, needle, monkeypatch):
+    from sftviz import classroom, page
+    monkeypatch.setattr(classroom, "CLASSES", classroom.Classes())
+    out = _as_visitor("someone", page.lesson_open, query)
+    said = html.unescape(out["lesson-feedback"])
+    assert needle in said and "sv-error" in said and len(said) < 300 and "<script>" not in out["lesson-feedback"]
+    assert out["lesson-class"] is None and out["lesson-index"] == 0 and "sv-pick" in out["lesson-tokens"]
+
+
+@pytest.mark.parametrize("form,needle", [
+    ({"class-state": None, "class-step": "2. Whole text or only the answer?"}, "a class code is 8 letters"),
+    ({"class-state": "ABCDEFGH", "class-step": "2."}, "no class has this code"),
+    ({"class-step": "99. Nothing"}, "the lesson has steps 1 to"),
+    ({"class-step": "-1"}, "the lesson has steps 1 to"),
+    ({"class-step": ["1"]}, "the lesson has steps 1 to"),
+    ({"class-step": "1" * 10_000}, "the lesson has steps 1 to"),
+])
+def test_a_forged_move_gets_one_line_and_the_class_stays(form, needle, monkeypatch):
+    from sftviz import classroom, page
+    classes = classroom.Classes()
+    monkeypatch.setattr(classroom, "CLASSES", classes)
+    code = _as_visitor("teacher", page.teach_open)["class-state"]
+    classes.join(code, "student")
+    out = _as_visitor("teacher", page.teach_move, {"class-state": code, **form})
+    said = html.unescape(out["class-status"])
+    assert list(out) == ["class-status"] and needle in said and len(said) < 300
+    assert classes.where(code, "student") == (0, 0)  # nothing moved

@@ -15,7 +15,12 @@ def example(k):
     return step, view.open_view(view.ViewRequest(step.sample, "sample", options=step.options))
 
 
-@pytest.mark.parametrize("k", range(len(lesson.STEPS)))
+TOKEN_STEPS = [k for k, s in enumerate(lesson.STEPS) if s.kind == "tokens"]
+RUNS_STEP = next(k for k, s in enumerate(lesson.STEPS) if s.kind == "runs")
+HUNT_STEP = next(k for k, s in enumerate(lesson.STEPS) if s.kind == "hunt")
+
+
+@pytest.mark.parametrize("k", TOKEN_STEPS)
 def test_each_steps_answer_is_what_trl_trains_and_what_the_full_tool_shows(k):
     from sftviz import data
     step, vw = example(k)
@@ -36,7 +41,7 @@ def _roles(tokens_html):
 
 def test_the_lesson_covers_its_ideas_each_with_a_different_answer():
     keys = []
-    for k in range(len(lesson.STEPS)):
+    for k in TOKEN_STEPS:
         step, vw = example(k)
         keys.append(lesson.carrying_loss(vw.prep.sequences[step.index]))
     assert keys[3] == []  # max_length: the answer is cut to nothing, TRL drops the example
@@ -96,9 +101,64 @@ def test_moving_stays_within_the_lesson():
     last = len(lesson.STEPS) - 1
     out = page.lesson_step({"lesson-index": last}, 1)
     assert out["lesson-index"] == last and f"Step {last + 1} of {last + 1}" in out["lesson-step"]
-    assert "data-role" not in out["lesson-tokens"]  # no answer in the markup before the reveal
+    assert "data-broken" not in out["lesson-tokens"]  # the bug hunt's answer is not in the markup before the reveal
+    for k in TOKEN_STEPS + [RUNS_STEP]:
+        out = page.lesson_step({"lesson-index": k})
+        assert "data-role" not in out["lesson-tokens"] and "data-answer" not in out["lesson-tokens"]
+    out = page.lesson_step({"lesson-index": 5})
     assert "?tokenizer=default&amp;mode=whole&amp;max_length=64&amp;i=0&amp;sample=lesson_text&amp;packing=bfd" \
         in out["lesson-open"]
+
+
+def test_the_bug_hunts_answer_key_is_the_doctors():
+    """The seeded broken rows (two prompts longer than max_length, one answer cut) are what the doctor flags, and
+    the reveal says which are broken and why; a fine row picked is called fine."""
+    step, vw = example(HUNT_STEP)
+    broken = lesson.broken_examples(view.findings(vw))
+    assert sorted(broken) == [1, 3, 5]
+    assert [s.dropped for s in vw.prep.sequences] == [False, True, False, False, False, True]
+    out = page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "1,3,5"})
+    assert 'data-right="true"' in out["lesson-feedback"] and "You found 3 of 3 broken examples." in \
+        html.unescape(out["lesson-feedback"])
+    assert out["lesson-tokens"].count('data-broken="true"') == 3
+    out = page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "0,1"})
+    said = html.unescape(out["lesson-feedback"])
+    assert "You found 1 of 3" in said and "example 1 is fine" in said and "Missed: example 4, example 6." in said
+    assert "TRL drops them" in html.unescape(out["lesson-tokens"])  # the doctor's own words in the reveal
+
+
+def test_the_training_step_hides_which_run_is_which_until_the_reveal():
+    """The class preset's two runs stream as "Run A" / "Run B" (which is which is a coin flip per session); the
+    reveal names them from the student's last curves, and says whether the pick was the answer-only run."""
+    from sftviz import bounded
+    letters = {s: lesson.run_letters(s) for s in ("s1", "s2", "s3", "s4", "s5", "s6")}
+    assert {tuple(sorted(x.items())) for x in letters.values()} == {(("completion", "A"), ("whole", "B")),
+                                                                    (("completion", "B"), ("whole", "A"))}
+    token = bounded.OWNER.set("s1")
+    try:
+        updates = list(page.lesson_train({"lesson-index": RUNS_STEP}))
+    finally:
+        bounded.OWNER.reset(token)
+    last = updates[-1]
+    assert "Done in" in last["lesson-train-status"], last
+    names = {t.name for t in last["lesson-plot"].data}
+    assert names == {"Run A: answer", "Run A: prompt", "Run B: answer", "Run B: prompt"}
+    curves, steps = last["lesson-curves"]
+    assert steps == 80 and set(curves) == {"whole", "completion"}
+    # what the reveal teaches is what happened: the answer-only run's held-out prompt loss ends far above
+    assert curves["completion"]["prompt"][-1][1] > curves["whole"]["prompt"][-1][1] + 1
+    answer = "AB".index(letters["s1"]["completion"])
+    token = bounded.OWNER.set("s1")
+    try:
+        right = page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(answer)}, last["lesson-curves"])
+        wrong = page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(1 - answer)})
+    finally:
+        bounded.OWNER.reset(token)
+    assert 'data-right="true"' in right["lesson-feedback"]
+    assert {t.name for t in right["lesson-plot"].data} >= {"answer only: prompt", "whole text: prompt"}
+    assert 'data-right="false"' in wrong["lesson-feedback"] and "Not quite" in wrong["lesson-feedback"]
+    assert "lesson-plot" not in wrong  # no curves kept: the plot stays as it is
+    assert "this step has no training" in list(page.lesson_train({"lesson-index": 0}))[-1]["lesson-train-status"]
 
 
 # --- In the browser ---------------------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""A class following the lesson together: a teacher's code, where each student is, what they answered. No gradio.
+
+The teacher opens /?teach=sft and gets a class: a random code (8 characters of 32: 2^40 codes, so it cannot be
+guessed, and a page that tries wrong codes is refused after a few) and the students' link /?lesson=sft&class=CODE.
+A student is their page's session id, nothing else: no account, no name. The teacher sees, per step, who is
+there, who pressed Check, the share who got it right and the most common wrong pick, and can move the class to
+a step (the students follow, and can still go back).
+
+Everything is in memory and bounded: MAX_CLASSES classes of MAX_STUDENTS students each, one kept answer per
+student and step, and a class ends HOURS after it was last used.
+"""
+
+import secrets
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read aloud or off a projector
+CODE_LENGTH = 8
+MAX_CLASSES = 500
+MAX_STUDENTS = 200
+HOURS = 4
+BAD_CODES = 5  # wrong codes one page may try: then it is refused (a script guessing codes gets nowhere)
+NEW_STUDENTS_PER_MINUTE = 60  # per class and address: a script inventing sessions fills no class in a minute
+PRESENT_S = 120  # a student seen within this long is counted as present
+
+
+class Refused(ValueError):
+    """A class code, a step or an action the class cannot take: one line for the page."""
+
+
+@dataclass
+class Student:
+    step: int = 0
+    seen: float = 0.0
+    checks: dict = field(default_factory=dict)  # step -> (right, wrong picks' names): their last Check there
+
+
+@dataclass
+class Class:
+    code: str
+    teacher: str  # the session that opened it: the only one that may move it or read its summary
+    used: float
+    step: int = 0  # where the teacher moved it
+    moves: int = 0  # how many times: a student's page follows each new move once
+    students: OrderedDict = field(default_factory=OrderedDict)  # session -> Student
+    joins: dict = field(default_factory=dict)  # address -> (minute, new students from it in that minute)
+
+
+def code_of(text):
+    """A class code from a page (hostile until checked): the code, upper-cased, or Refused."""
+    code = text.strip().upper() if isinstance(text, str) else ""
+    if len(code) != CODE_LENGTH or any(c not in ALPHABET for c in code):
+        raise Refused(f"a class code is {CODE_LENGTH} letters and digits: ask your teacher for the link")
+    return code
+
+
+class Classes:
+    """Every class on this server, under one lock."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock, self.lock = clock, threading.Lock()
+        self.classes = OrderedDict()  # code -> Class, least recently used first
+        self.teachers = {}  # teacher session -> code
+        self.bad = OrderedDict()  # session -> wrong codes tried
+
+    def _expire(self):  # under the lock
+        now = self.clock()
+        while self.classes:
+            code, cls = next(iter(self.classes.items()))
+            if now - cls.used < HOURS * 3600:
+                break
+            del self.classes[code]
+            self.teachers.pop(cls.teacher, None)
+
+    def open(self, teacher):
+        """The teacher's class: the one they opened before, or a new one."""
+        with self.lock:
+            self._expire()
+            code = self.teachers.get(teacher)
+            if code in self.classes:
+                return self._use(code)
+            if len(self.classes) >= MAX_CLASSES:
+                raise Refused("this server has as many classes as it keeps: try again later")
+            code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+            while code in self.classes:
+                code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+            self.classes[code] = Class(code, teacher, self.clock())
+            self.teachers[teacher] = code
+            return self.classes[code]
+
+    def _use(self, code):  # under the lock
+        cls = self.classes[code]
+        cls.used = self.clock()
+        self.classes.move_to_end(code)
+        return cls
+
+    def _find(self, code, session):  # under the lock
+        self._expire()
+        if self.bad.get(session, 0) >= BAD_CODES:
+            raise Refused("too many wrong class codes from this page: the lesson goes on without a class")
+        code = code_of(code)
+        if code not in self.classes:
+            self.bad[session] = self.bad.pop(session, 0) + 1
+            while len(self.bad) > 10_000:
+                self.bad.popitem(last=False)
+            raise Refused("no class has this code (it may have ended): the lesson goes on without a class")
+        return self._use(code)
+
+    def join(self, code, session, address=None):
+        """The student `session` is in the class (again: joining twice is one student). Returns the Class."""
+        with self.lock:
+            cls = self._find(code, session)
+            if session not in cls.students:
+                if len(cls.students) >= MAX_STUDENTS:
+                    raise Refused(f"this class is full ({MAX_STUDENTS} students): the lesson goes on without a class")
+                minute = int(self.clock() // 60)
+                at, n = cls.joins.get(address, (minute, 0))
+                n = n if at == minute else 0
+                if n >= NEW_STUDENTS_PER_MINUTE:
+                    raise Refused("too many new students from one address this minute: try again in a minute")
+                cls.joins[address] = (minute, n + 1)
+                if len(cls.joins) > MAX_STUDENTS:
+                    cls.joins.pop(next(iter(cls.joins)))
+                cls.students[session] = Student(seen=self.clock())
+            return cls
+
+    def _student(self, code, session):  # under the lock
+        cls = self._find(code, session)
+        student = cls.students.get(session)
+        if student is None:
+            raise Refused("this page has not joined the class: open the class link again")
+        student.seen = self.clock()
+        return cls, student
+
+    def at(self, code, session, step):
+        """The student is at `step` now; returns (the class's moves, its step) for the page to follow."""
+        with self.lock:
+            cls, student = self._student(code, session)
+            student.step = step
+            return cls.moves, cls.step
+
+    def checked(self, code, session, step, right, wrong):
+        """The student pressed Check at `step`: right or not, and the names of their wrong picks."""
+        with self.lock:
+            cls, student = self._student(code, session)
+            student.step = step
+            student.checks[step] = (bool(right), tuple(str(w)[:40] for w in wrong[:20]))
+
+    def where(self, code, session):
+        """(moves, step) of the class, for a student's page that follows it."""
+        with self.lock:
+            cls, _ = self._student(code, session)
+            return cls.moves, cls.step
+
+    def move(self, code, teacher, step):
+        with self.lock:
+            cls = self._teachers(code, teacher)
+            cls.step, cls.moves = step, cls.moves + 1
+
+    def _teachers(self, code, teacher):  # under the lock
+        cls = self._find(code, teacher)
+        if cls.teacher != teacher:
+            raise Refused("only the teacher who opened this class can do that")
+        return cls
+
+    def summary(self, code, teacher, steps):
+        """Per step: present, checked, right (share of those who checked) and the most common wrong pick."""
+        with self.lock:
+            cls = self._teachers(code, teacher)
+            now = self.clock()
+            rows = []
+            for k in range(steps):
+                present = sum(s.step == k and now - s.seen < PRESENT_S for s in cls.students.values())
+                checks = [s.checks[k] for s in cls.students.values() if k in s.checks]
+                wrong = Counter(w for _, picks in checks for w in set(picks))
+                rows.append({"step": k, "present": present, "checked": len(checks),
+                             "right": sum(r for r, _ in checks) / len(checks) if checks else None,
+                             "common_wrong": wrong.most_common(1)[0] if wrong else None})
+            return {"students": len(cls.students), "step": cls.step, "rows": rows}
+
+
+CLASSES = Classes()  # the server's classes

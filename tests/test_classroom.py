@@ -1,0 +1,130 @@
+"""sftviz.classroom: a teacher's class in memory, bounded, with codes nobody can guess; and the page's handlers."""
+
+import html
+
+import pytest
+
+from sftviz import bounded, classroom, lesson, page
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def as_visitor(session, fn, *args, **kwargs):
+    token = bounded.OWNER.set(session)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        bounded.OWNER.reset(token)
+
+
+def test_a_class_counts_its_students_checks_and_wrong_picks_per_step():
+    classes = classroom.Classes()
+    cls = classes.open("teacher")
+    assert len(cls.code) == 8 and set(cls.code) <= set(classroom.ALPHABET)
+    assert classes.open("teacher") is cls  # the teacher's page asks again: the same class
+    assert classes.open("another teacher").code != cls.code
+    for s in ("s1", "s2", "s3"):
+        classes.join(cls.code.lower(), s)  # a code typed in lower case is the same code
+        classes.join(cls.code, s)  # joining twice is one student
+    classes.checked(cls.code, "s1", 0, True, [])
+    classes.checked(cls.code, "s2", 0, False, ["'Hot'"])
+    classes.checked(cls.code, "s3", 0, False, ["'Hot'", "'<|bos|>'"])
+    classes.checked(cls.code, "s3", 0, True, [])  # a second Check replaces the first
+    classes.at(cls.code, "s3", 1)
+    said = classes.summary(cls.code, "teacher", len(lesson.STEPS))
+    first, second = said["rows"][:2]
+    assert said["students"] == 3 and first["checked"] == 3 and abs(first["right"] - 2 / 3) < 1e-9
+    assert first["common_wrong"] == ("'Hot'", 1) and first["present"] == 2 and second["present"] == 1
+    classes.move(cls.code, "teacher", 4)
+    assert classes.where(cls.code, "s1") == (1, 4)
+
+
+def test_codes_cannot_be_guessed_and_a_guessing_page_is_refused():
+    classes = classroom.Classes()
+    real = classes.open("teacher").code
+    for k in range(classroom.BAD_CODES):
+        with pytest.raises(classroom.Refused, match="no class has this code"):
+            classes.join("AAAAAAA" + "ABCDEFGH"[k], "script")
+    with pytest.raises(classroom.Refused, match="too many wrong class codes"):
+        classes.join(real, "script")  # even the right code, now
+    for forged in ("", "short", "A" * 9, "ABCD-EFG", "ABCDEFG0", None, 12345678, ["ABCDEFGH"]):
+        with pytest.raises(classroom.Refused):
+            classes.join(forged, "someone")
+    assert classes.join(real, "student").code == real
+
+
+def test_only_the_teacher_moves_the_class_or_reads_its_summary():
+    classes = classroom.Classes()
+    code = classes.open("teacher").code
+    classes.join(code, "student")
+    for act in (lambda: classes.move(code, "student", 3), lambda: classes.summary(code, "student", 8)):
+        with pytest.raises(classroom.Refused, match="only the teacher"):
+            act()
+    assert classes.where(code, "student") == (0, 0)
+
+
+def test_classes_are_bounded_and_end_after_hours_unused(monkeypatch):
+    clock = Clock()
+    classes = classroom.Classes(clock)
+    monkeypatch.setattr(classroom, "MAX_CLASSES", 3)
+    monkeypatch.setattr(classroom, "MAX_STUDENTS", 4)
+    codes = [classes.open(f"t{k}").code for k in range(3)]
+    with pytest.raises(classroom.Refused, match="as many classes as it keeps"):
+        classes.open("t3")
+    for k in range(4):
+        classes.join(codes[0], f"s{k}")
+    with pytest.raises(classroom.Refused, match="this class is full"):
+        classes.join(codes[0], "s4")
+    classes.join(codes[0], "s0")  # a student already in it still is
+    clock.t += 2 * 3600
+    classes.join(codes[1], "s9")  # class 1 is used, the others not
+    clock.t += classroom.HOURS * 3600 - 3600
+    assert classes.open("t3").code not in codes  # classes 0 and 2 ended: room for a new one
+    assert codes[1] in classes.classes and codes[0] not in classes.classes and codes[2] not in classes.classes
+    with pytest.raises(classroom.Refused, match="no class has this code"):
+        classes.join(codes[0], "s0")
+
+
+# --- The page's handlers -------------------------------------------------------------------------------------
+
+def test_a_student_joins_from_the_link_and_follows_the_teacher(monkeypatch):
+    classes = classroom.Classes()
+    monkeypatch.setattr(classroom, "CLASSES", classes)
+    teacher = as_visitor("teacher", page.teach_open, "http://school:7860/")
+    code = teacher["class-state"]
+    assert f"?lesson=sft&amp;class={code}" in teacher["class-link"] and code in teacher["class-code"]
+    opened = as_visitor("student", page.lesson_open, {"lesson": "sft", "class": code})
+    assert opened["lesson-class"] == code and opened["lesson-index"] == 0 and "You are in class" in \
+        opened["lesson-feedback"]
+    form = {"lesson-index": 0, "lesson-class": code, "lesson-moves": opened["lesson-moves"]}
+    assert list(as_visitor("student", page.lesson_follow, form)) == ["lesson-moves"]  # nothing moved
+    as_visitor("teacher", page.teach_move, {"class-state": code, "class-step": page.step_choices()[4]})
+    moved = as_visitor("student", page.lesson_follow, form)
+    assert moved["lesson-index"] == 4 and moved["lesson-moves"] == 1
+    form.update({"lesson-index": 2, "lesson-moves": 1})  # the student went back: the class does not pull them again
+    assert list(as_visitor("student", page.lesson_follow, form)) == ["lesson-moves"]
+    key = lesson.carrying_loss(page._lesson_example(0)[1])
+    as_visitor("student", page.lesson_check, {"lesson-index": 0, "lesson-picks": ",".join(map(str, key)),
+                                              "lesson-class": code})
+    summary = html.unescape(as_visitor("teacher", page.teach_summary, {"class-state": code})["class-summary"])
+    assert "1 student joined" in summary and "the class is at step 5" in summary
+    late = as_visitor("late", page.lesson_open, {"lesson": "sft", "class": code})
+    assert late["lesson-index"] == 4  # a student joining now starts where the class is
+
+
+def test_a_student_cannot_move_the_class_or_read_its_summary(monkeypatch):
+    classes = classroom.Classes()
+    monkeypatch.setattr(classroom, "CLASSES", classes)
+    code = as_visitor("teacher", page.teach_open)["class-state"]
+    as_visitor("student", page.lesson_open, {"lesson": "sft", "class": code})
+    for fn, form in ((page.teach_move, {"class-state": code, "class-step": "3."}),
+                     (page.teach_summary, {"class-state": code})):
+        out = as_visitor("student", fn, form)
+        assert list(out) == ["class-status"] and "only the teacher" in out["class-status"]
+    assert classes.where(code, "student") == (0, 0)
