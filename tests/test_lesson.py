@@ -186,20 +186,97 @@ def test_a_student_goes_through_every_step(browser, server):
         for k in range(len(lesson.STEPS)):
             assert f"Step {k + 1} of {len(lesson.STEPS)}" in pg.locator("#lesson-step").inner_text()
             step, vw = example(k)
-            seq = vw.prep.sequences[step.index]
-            for t in lesson.carrying_loss(seq):  # the right prediction
-                pg.locator(f"#lesson-tokens .sv-pick[data-pos='{t}']").click()
-            pg.locator("#lesson-check").click()
-            pg.wait_for_function("() => document.querySelector('#lesson-feedback .sv-feedback[data-right=\"true\"]')",
-                                 timeout=10000)
-            assert pg.evaluate(PICKED_ROLES) == seq.roles  # the reveal: the full tool's roles
+            if step.kind == "runs":
+                runs_step(pg)
+            elif step.kind == "hunt":  # the doctor's answer key
+                assert pg.locator("#lesson-tokens .sv-card").count() == 6 and not pg.locator("#lesson-train").is_visible()
+                for e in sorted(lesson.broken_examples(view.findings(vw))):
+                    pg.locator(f"#lesson-tokens .sv-card[data-pos='{e}']").click()
+                pg.locator("#lesson-check").click()
+                pg.wait_for_function(RIGHT, timeout=10000)
+                assert pg.locator("#lesson-tokens [data-broken='true']").count() == 3
+            else:
+                seq = vw.prep.sequences[step.index]
+                for t in lesson.carrying_loss(seq):  # the right prediction
+                    pg.locator(f"#lesson-tokens .sv-pick[data-pos='{t}']").click()
+                pg.locator("#lesson-check").click()
+                pg.wait_for_function(RIGHT, timeout=10000)
+                assert pg.evaluate(PICKED_ROLES) == seq.roles  # the reveal: the full tool's roles
             if k + 1 < len(lesson.STEPS):
                 pg.locator("#lesson-next").click()
                 pg.wait_for_function(f"() => document.querySelector('#lesson-step').innerText.includes("
                                      f"'Step {k + 2} of')", timeout=10000)
-                assert pg.locator("#lesson-tokens [data-role]").count() == 0
+                if lesson.STEPS[k + 1].kind != "hunt":  # (the hunt shows the labels: the question is which rows)
+                    assert pg.locator("#lesson-tokens [data-role]").count() == 0
                 assert pg.locator("#lesson-feedback").inner_text().strip() == ""
         link = pg.locator("#lesson-open a").get_attribute("href")
-        assert link.startswith("?") and "sample=lesson_text" in link and "packing=bfd" in link
+        assert link.startswith("?") and "sample=lesson_bugs" in link and "max_length=32" in link
     finally:
         context.close()
+
+
+RIGHT = "() => document.querySelector('#lesson-feedback .sv-feedback[data-right=\"true\"]')"
+
+
+def runs_step(pg):
+    """The training step in the browser: Train streams "Run A" / "Run B"; a pick is checked against which run was
+    answer only (the page marks it at the reveal: which is which differs between students)."""
+    assert pg.locator("#lesson-train").is_visible() and pg.locator("#lesson-tokens .sv-run").count() == 2
+    pg.locator("#lesson-train").click()
+    pg.wait_for_function("() => document.querySelector('#lesson-train-status')?.innerText.includes('Done in')",
+                         timeout=90000)
+    pg.wait_for_function("() => document.querySelectorAll('#lesson-plot .legendtext').length === 4", timeout=10000)
+    legend = pg.evaluate("() => Array.from(document.querySelectorAll('#lesson-plot .legendtext')).map(e => e.textContent)")
+    assert sorted(legend) == ["Run A: answer", "Run A: prompt", "Run B: answer", "Run B: prompt"]
+    pg.locator("#lesson-tokens .sv-run[data-pos='0']").click()
+    pg.locator("#lesson-check").click()
+    pg.locator("#lesson-feedback .sv-feedback").wait_for(timeout=10000)
+    answer = pg.locator("#lesson-tokens .sv-run[data-answer='true']").get_attribute("data-pos")
+    right = pg.locator("#lesson-feedback .sv-feedback").get_attribute("data-right")
+    assert right == ("true" if answer == "0" else "false")
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('#lesson-plot .legendtext'))"
+                         ".some(e => e.textContent.includes('answer only'))", timeout=10000)  # the real names
+
+
+def test_a_teacher_and_three_students(browser, server):
+    """The teacher's view counts the three students' Checks within a few seconds, and moving the class moves
+    them; a student who then goes back stays where they went."""
+    teacher_context = browser.new_context(viewport={"width": 1366, "height": 768})
+    students = [browser.new_context(viewport={"width": 390, "height": 844}) for _ in range(3)]
+    try:
+        teacher = teacher_context.new_page()
+        teacher.goto(server.rstrip("/") + "/?teach=sft", wait_until="load")
+        teacher.locator("#class-code code").wait_for(timeout=60000)
+        code = teacher.locator("#class-code code").inner_text().strip()
+        link = teacher.locator("#class-link a").get_attribute("href")
+        assert link.endswith(f"/?lesson=sft&class={code}") and not teacher.locator("#tool").is_visible()
+        pages = []
+        for k, context in enumerate(students):
+            pg = context.new_page()
+            pg.goto(link, wait_until="load")
+            pg.locator("#lesson-tokens .sv-pick").first.wait_for(timeout=60000)
+            assert f"You are in class {code}" in pg.locator("#lesson-feedback").inner_text()
+            pg.locator(f"#lesson-tokens .sv-pick[data-pos='{k}']").click()  # student 0 picks position 0: wrong
+            pg.locator("#lesson-check").click()
+            pg.locator("#lesson-feedback .sv-feedback").wait_for(timeout=10000)
+            pages.append(pg)
+        teacher.wait_for_function("() => document.querySelector('#class-summary tr[data-step=\"1\"] "
+                                  "td[data-col=\"checked\"]')?.innerText === '3'", timeout=10000)
+        assert "3 students joined" in teacher.locator("#class-summary").inner_text()
+        assert teacher.locator("#class-summary tr[data-step='1'] td[data-col='wrong']").inner_text().startswith("'")
+        teacher.locator("#class-step input").click()
+        teacher.get_by_role("option", name=page.step_choices()[2]).click()
+        teacher.locator("#class-move").click()
+        for pg in pages:
+            pg.wait_for_function("() => document.querySelector('#lesson-step')?.innerText.includes('Step 3 of')",
+                                 timeout=10000)
+        pages[0].locator("#lesson-prev").click()
+        pages[0].wait_for_function("() => document.querySelector('#lesson-step')?.innerText.includes('Step 2 of')",
+                                   timeout=10000)
+        pages[0].wait_for_timeout(4500)  # two of its page's questions later, it is still where it went
+        assert "Step 2 of" in pages[0].locator("#lesson-step").inner_text()
+        teacher.wait_for_function("() => document.querySelector('#class-summary tr[data-step=\"3\"] "
+                                  "td[data-col=\"present\"]')?.innerText === '2'", timeout=10000)
+    finally:
+        for context in [teacher_context, *students]:
+            context.close()
