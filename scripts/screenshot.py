@@ -1,7 +1,7 @@
 """Start the app, open it in headless Chromium, save the README's screenshots: the default view (light and dark,
 1366x768 wide), the Train tab after a quick training, the first screen of a phone (390x844), and a lesson step
-(/?lesson=sft) revealed after a wrong prediction, on a laptop and on a phone; then every lesson step, revealed
-(Check with nothing picked), on both, in docs/lesson/.
+(/?lesson=sft) revealed after a wrong prediction, on a laptop and on a phone; then every lesson step, revealed,
+on both, and the teacher's view (/?teach=sft) of a class, in docs/lesson/.
 
     python scripts/screenshot.py [OUT_DIR]     (default: docs/)
 
@@ -79,31 +79,51 @@ def shoot(url, out_dir, browser=None):
 
 
 def lesson_steps(browser, url, out_dir):
-    """docs/lesson/step-K-laptop.png and -phone.png: each step after Check with nothing picked (the reveal and
-    its feedback), so every step can be looked at on both screens."""
+    """docs/lesson/step-K-laptop.png and -phone.png: each step after Check (the reveal and its feedback) with nothing
+    picked, Run A picked after the training in the training step, example 2 in the bug hunt; so every step can be
+    looked at on both screens. The laptop's student is in a class: docs/lesson/teacher.png is the teacher's view
+    (/?teach=sft) after it."""
     from sftviz.lesson import STEPS
 
     os.makedirs(out_dir, exist_ok=True)
     paths = []
+    teacher = browser.new_page(viewport=DESKTOP)
+    teacher.goto(f"{url}?teach=sft", wait_until="load")
+    teacher.locator("#class-link a").wait_for(timeout=60000)
+    link = teacher.locator("#class-link a").get_attribute("href")
     for size, viewport in (("laptop", DESKTOP), ("phone", PHONE)):
         page = browser.new_page(viewport=viewport)
-        page.goto(f"{url}?lesson=sft", wait_until="load")
-        for k in range(len(STEPS)):
+        page.goto(link if size == "laptop" else f"{url}?lesson=sft", wait_until="load")
+        for k, step in enumerate(STEPS):
             if k:
                 page.locator("#lesson-next").click()
             page.wait_for_function(f"() => (document.querySelector('#lesson-step')?.innerText || '').includes("
                                    f"'Step {k + 1} of')", timeout=60000)
+            if step.kind == "runs":
+                page.locator("#lesson-train").click()
+                page.wait_for_function("() => document.querySelector('#lesson-train-status')?.innerText"
+                                       ".includes('Done in')", timeout=120000)
+            if step.kind in ("runs", "hunt"):
+                page.locator("#lesson-tokens .sv-pick[data-pos='%d']" % (0 if step.kind == "runs" else 1)).click()
             page.locator("#lesson-check").click()
             page.locator("#lesson-feedback .sv-feedback").wait_for(timeout=30000)
+            page.wait_for_timeout(300)  # (a plot's redraw)
             paths.append(os.path.join(out_dir, f"step-{k + 1}-{size}.png"))
             page.screenshot(path=paths[-1], full_page=True)
         page.close()
+    teacher.wait_for_function("() => document.querySelector('#class-summary')?.innerText.includes('1 student')",
+                              timeout=10000)
+    teacher.wait_for_timeout(2500)  # the summary's next refresh: every Check counted
+    paths.append(os.path.join(out_dir, "teacher.png"))
+    teacher.screenshot(path=paths[-1], full_page=True)
+    teacher.close()
     return paths
 
 
 if __name__ == "__main__":
-    from app import start
+    from app import start, warm_up
 
+    warm_up()
     demo = start("127.0.0.1", prevent_thread_lock=True, quiet=True)
     try:
         print("\n".join(shoot(demo.local_url, sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "docs"))))

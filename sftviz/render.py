@@ -344,9 +344,10 @@ def lesson_runs_html(step, picks=(), letters=None):
                          f'aria-pressed="{"true" if picked else "false"}">Run {letter} is answer only</button>')
         else:
             mode = next(m for m, x in letters.items() if x == letter)
+            said = ("✓ " if mode == "completion" else "") + f"Run {letter}: {escape(run_title(mode))}" + \
+                (" (your pick)" if k in picks else "")
             parts.append(f'<button id="sv-pick-{stage}-{k}" class="sv-pick sv-run{picked}" data-pos="{k}" disabled '
-                         f'data-answer="{str(mode == "completion").lower()}">Run {letter}: {escape(run_title(mode))}'
-                         f'</button>')
+                         f'data-answer="{str(mode == "completion").lower()}">{said}</button>')
     return f'<div id="sv-lesson-{stage}" class="sv-lesson-runs sv-single">{"".join(parts)}</div>'
 
 
