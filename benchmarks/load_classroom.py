@@ -1,6 +1,7 @@
-"""A class on one server: simulated students browse and switch modes while trainings run.
+"""A class on one server: simulated students browse and switch modes while trainings run, or follow the lesson.
 
     python benchmarks/load_classroom.py [--students 30] [--trainings 2] [--identical 0] [--seconds 60] [--hostile 1]
+    python benchmarks/load_classroom.py --lesson --trainings 0 [--students 30] [--seconds 60]
 
 Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own process, as hosted), then:
   * each student is a gradio_client session: opens the page (the page's own first-view call, timed: "first
@@ -12,6 +13,10 @@ Loopback only, bounded in time. Starts `python app.py` on 127.0.0.1 (its own pro
   * --hostile visitors (one script session each) flood the page the whole time: new links posted straight to
     the queue, refreshes with templates that run their whole 10-second budget, Train presses with new seeds
     (20,000 steps) and uploads; what they get back is counted by HTTP status.
+With --lesson the students are in a class (/?lesson=sft&class=CODE, raw HTTP as the page sends its lesson events):
+each Checks a few picks and goes Next every 2-6 s, asking where the class is every 2 s as the page's timer does;
+the teacher's view (/?teach=sft) reads its summary every 2 s and moves the class every 16 s; one press of the
+training step's Train (the run every student's press shares) is timed from click to done.
 Prints p50 / p95 / max latency per action, errors, queue waits, and the server's memory (its process
 plus the work children it forks), sampled every 0.5 s. A probe student in this process, at normal priority,
 clicks Next every 0.5 s: its latencies are the server's, apart from the simulated clients' own CPU
@@ -22,6 +27,7 @@ import argparse
 import multiprocessing
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -152,7 +158,7 @@ def trainer(url, seed, stats, waits, stop):
     client = Client(url, verbose=False)
     client.predict(mode=MODES[0], **VIEW, api_name="/refresh")
     t = time.perf_counter()
-    job = client.submit(preset="Quick demo (~10-30 s)", train_modes=["Whole text", MODES[0]], train_steps=2000,
+    job = client.submit(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"], train_steps=2000,
                         train_lr=0.001, train_seed=seed, train_model="tiny", train_weighted=False, train_weight=0.1,
                         api_name="/train_stream")
     while not stop.is_set():  # the wait: until its run trains (or is shared), not just until the first message
@@ -206,11 +212,92 @@ def hostile(url, deadline):
     return answers
 
 
-def classroom(url, deadline, students, think):
-    """One process of the simulated class (a few students as threads): their timings and errors."""
+def lesson_call(http, url, api, data, session, query=""):
+    """A lesson event as the page sends it (queue=False: Gradio's /run route; None for each server-side State)."""
+    r = http.post(f"{url}gradio_api/run/{api}{query}", json={"data": data, "session_hash": session})
+    r.raise_for_status()
+    out = r.json()["data"]
+    if "sv-error" in str(out):
+        raise RuntimeError(re.sub(r"<[^>]+>", "", next(str(x) for x in out if "sv-error" in str(x)))[:120])
+    return out
+
+
+def lesson_student(url, deadline, stats, seed, think, code):
+    """A student in the class (/?lesson=sft&class=CODE): opens the lesson, then on each step Checks a few picks and
+    goes Next (back to step 1 after the last), asking where the class is every FOLLOW_S as the page does."""
+    import httpx
+
+    rng, session, k = random.Random(seed), f"student{seed}-{os.getpid()}", 0
+    with httpx.Client(timeout=30) as http:
+        if timed(stats, "lesson: open (join the class)",
+                 lambda: [lesson_call(http, url, "lesson_open", [], session, f"?lesson=sft&class={code}")]) is None:
+            return
+        while time.time() < deadline:
+            wait = rng.uniform(*think)
+            while wait > 0 and time.time() < deadline:  # the page's timer, while the student thinks
+                time.sleep(min(2, wait))
+                wait -= 2
+                timed(stats, "lesson: follow (every 2 s)",
+                      lambda: lesson_call(http, url, "lesson_follow", [k, None, None], session))
+            picks = ",".join(str(p) for p in sorted(rng.sample(range(6), rng.randint(0, 2)))) if k != 6 else "0"
+            timed(stats, "lesson: Check", lambda: lesson_call(http, url, "lesson_check", [k, picks, None, None], session))
+            time.sleep(rng.uniform(*think) / 2)
+            timed(stats, "lesson: Next", lambda: lesson_call(http, url, "lesson_next", [k, "", None], session))
+            k = (k + 1) % 8
+
+
+def lesson_teacher(url, deadline, stats):
+    """The teacher's view (/?teach=sft): its summary every 2 s, and the class moved to a step every 15 s. Returns
+    the class code at once (the students need it) and goes on in a thread."""
+    import httpx
+
+    sys.path.insert(0, ROOT)
+    from sftviz.lesson import STEPS
+
+    http = httpx.Client(timeout=30)
+    out = lesson_call(http, url, "lesson_open", [], "teacher", "?teach=sft")
+    code = re.search(r"Class code: `(\w+)`", str(out)).group(1)
+
+    def run():
+        n = 0
+        while time.time() < deadline:
+            time.sleep(2)
+            n += 1
+            timed(stats, "teacher: summary (every 2 s)", lambda: lesson_call(http, url, "class_summary", [None],
+                                                                            "teacher"))
+            if n % 8 == 0:
+                step = STEPS[n // 8 % len(STEPS)]
+                timed(stats, "teacher: move the class", lambda: lesson_call(
+                    http, url, "class_move", [None, f"{STEPS.index(step) + 1}. {step.title}"], "teacher"))
+        http.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return code
+
+
+def lesson_trainer(url, stats):
+    """One press of the training step's Train (every student's press is this same run, shared)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    t = time.perf_counter()
+    job = client.submit(lesson_index=6, lesson_picks="", api_name="/lesson_train")
+    while not job.done():
+        time.sleep(0.2)
+    said = str(job.outputs()[-1]) if job.outputs() else ""
+    if "Done in" in said:
+        stats.add("lesson: the shared training, click to done", time.perf_counter() - t)
+    else:
+        stats.add("lesson: the shared training, click to done", error=said[-160:])
+
+
+def classroom(url, deadline, students, think, code=None):
+    """One process of the simulated class (a few students as threads): their timings and errors. With a class
+    `code`, the students follow the lesson in that class instead of browsing the tool."""
     os.nice(10)  # the class yields to the server: real students' browsers run on their own machines
     stats = Stats()
-    threads = [threading.Thread(target=student, args=(url, deadline, stats, k, think)) for k in students]
+    threads = [threading.Thread(target=lesson_student if code else student,
+                                args=(url, deadline, stats, k, think, code)[:6 if code else 5]) for k in students]
     for t in threads:
         t.start()
     for t in threads:
@@ -239,6 +326,8 @@ def main():
     ap.add_argument("--processes", type=int, default=6, help="client processes the students are spread over "
                     "(gradio_client is CPU-hungry: 30 sessions in one process measure its GIL, not the server)")
     ap.add_argument("--hostile", type=int, default=0, help="script visitors flooding the page (one session each)")
+    ap.add_argument("--lesson", action="store_true", help="the students follow the lesson in a class (/?teach=sft "
+                    "open, one shared training) instead of browsing the tool")
     ap.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                     help="seconds a student waits between two clicks (uniform)")
     args = ap.parse_args()
@@ -259,9 +348,12 @@ def main():
         prober.start()
         flood = multiprocessing.get_context("spawn").Pool(args.hostile) if args.hostile else None
         hostiles = [flood.apply_async(hostile, (url, deadline)) for _ in range(args.hostile)]
+        code = lesson_teacher(url, deadline, stats) if args.lesson else None
+        if args.lesson:
+            threading.Thread(target=lesson_trainer, args=(url, stats), daemon=True).start()
         groups = [list(range(args.students))[k::args.processes] for k in range(args.processes)]
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-            results = [pool.apply_async(classroom, (url, deadline, group, args.think)) for group in groups]
+            results = [pool.apply_async(classroom, (url, deadline, group, args.think, code)) for group in groups]
             while not all(r.ready() for r in results) and time.time() < deadline + 60:
                 memory.append(memory_mb(server.pid))
                 time.sleep(0.5)
