@@ -8,6 +8,7 @@ step of `serve()`.
 """
 
 import os
+import re
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -313,6 +314,7 @@ def teach_panel(p):
                           scale=3))
         p.put(gr.Button("Move the class to this step", elem_id="class-move", scale=1))
     p.put(gr.HTML(elem_id="class-status"))
+    p.put(gr.Textbox("", visible="hidden", elem_id="class-key"))  # the teacher's secret: into the address (a reload)
     p.ui["class-timer"] = gr.Timer(FOLLOW_S, active=False)
 
 
@@ -347,8 +349,10 @@ FULL = ("status", "view-request", *EXAMPLE_IDS, "stats", "roles-plot", "length-p
         "columns", "mode", "share")  # what a (re)load redraws
 NAV = ("status", *EXAMPLE_IDS, "example-index", "share")  # what moving to another example redraws
 NEW_SOURCE = ("source-tab", "example-index", "prompt-template", "completion-template", "columns")
-UPDATE_URL = ("(q) => { if (q && !new URLSearchParams(location.search).has('lesson')) "
-              "history.replaceState(null, '', '?' + q); }")  # the lesson's address stays the lesson's
+UPDATE_URL = ("(q) => { const a = new URLSearchParams(location.search); "
+              "if (q && !a.has('lesson') && !a.has('teach')) history.replaceState(null, '', '?' + q); }")
+# (the lesson's and the teacher's addresses stay theirs); the teacher's address keeps their class's key (a reload)
+TEACHER_URL = ("(k) => { if (k) history.replaceState(null, '', '?teach=sft&key=' + encodeURIComponent(k)); }")
 
 
 def wire_loading(p, demo):
@@ -421,8 +425,9 @@ def wire_loading(p, demo):
 
 
 def is_lesson(request):
-    """Whether the page was opened as the lesson (/?lesson=sft)."""
-    return query_of(request).get("lesson") == "sft"
+    """Whether the page was opened as the lesson (/?lesson=sft) or the teacher's view (/?teach=sft): no tool."""
+    query = query_of(request)
+    return query.get("lesson") == "sft" or query.get("teach") == "sft"
 
 
 def query_of(request):
@@ -507,20 +512,20 @@ def wire_lesson(p, demo):
         query = query_of(request)
         if query.get("teach") == "sft":
             with page.visitor(session_of(request)):
-                out = page.in_class(page.teach_open)(base_url(request))
+                out = page.in_class(page.teach_open)(query, base_url(request), address_of(request))
             return {p.ui["teach"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                     p.ui["class-timer"]: gr.Timer(active=True), **p.to_ui(out)}
         if not is_lesson(request):
             return {p.ui["lesson"]: gr.update(visible=False)}
         with page.visitor(session_of(request)):
-            out = page.lesson_open(query, request.client.host if request.client else None)
+            out = page.lesson_open(query, address_of(request))
         return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                 p.ui["lesson-timer"]: gr.Timer(active=bool(out.get("lesson-class"))), **p.to_ui(out)}
 
     demo.load(on_open, None, p.outputs("lesson", "teach", "tool", "lesson-timer", "class-timer", *LESSON_VIEW,
                                        "lesson-class", "lesson-moves", "class-code", "class-link", "class-summary",
-                                       "class-state", "class-status"),
-              queue=False, api_name="lesson_open")
+                                       "class-state", "class-status", "class-key"),
+              queue=False, api_name="lesson_open").then(None, p.outputs("class-key"), None, js=TEACHER_URL)
     form = page.LESSON_FORM
     for button, delta in (("lesson-prev", -1), ("lesson-retry", 0), ("lesson-next", 1)):
         fn, inputs = p.wire(page.lesson_step, form, delta=delta)
@@ -552,11 +557,19 @@ def wire_lesson(p, demo):
 
 
 def base_url(request):
-    """The page's own address as its visitor reached it (behind a Space's proxy too): the students' link's start."""
+    """The page's own address as its visitor reached it (behind a Space's proxy too): the students' link's start.
+    Headers are the visitor's words: only http(s) and a plain host name are taken, else the server's own."""
     headers = request.headers if request else {}
-    host = headers.get("x-forwarded-host") or headers.get("host") or "localhost:7860"
-    scheme = headers.get("x-forwarded-proto") or (request.url.scheme if request else "http")
-    return f"{scheme}://{host.split(',')[0].strip()}/"
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
+    scheme = (headers.get("x-forwarded-proto") or (request.url.scheme if request else "")).split(",")[0].strip()
+    if not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?", host):
+        host = "localhost:7860"
+    return f"{scheme if scheme in ('http', 'https') else 'http'}://{host}/"
+
+
+def address_of(request):
+    """The visitor's address, as the server sees it (a class's limits per address)."""
+    return request.client.host if request and request.client else None
 
 
 def build():

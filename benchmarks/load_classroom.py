@@ -247,7 +247,7 @@ def lesson_student(url, deadline, stats, seed, think, code):
 
 
 def lesson_teacher(url, deadline, stats):
-    """The teacher's view (/?teach=sft): its summary every 2 s, and the class moved to a step every 15 s. Returns
+    """The teacher's view (/?teach=sft): its summary every 2 s, and the class moved to a step every 16 s. Returns
     the class code at once (the students need it) and goes on in a thread."""
     import httpx
 

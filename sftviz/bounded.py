@@ -68,11 +68,17 @@ def demoted(owner):
 
 
 def renice(pid, nice):
-    """Lower a running child's priority to `nice` (raising niceness needs no privilege)."""
+    """Lower a running child's priority to `nice`, every thread of it (on Linux a priority is a thread's: torch's
+    threads would keep theirs); raising niceness needs no privilege."""
     try:
-        os.setpriority(os.PRIO_PROCESS, pid, nice)
-    except (ProcessLookupError, PermissionError):
-        pass
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class _Failure:
@@ -109,6 +115,8 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
             if older is not None:
                 older.replaced = True
                 older.kill()
+            if not low and demoted(owner):  # demoted while it was forked
+                renice(child.pid, BUSY_NICE)
     try:
         kind, value, size = next(frame for frame in child.frames(time.monotonic() + seconds) if frame[0] != "update")
     finally:

@@ -1,13 +1,15 @@
 """A class following the lesson together: a teacher's code, where each student is, what they answered. No gradio.
 
-The teacher opens /?teach=sft and gets a class: a random code (8 characters of 32: 2^40 codes, so it cannot be
-guessed, and a page that tries wrong codes is refused after a few) and the students' link /?lesson=sft&class=CODE.
-A student is their page's session id, nothing else: no account, no name. The teacher sees, per step, who is
-there, who pressed Check, the share who got it right and the most common wrong pick, and can move the class to
-a step (the students follow, and can still go back).
+The teacher opens /?teach=sft and gets a class: a random code (8 characters of 32: 2^40 codes, too many to guess;
+a page that tries wrong codes is also refused after a few, though a script can open new pages) and the students'
+link /?lesson=sft&class=CODE. The teacher's own page holds a secret key (its address becomes /?teach=sft&key=KEY),
+so a reload keeps the class. A student is their page's session id, nothing else: no account, no name. The teacher
+sees, per step, who is there, who pressed Check, the share who got it right and the most common wrong pick, and can
+move the class to a step (the students follow, and can still go back).
 
-Everything is in memory and bounded: MAX_CLASSES classes of MAX_STUDENTS students each, one kept answer per
-student and step, and a class ends HOURS after it was last used.
+Everything is in memory and bounded: MAX_CLASSES classes (CLASSES_PER_ADDRESS an hour from one address; a class
+nobody joined is given up first when the server is full) of MAX_STUDENTS students each, one kept answer per student
+and step, and a class ends HOURS after it was last used.
 """
 
 import secrets
@@ -21,9 +23,13 @@ CODE_LENGTH = 8
 MAX_CLASSES = 500
 MAX_STUDENTS = 200
 HOURS = 4
-BAD_CODES = 5  # wrong codes one page may try: then it is refused (a script guessing codes gets nowhere)
+BAD_CODES = 5  # wrong codes one page may try, then it is refused (a script with new pages can try more: the 2^40
+# codes are the real protection)
 NEW_STUDENTS_PER_MINUTE = 60  # per class and address: a script inventing sessions fills no class in a minute
 PRESENT_S = 120  # a student seen within this long is counted as present
+CLASSES_PER_ADDRESS = 10  # classes one address may open in an hour (a school's teachers share one)
+EMPTY_S = 600  # a class nobody joined within this long may be given up for a new one when the server is full
+WRONG_KEPT = 6  # wrong picks kept per answer (their names, at most 40 characters each)
 
 
 class Refused(ValueError):
@@ -40,7 +46,9 @@ class Student:
 @dataclass
 class Class:
     code: str
-    teacher: str  # the session that opened it: the only one that may move it or read its summary
+    teacher: str  # the session that opened it (or reopened it with the key): the one that may move it or read it
+    key: str  # the teacher's secret: /?teach=sft&key=KEY reopens the class (a reload)
+    created: float
     used: float
     step: int = 0  # where the teacher moved it
     moves: int = 0  # how many times: a student's page follows each new move once
@@ -64,6 +72,7 @@ class Classes:
         self.classes = OrderedDict()  # code -> Class, least recently used first
         self.teachers = {}  # teacher session -> code
         self.bad = OrderedDict()  # session -> wrong codes tried
+        self.opened = OrderedDict()  # address -> (hour, classes it opened in that hour)
 
     def _expire(self):  # under the lock
         now = self.clock()
@@ -74,19 +83,40 @@ class Classes:
             del self.classes[code]
             self.teachers.pop(cls.teacher, None)
 
-    def open(self, teacher):
-        """The teacher's class: the one they opened before, or a new one."""
+    def open(self, teacher, key=None, address=None):
+        """The teacher's class: the one this page opened before, the one whose secret `key` it holds (a reload), or a
+        new one."""
         with self.lock:
             self._expire()
             code = self.teachers.get(teacher)
             if code in self.classes:
                 return self._use(code)
+            if isinstance(key, str) and key:
+                cls = next((c for c in self.classes.values() if secrets.compare_digest(c.key, key)), None)
+                if cls is not None:
+                    self.teachers.pop(cls.teacher, None)
+                    cls.teacher, self.teachers[teacher] = teacher, cls.code
+                    return self._use(cls.code)
+            hour = int(self.clock() // 3600)
+            at, n = self.opened.get(address, (hour, 0))
+            n = n if at == hour else 0
+            if n >= CLASSES_PER_ADDRESS:
+                raise Refused(f"this address opened {n} classes this hour, as many as it may: reopen one with its "
+                              f"teacher link")
             if len(self.classes) >= MAX_CLASSES:
-                raise Refused("this server has as many classes as it keeps: try again later")
+                now = self.clock()
+                empty = next((c for c in self.classes.values() if not c.students and now - c.created > EMPTY_S), None)
+                if empty is None:
+                    raise Refused("this server has as many classes as it keeps: try again later")
+                del self.classes[empty.code]
+                self.teachers.pop(empty.teacher, None)
+            self.opened[address] = (hour, n + 1)
+            while len(self.opened) > 10_000:
+                self.opened.popitem(last=False)
             code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
             while code in self.classes:
                 code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
-            self.classes[code] = Class(code, teacher, self.clock())
+            self.classes[code] = Class(code, teacher, secrets.token_urlsafe(16), self.clock(), self.clock())
             self.teachers[teacher] = code
             return self.classes[code]
 
@@ -96,12 +126,14 @@ class Classes:
         self.classes.move_to_end(code)
         return cls
 
-    def _find(self, code, session):  # under the lock
+    def _find(self, code, session, guessing=True):  # under the lock; guessing: a wrong code counts against the page
         self._expire()
-        if self.bad.get(session, 0) >= BAD_CODES:
+        if guessing and self.bad.get(session, 0) >= BAD_CODES:
             raise Refused("too many wrong class codes from this page: the lesson goes on without a class")
         code = code_of(code)
         if code not in self.classes:
+            if not guessing:
+                raise Refused("this class has ended (after hours unused): open /?teach=sft for a new one")
             self.bad[session] = self.bad.pop(session, 0) + 1
             while len(self.bad) > 10_000:
                 self.bad.popitem(last=False)
@@ -109,7 +141,8 @@ class Classes:
         return self._use(code)
 
     def join(self, code, session, address=None):
-        """The student `session` is in the class (again: joining twice is one student). Returns the Class."""
+        """The student `session` is in the class (again: joining twice is one student), at the class's step.
+        Returns (code, moves, step) as they were when they joined (a move after it is followed)."""
         with self.lock:
             cls = self._find(code, session)
             if session not in cls.students:
@@ -124,10 +157,11 @@ class Classes:
                 if len(cls.joins) > MAX_STUDENTS:
                     cls.joins.pop(next(iter(cls.joins)))
                 cls.students[session] = Student(seen=self.clock())
-            return cls
+            cls.students[session].step = cls.step
+            return cls.code, cls.moves, cls.step
 
     def _student(self, code, session):  # under the lock
-        cls = self._find(code, session)
+        cls = self._find(code, session, guessing=False)
         student = cls.students.get(session)
         if student is None:
             raise Refused("this page has not joined the class: open the class link again")
@@ -146,7 +180,7 @@ class Classes:
         with self.lock:
             cls, student = self._student(code, session)
             student.step = step
-            student.checks[step] = (bool(right), tuple(str(w)[:40] for w in wrong[:20]))
+            student.checks[step] = (bool(right), tuple(str(w)[:40] for w in wrong[:WRONG_KEPT]))
 
     def where(self, code, session):
         """(moves, step) of the class, for a student's page that follows it."""
@@ -160,7 +194,7 @@ class Classes:
             cls.step, cls.moves = step, cls.moves + 1
 
     def _teachers(self, code, teacher):  # under the lock
-        cls = self._find(code, teacher)
+        cls = self._find(code, teacher, guessing=False)
         if cls.teacher != teacher:
             raise Refused("only the teacher who opened this class can do that")
         return cls

@@ -13,7 +13,7 @@ with `emit(update)` (pickled over a pipe) and its return value is the job's resu
 priority than the web server (nice 10), so the page's own events stay fast while jobs run; the other work of
 a visitor whose job runs goes lower still (nice 19), so nobody gets more than one core's share by also
 flooding the page with loads; and a visitor refused for flooding (a script) has everything at nice 19 for a while,
-their running job too (Pool.demote).
+their running job too unless others watch it (Pool.demote).
 """
 
 import os
@@ -233,13 +233,19 @@ class Pool:
                 del self.kept[key]
 
     def demote(self, owner):
-        """A visitor refused for flooding (sftviz.page.admit): their work goes below everyone else's, their running
-        job too, for bounded.DEMOTE_S."""
+        """A visitor refused for flooding (sftviz.page.admit): their work goes below everyone else's for
+        bounded.DEMOTE_S, and so does a running job that only demoted visitors watch (for the rest of its life:
+        a priority is never raised again). A job others watch too (a class's shared run) keeps its priority."""
         demote(owner)
         with self.lock:  # (pids are set and cleared under the lock: never a pid the system has given another)
             for job in self.active:
-                if job.owner == owner and job.pid is not None:
+                if job.pid is not None and self._demoted_only(job):
                     renice(job.pid, BUSY_NICE)
+
+    @staticmethod
+    def _demoted_only(job):  # under self.lock
+        watching = [o for o in job.watching if o is not None] or [job.owner]
+        return job.owner is not None and all(demoted(o) for o in watching)
 
     def _mark_busy(self):  # under self.lock: bounded.BUSY_OWNERS = the owners of this pool's running jobs
         BUSY_OWNERS.clear()
@@ -302,10 +308,13 @@ class Pool:
 
     def _supervise(self, job):
         """Run the job's child to its end: (final state, error, result)."""
-        child = Child(job.fn, job.args, job.memory_mb, nice=BUSY_NICE if demoted(job.owner) else NICE,
-                      threads=job.threads)
+        with self.lock:
+            low = self._demoted_only(job)
+        child = Child(job.fn, job.args, job.memory_mb, nice=BUSY_NICE if low else NICE, threads=job.threads)
         with self.lock:
             job.pid = child.pid
+            if not low and self._demoted_only(job):  # demoted while it was forked
+                renice(child.pid, BUSY_NICE)
             if job.state == "stopping":  # the last watcher left while it was starting
                 child.kill()
         kind, value = "died", None

@@ -211,7 +211,7 @@ def status_on_failure(handler, where="status"):
         try:
             return handler(*args, **kwargs)
         except bounded.Replaced:  # this visitor's newer request answers instead
-            return nothing()
+            return {where: update()}
         except Exception as e:  # noqa: BLE001  (bad input or not: one line, and the server goes on)
             return {where: failed(e)}
     return safe
@@ -752,7 +752,7 @@ def lesson_check(v, curves=None):
         picks = lesson.picks_of(v.get("lesson-picks") or "", 2)
         letters = lesson.run_letters(bounded.OWNER.get())
         right, lines = lesson.runs_feedback(picks, letters)
-        wrong = [f"Run {'AB'[p]}" for p in picks if 'AB'[p] != letters["completion"]]
+        wrong = ["the whole-text run" for p in picks if "AB"[p] != letters["completion"]]  # (letters differ)
         out["lesson-tokens"] = render.lesson_runs_html(k, set(picks), letters)
         if curves:
             out["lesson-plot"] = plots.held_out_figure(*curves)
@@ -803,6 +803,7 @@ def lesson_train(v, register=None):
 
 # --- A class (/?teach=sft for the teacher, /?lesson=sft&class=CODE for the students): sftviz.classroom ------------
 
+@in_lesson
 def lesson_open(query, address=None):
     """The lesson's first view; with ?class=CODE the student joins that class (and starts where the teacher moved
     it). A wrong or ended code says so in one line, and the lesson goes on without a class."""
@@ -810,40 +811,41 @@ def lesson_open(query, address=None):
     code = query.get("class")
     if code:
         try:
-            cls = classroom.CLASSES.join(code, bounded.OWNER.get(), address)
+            code, moves, k = classroom.CLASSES.join(code, bounded.OWNER.get(), address)
         except classroom.Refused as e:
             out["lesson-feedback"] = failed(e)
             return out
-        out.update(_lesson_view(cls.step), **{"lesson-class": cls.code, "lesson-moves": cls.moves})
-        out["lesson-feedback"] = f'<div class="sv-summary">You are in class {html.escape(cls.code)}: the teacher ' \
+        out.update(_lesson_view(k), **{"lesson-class": code, "lesson-moves": moves})
+        out["lesson-feedback"] = f'<div class="sv-summary">You are in class {html.escape(code)}: the teacher ' \
                                  f'can move the class to a step; you can still go back.</div>'
-        classroom.CLASSES.at(cls.code, bounded.OWNER.get(), cls.step)
     return out
 
 
 def lesson_follow(v):
     """A class student's page, every few seconds: to the teacher's step when the teacher moved the class since
-    (lesson-moves); else nothing changes (they can still go back)."""
+    (lesson-moves); else (or on any failure: a timer must not pop errors) nothing changes."""
     code, unchanged = _class_of(v), {"lesson-moves": update()}
     if not code:
         return unchanged
     try:
         moves, k = classroom.CLASSES.where(code, bounded.OWNER.get())
-    except classroom.Refused:
+        if moves <= (v.get("lesson-moves") or 0):
+            return unchanged
+        out = {**_lesson_view(k), "lesson-moves": moves}
+        classroom.CLASSES.at(code, bounded.OWNER.get(), k)
+        return out
+    except Exception:  # noqa: BLE001  (a class that ended, a view being replaced: the next tick tries again)
         return unchanged
-    if moves <= (v.get("lesson-moves") or 0):
-        return unchanged
-    classroom.CLASSES.at(code, bounded.OWNER.get(), k)
-    return {**_lesson_view(k), "lesson-moves": moves}
 
 
-def teach_open(base_url=""):
-    """The teacher's view: their class (a new one for a new page), its code and the students' link."""
-    cls = classroom.CLASSES.open(bounded.OWNER.get())
+def teach_open(query=None, base_url="", address=None):
+    """The teacher's view: their class (the one whose key is in the address, after a reload; else a new one), its
+    code, the students' link, and the key (the page puts it in its address: a reload keeps the class)."""
+    cls = classroom.CLASSES.open(bounded.OWNER.get(), (query or {}).get("key"), address)
     link = f"{base_url}?lesson=sft&class={cls.code}"
-    return {"class-code": f"## Class code: `{cls.code}`", "class-state": cls.code,
-            "class-link": f'Students open <a href="{html.escape(link)}" target="_blank" rel="noopener">'
-                          f'{html.escape(link)}</a>',
+    return {"class-code": f"## Class code: `{cls.code}`", "class-state": cls.code, "class-key": cls.key,
+            "class-link": f'<p>Students open <a href="{html.escape(link)}" target="_blank" rel="noopener">'
+                          f'{html.escape(link)}</a>, or scan:</p>{render.qr_html(link)}',
             **teach_summary({"class-state": cls.code})}
 
 

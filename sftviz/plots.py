@@ -104,7 +104,7 @@ def held_out_figure(curves, steps=None, letters=None):
             pts = [(s, v) for s, v in c[key] if v is not None]
             if pts:
                 xs, ys = zip(*pts)
-                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", legendgroup=mode,
+                traces.append(dict(type="scatter", x=xs, y=ys, mode="lines+markers", legendgroup=title,
                                    name=f"{title}: {shown}", line=dict(color=color, dash=dash, width=2.5),
                                    marker=dict(size=6, symbol=marker)))
     return _figure(traces, HELD_OUT_TITLE, steps)

@@ -393,3 +393,11 @@ def class_summary_html(summary, titles):
     return (f'<div class="sv-class-summary"><p>{n} student{"" if n == 1 else "s"} joined · the class is at step '
             f'{summary["step"] + 1}</p><table><thead><tr><th>step</th><th>here now</th><th>pressed Check</th>'
             f'<th>right</th><th>most common wrong pick</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def qr_html(link):
+    """The students' link as a QR code (an inline SVG, no request anywhere): a class scans it off the projector."""
+    import segno
+
+    uri = segno.make(link, error="m").svg_data_uri(scale=5, border=2, dark="#000000", light="#ffffff")
+    return f'<img class="sv-qr" src="{escape(uri)}" alt="A QR code of the students\' link">'

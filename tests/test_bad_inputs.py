@@ -458,7 +458,7 @@ def test_a_wrong_class_code_gets_one_line_and_the_whole_lesson(query, needle, mo
 
 @pytest.mark.parametrize("form,needle", [
     ({"class-state": None, "class-step": "2. Whole text or only the answer?"}, "a class code is 8 letters"),
-    ({"class-state": "ABCDEFGH", "class-step": "2."}, "no class has this code"),
+    ({"class-state": "ABCDEFGH", "class-step": "2."}, "this class has ended"),
     ({"class-step": "99. Nothing"}, "the lesson has steps 1 to"),
     ({"class-step": "-1"}, "the lesson has steps 1 to"),
     ({"class-step": ["1"]}, "the lesson has steps 1 to"),

@@ -56,7 +56,7 @@ def test_codes_cannot_be_guessed_and_a_guessing_page_is_refused():
     for forged in ("", "short", "A" * 9, "ABCD-EFG", "ABCDEFG0", None, 12345678, ["ABCDEFGH"]):
         with pytest.raises(classroom.Refused):
             classes.join(forged, "someone")
-    assert classes.join(real, "student").code == real
+    assert classes.join(real, "student")[0] == real
 
 
 def test_only_the_teacher_moves_the_class_or_reads_its_summary():
@@ -96,7 +96,7 @@ def test_classes_are_bounded_and_end_after_hours_unused(monkeypatch):
 def test_a_student_joins_from_the_link_and_follows_the_teacher(monkeypatch):
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    teacher = as_visitor("teacher", page.teach_open, "http://school:7860/")
+    teacher = as_visitor("teacher", page.teach_open, {}, "http://school:7860/")
     code = teacher["class-state"]
     assert f"?lesson=sft&amp;class={code}" in teacher["class-link"] and code in teacher["class-code"]
     opened = as_visitor("student", page.lesson_open, {"lesson": "sft", "class": code})
@@ -128,3 +128,37 @@ def test_a_student_cannot_move_the_class_or_read_its_summary(monkeypatch):
         out = as_visitor("student", fn, form)
         assert list(out) == ["class-status"] and "only the teacher" in out["class-status"]
     assert classes.where(code, "student") == (0, 0)
+
+
+def test_a_teachers_reload_keeps_the_class_by_its_key_and_addresses_open_few():
+    classes = classroom.Classes()
+    cls = classes.open("page1", address="1.2.3.4")
+    classes.join(cls.code, "student")
+    assert classes.open("page2", key=cls.key).code == cls.code  # the reload: a new page with the class's key
+    classes.move(cls.code, "page2", 2)  # the reloaded page is the teacher now, the old one no longer
+    with pytest.raises(classroom.Refused, match="only the teacher"):
+        classes.move(cls.code, "page1", 3)
+    assert classes.open("page3", key="forged").code != cls.code  # a wrong key: a class of its own
+    for k in range(classroom.CLASSES_PER_ADDRESS - 1):  # (page1 was the first)
+        classes.open(f"more{k}", address="1.2.3.4")
+    with pytest.raises(classroom.Refused, match="classes this hour"):
+        classes.open("one too many", address="1.2.3.4")
+    assert classes.open("elsewhere", address="5.6.7.8")
+
+
+def test_a_full_server_gives_up_a_class_nobody_joined_and_an_ended_class_says_so(monkeypatch):
+    clock = Clock()
+    classes = classroom.Classes(clock)
+    monkeypatch.setattr(classroom, "MAX_CLASSES", 2)
+    used = classes.open("t0", address="a")
+    classes.join(used.code, "student")
+    empty = classes.open("t1", address="b")
+    with pytest.raises(classroom.Refused, match="as many classes"):
+        classes.open("t2", address="c")  # the empty one is new: kept
+    clock.t += classroom.EMPTY_S + 1
+    assert classes.open("t2", address="c").code not in (used.code, empty.code)
+    assert used.code in classes.classes and empty.code not in classes.classes
+    clock.t += classroom.HOURS * 3600 + 1
+    for _ in range(classroom.BAD_CODES + 2):  # the teacher's page keeps asking: the class ended, in those words
+        with pytest.raises(classroom.Refused, match="this class has ended"):
+            classes.summary(used.code, "t0", 8)

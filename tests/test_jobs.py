@@ -255,6 +255,50 @@ def test_jobs_run_below_the_server_and_a_flooders_work_goes_below_everyone_elses
     assert as_visitor("someone else", bounded.run, niceness, None)[0] == base
 
 
+def niceness_of_threads(emit):
+    import threading
+    ready, done = threading.Event(), threading.Event()
+    tids = []
+
+    def worker():
+        tids.append(threading.get_native_id())
+        ready.set()
+        done.wait(30)
+
+    threading.Thread(target=worker, daemon=True).start()
+    ready.wait(5)
+    emit({"tids": [threading.get_native_id(), *tids]})
+    time.sleep(1.5)  # demoted meanwhile
+    nice = [os.getpriority(os.PRIO_PROCESS, t) for t in [threading.get_native_id(), *tids]]
+    done.set()
+    return nice
+
+
+def test_a_demoted_visitors_job_is_reniced_in_every_thread_unless_others_watch_it():
+    from sftviz import bounded
+
+    def as_visitor(who, fn, *args, **kw):
+        token = bounded.OWNER.set(who)
+        try:
+            return fn(*args, **kw)
+        finally:
+            bounded.OWNER.reset(token)
+
+    pool = jobs.Pool(2)
+    alone = as_visitor("script2", pool.watch, "alone", niceness_of_threads, seconds=30)
+    shared = as_visitor("script3", pool.watch, "shared", counting, 1000, 0.01, seconds=30)
+    joined = as_visitor("a student", pool.watch, "shared", counting, 1000, 0.01, seconds=30)
+    next(alone.follow(0.05))  # its worker thread is running
+    deadline = time.time() + 5
+    while shared.job.pid is None and time.time() < deadline:
+        time.sleep(0.02)
+    pool.demote("script2"), pool.demote("script3")
+    collect(alone)
+    assert alone.result == [19, 19]  # the main thread and torch's (here: another) thread
+    assert os.getpriority(os.PRIO_PROCESS, shared.job.pid) == min(19, os.nice(0) + jobs.NICE)  # a student watches it
+    shared.close(), joined.close()
+
+
 def test_a_shared_job_counts_against_a_visitor_still_watching_it():
     from sftviz import bounded
     pool = jobs.Pool(2)
