@@ -705,6 +705,20 @@ def _hunt_examples(vw):
     return [(vw.prep.sequences[i], vw.token_texts(i)) for i in range(len(vw.prep.sequences))]
 
 
+_revealed = OrderedDict()  # session -> True once it pressed Check in the training step: its stream shows the names
+
+
+def _reveal(session, shown):
+    if session is None:
+        return
+    with _buckets_lock:
+        _revealed.pop(session, None)
+        if shown:
+            _revealed[session] = True
+            while len(_revealed) > 10_000:
+                _revealed.popitem(last=False)
+
+
 def _class_of(v):
     """The student's class code (a server-side State, set when they opened the class link), or None."""
     return v.get("lesson-class") or None
@@ -717,6 +731,7 @@ def lesson_step(v, delta=0):
     k = lesson.step_number(v.get("lesson-index") or 0)
     k = max(0, min(k + delta, len(lesson.STEPS) - 1))
     out = _lesson_view(k)
+    _reveal(bounded.OWNER.get(), False)  # a step (again): the training's runs are letters until the next Check
     code = _class_of(v)
     if code:
         with contextlib.suppress(classroom.Refused):  # a class that ended: the lesson goes on without it
@@ -754,6 +769,7 @@ def lesson_check(v, curves=None):
         right, lines = lesson.runs_feedback(picks, letters)
         wrong = ["the whole-text run" for p in picks if "AB"[p] != letters["completion"]]  # (letters differ)
         out["lesson-tokens"] = render.lesson_runs_html(k, set(picks), letters)
+        _reveal(bounded.OWNER.get(), True)  # a training still streaming goes on with the real names
         if curves:
             out["lesson-plot"] = plots.held_out_figure(*curves)
     elif step.kind == "hunt":
@@ -794,7 +810,8 @@ def lesson_train(v, register=None):
         with contextlib.closing(live.train_updates(vw, cfg, register=register)) as updates:
             for u in updates:
                 shown = {m: {key: list(points) for key, points in c.items()} for m, c in u.curves.items()}
-                yield {"lesson-plot": plots.held_out_figure(shown, cfg.steps, letters),
+                named = _revealed.get(bounded.OWNER.get())
+                yield {"lesson-plot": plots.held_out_figure(shown, cfg.steps, None if named else letters),
                        "lesson-train-status": f'<div class="sv-summary">{html.escape(u.status)}</div>',
                        "lesson-curves": (shown, cfg.steps)}
     except Exception as e:

@@ -159,6 +159,15 @@ def test_the_training_step_hides_which_run_is_which_until_the_reveal():
     assert 'data-right="false"' in wrong["lesson-feedback"] and "Not quite" in wrong["lesson-feedback"]
     assert "lesson-plot" not in wrong  # no curves kept: the plot stays as it is
     assert "this step has no training" in list(page.lesson_train({"lesson-index": 0}))[-1]["lesson-train-status"]
+    token = bounded.OWNER.set("s1")  # after the reveal, the stream (a press again, the class's run) keeps the names
+    try:
+        again = list(page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
+        page.lesson_step({"lesson-index": RUNS_STEP})  # the step again: letters until the next Check
+        letters_again = list(page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
+    finally:
+        bounded.OWNER.reset(token)
+    assert {t.name for t in again["lesson-plot"].data} >= {"answer only: prompt", "whole text: prompt"}
+    assert {t.name for t in letters_again["lesson-plot"].data} >= {"Run A: prompt", "Run B: prompt"}
 
 
 # --- In the browser ---------------------------------------------------------------------------------------
