@@ -12,6 +12,7 @@ nobody joined is given up first when the server is full) of MAX_STUDENTS student
 and step, and a class ends HOURS after it was last used.
 """
 
+import ipaddress
 import secrets
 import threading
 import time
@@ -56,6 +57,15 @@ class Class:
     joins: dict = field(default_factory=dict)  # address -> (minute, new students from it in that minute)
 
 
+def network_of(address):
+    """Whom a per-address limit counts: an IPv4 address, or an IPv6 address's /64 (one host is given a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except (TypeError, ValueError):
+        return address
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
 def code_of(text):
     """A class code from a page (hostile until checked): the code, upper-cased, or Refused."""
     code = text.strip().upper() if isinstance(text, str) else ""
@@ -97,6 +107,7 @@ class Classes:
                     self.teachers.pop(cls.teacher, None)
                     cls.teacher, self.teachers[teacher] = teacher, cls.code
                     return self._use(cls.code)
+            address = network_of(address)
             hour = int(self.clock() // 3600)
             at, n = self.opened.get(address, (hour, 0))
             n = n if at == hour else 0
@@ -148,6 +159,7 @@ class Classes:
             if session not in cls.students:
                 if len(cls.students) >= MAX_STUDENTS:
                     raise Refused(f"this class is full ({MAX_STUDENTS} students): the lesson goes on without a class")
+                address = network_of(address)
                 minute = int(self.clock() // 60)
                 at, n = cls.joins.get(address, (minute, 0))
                 n = n if at == minute else 0

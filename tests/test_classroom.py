@@ -162,3 +162,19 @@ def test_a_full_server_gives_up_a_class_nobody_joined_and_an_ended_class_says_so
     for _ in range(classroom.BAD_CODES + 2):  # the teacher's page keeps asking: the class ended, in those words
         with pytest.raises(classroom.Refused, match="this class has ended"):
             classes.summary(used.code, "t0", 8)
+
+
+def test_an_ipv6_host_counts_as_its_whole_64():
+    assert classroom.network_of("2001:db8:1:2:aaaa::1") == classroom.network_of("2001:db8:1:2:ffff::9") == \
+        "2001:db8:1:2::/64"
+    assert classroom.network_of("2001:db8:1:3::1") != classroom.network_of("2001:db8:1:2::1")
+    assert classroom.network_of("10.0.0.1") == "10.0.0.1" and classroom.network_of(None) is None
+    classes = classroom.Classes()
+    code = classes.open("teacher").code
+    refused = 0
+    for k in range(classroom.NEW_STUDENTS_PER_MINUTE + 20):
+        try:
+            classes.join(code, f"fake{k}", address=f"2001:db8:1:2::{k:x}")  # a new address each time, one /64
+        except classroom.Refused:
+            refused += 1
+    assert refused == 20
