@@ -104,3 +104,13 @@ def page(browser, server):
     pg.external_requests = external
     yield pg
     context.close()
+
+
+def as_visitor(session, fn, *args, **kwargs):
+    """fn(*args, **kwargs) as the page's visitor `session` (bounded.OWNER), as a page's handler runs."""
+    from sftviz import bounded
+    token = bounded.OWNER.set(session)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        bounded.OWNER.reset(token)

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import page_form
+from conftest import as_visitor, page_form
 from sftviz import cli, data, labels, train
 
 GOOD = ('{"prompt": "2+2?", "completion": " 4"}\n{"prompt": "3+3?", "completion": " 6"}\n'
@@ -402,15 +402,6 @@ def test_browser_hub_box_with_a_server_path_says_so_and_the_page_recovers(page, 
 
 # --- The lesson's class (/?teach=sft, /?lesson=sft&class=CODE): forged codes, steps and joins -----------------
 
-def _as_visitor(session, fn, *args, **kwargs):
-    from sftviz import bounded
-    token = bounded.OWNER.set(session)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        bounded.OWNER.reset(token)
-
-
 class _Clock:
     t = 1000.0
 
@@ -450,7 +441,7 @@ def test_thousands_of_joins_from_one_client_fill_no_class():
 def test_a_wrong_class_code_gets_one_line_and_the_whole_lesson(query, needle, monkeypatch):
     from sftviz import classroom, page
     monkeypatch.setattr(classroom, "CLASSES", classroom.Classes())
-    out = _as_visitor("someone", page.lesson_open, query)
+    out = as_visitor("someone", page.lesson_open, query)
     said = html.unescape(out["lesson-feedback"])
     assert needle in said and "sv-error" in said and len(said) < 300 and "<script>" not in out["lesson-feedback"]
     assert out["lesson-class"] is None and out["lesson-index"] == 0 and "sv-pick" in out["lesson-tokens"]
@@ -468,9 +459,9 @@ def test_a_forged_move_gets_one_line_and_the_class_stays(form, needle, monkeypat
     from sftviz import classroom, page
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    code = _as_visitor("teacher", page.teach_open)["class-state"]
+    code = as_visitor("teacher", page.teach_open)["class-state"]
     classes.join(code, "student")
-    out = _as_visitor("teacher", page.teach_move, {"class-state": code, **form})
+    out = as_visitor("teacher", page.teach_move, {"class-state": code, **form})
     said = html.unescape(out["class-status"])
     assert list(out) == ["class-status"] and needle in said and len(said) < 300
     assert classes.where(code, "student") == (0, 0)  # nothing moved

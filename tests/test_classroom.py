@@ -4,7 +4,8 @@ import html
 
 import pytest
 
-from sftviz import bounded, classroom, lesson, page
+from conftest import as_visitor
+from sftviz import classroom, lesson, page
 
 
 class Clock:
@@ -13,14 +14,6 @@ class Clock:
 
     def __call__(self):
         return self.t
-
-
-def as_visitor(session, fn, *args, **kwargs):
-    token = bounded.OWNER.set(session)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        bounded.OWNER.reset(token)
 
 
 def test_a_class_counts_its_students_checks_and_wrong_picks_per_step():

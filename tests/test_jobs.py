@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from conftest import as_visitor
 from sftviz import jobs
 from sftviz.bounded import BudgetExceeded
 
@@ -228,13 +229,6 @@ def test_jobs_run_below_the_server_and_a_flooders_work_goes_below_everyone_elses
     next job and bounded work start at 19, while another visitor's stay where they were."""
     from sftviz import bounded
 
-    def as_visitor(who, fn, *args, **kw):
-        token = bounded.OWNER.set(who)
-        try:
-            return fn(*args, **kw)
-        finally:
-            bounded.OWNER.reset(token)
-
     base = os.nice(0)  # the server's (this process's) own niceness: a child's os.nice adds to it
     pool = jobs.Pool(2)
     flood = as_visitor("script", pool.watch, "long", counting, 1000, 0.01, seconds=60)
@@ -277,13 +271,6 @@ def niceness_of_threads(emit):
 def test_a_demoted_visitors_job_is_reniced_in_every_thread_unless_others_watch_it():
     from sftviz import bounded
 
-    def as_visitor(who, fn, *args, **kw):
-        token = bounded.OWNER.set(who)
-        try:
-            return fn(*args, **kw)
-        finally:
-            bounded.OWNER.reset(token)
-
     pool = jobs.Pool(2)
     alone = as_visitor("script2", pool.watch, "alone", niceness_of_threads, seconds=30)
     shared = as_visitor("script3", pool.watch, "shared", counting, 1000, 0.01, seconds=30)
@@ -303,20 +290,13 @@ def test_a_shared_job_counts_against_a_visitor_still_watching_it():
     from sftviz import bounded
     pool = jobs.Pool(2)
 
-    def as_visitor(name, *args, **kw):
-        token = bounded.OWNER.set(name)
-        try:
-            return pool.watch(*args, **kw)
-        finally:
-            bounded.OWNER.reset(token)
-
-    a = as_visitor("a", "shared", counting, 1000, 0.01, seconds=60)
-    b = as_visitor("b", "shared", counting, 1000, 0.01, seconds=60)
+    a = as_visitor("a", pool.watch, "shared", counting, 1000, 0.01, seconds=60)
+    b = as_visitor("b", pool.watch, "shared", counting, 1000, 0.01, seconds=60)
     a.close()  # a leaves; b still watches: the job is b's now, and a's next job starts at once
     assert a.job.owner == "b" and a.job.state == "running"
-    a2 = as_visitor("a", "a2", counting, 1000, 0.01, seconds=60)
+    a2 = as_visitor("a", pool.watch, "a2", counting, 1000, 0.01, seconds=60)
     assert a2.job.state == "running" and pool.busy() == (2, 0)
-    b2 = as_visitor("b", "b2", counting, 3, 0.0, seconds=60)
+    b2 = as_visitor("b", pool.watch, "b2", counting, 3, 0.0, seconds=60)
     assert b2.place() == "after your other job: one at a time per visitor"
     for w in (b, a2, b2):
         w.close()
