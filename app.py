@@ -22,7 +22,7 @@ import threading  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, lesson, page, palette, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, lesson, lesson_page, page, palette, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
@@ -310,8 +310,8 @@ def teach_panel(p):
     p.put(gr.HTML(elem_id="class-link"))
     p.put(gr.HTML(elem_id="class-summary"))
     with gr.Row(equal_height=True):
-        p.put(gr.Dropdown(page.step_choices(), value=page.step_choices()[0], label="Step", elem_id="class-step",
-                          scale=3))
+        steps = lesson_page.step_choices()
+        p.put(gr.Dropdown(steps, value=steps[0], label="Step", elem_id="class-step", scale=3))
         p.put(gr.Button("Move the class to this step", elem_id="class-move", scale=1))
     p.put(gr.HTML(elem_id="class-status"))
     p.put(gr.Textbox("", visible="hidden", elem_id="class-key"))  # the teacher's secret: into the address (a reload)
@@ -512,13 +512,13 @@ def wire_lesson(p, demo):
         query = query_of(request)
         if query.get("teach") == "sft":
             with page.visitor(session_of(request)):
-                out = page.in_class(page.teach_open)(query, base_url(request), address_of(request))
+                out = lesson_page.in_class(lesson_page.teach_open)(query, base_url(request), address_of(request))
             return {p.ui["teach"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                     p.ui["class-timer"]: gr.Timer(active=True), **p.to_ui(out)}
         if not is_lesson(request):
             return {p.ui["lesson"]: gr.update(visible=False)}
         with page.visitor(session_of(request)):
-            out = page.lesson_open(query, address_of(request))
+            out = lesson_page.lesson_open(query, address_of(request))
         return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                 p.ui["lesson-timer"]: gr.Timer(active=bool(out.get("lesson-class"))), **p.to_ui(out)}
 
@@ -526,14 +526,14 @@ def wire_lesson(p, demo):
                                        "lesson-class", "lesson-moves", "class-code", "class-link", "class-summary",
                                        "class-state", "class-status", "class-key"),
               queue=False, api_name="lesson_open").then(None, p.outputs("class-key"), None, js=TEACHER_URL)
-    form = page.LESSON_FORM
+    form = lesson_page.LESSON_FORM
     for button, delta in (("lesson-prev", -1), ("lesson-retry", 0), ("lesson-next", 1)):
-        fn, inputs = p.wire(page.lesson_step, form, delta=delta)
+        fn, inputs = p.wire(lesson_page.lesson_step, form, delta=delta)
         p.ui[button].click(fn, inputs, p.outputs(*LESSON_VIEW), queue=False, api_name=button.replace("-", "_"))
 
     def on_check(index, picks, code, curves, request: gr.Request):
         with page.visitor(session_of(request)):
-            return p.to_ui(page.lesson_check(page.clean_form(
+            return p.to_ui(lesson_page.lesson_check(page.clean_form(
                 {"lesson-index": index, "lesson-picks": picks, "lesson-class": code}), curves))
 
     p.ui["lesson-check"].click(on_check, p.outputs(*form, "lesson-curves"),
@@ -541,17 +541,17 @@ def wire_lesson(p, demo):
                                queue=False, api_name="lesson_check")
     p.ui["lesson-all"].click(None, None, None, js=PICK_ALL)
     p.ui["lesson-clear"].click(None, None, None, js=CLEAR_PICKS)
-    on_train = training_handler(p, page.lesson_train, form, "lesson_train")
+    on_train = training_handler(p, lesson_page.lesson_train, form, "lesson_train")
     p.ui["lesson-train"].click(on_train, p.outputs(*form), p.outputs("lesson-plot", "lesson-train-status",
                                                                       "lesson-curves"),
                                concurrency_limit=TRAIN_WATCHERS, concurrency_id="training", show_progress="hidden")
-    fn, inputs = p.wire(page.lesson_follow, ("lesson-index", "lesson-class", "lesson-moves"))
+    fn, inputs = p.wire(lesson_page.lesson_follow, ("lesson-index", "lesson-class", "lesson-moves"))
     p.ui["lesson-timer"].tick(fn, inputs, p.outputs(*LESSON_VIEW, "lesson-moves"), queue=False,
                               show_progress="hidden", api_name="lesson_follow")
-    fn, inputs = p.wire(page.teach_summary, ("class-state",))
+    fn, inputs = p.wire(lesson_page.teach_summary, ("class-state",))
     p.ui["class-timer"].tick(fn, inputs, p.outputs("class-summary", "class-status"), queue=False,
                              show_progress="hidden", api_name="class_summary")
-    fn, inputs = p.wire(page.teach_move, ("class-state", "class-step"))
+    fn, inputs = p.wire(lesson_page.teach_move, ("class-state", "class-step"))
     p.ui["class-move"].click(fn, inputs, p.outputs("class-summary", "class-status"), queue=False,
                              api_name="class_move")
 

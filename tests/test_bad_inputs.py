@@ -439,9 +439,9 @@ def test_thousands_of_joins_from_one_client_fill_no_class():
     ({"lesson": "sft", "class": "<script>x</script>"}, "a class code is 8 letters"),
 ])
 def test_a_wrong_class_code_gets_one_line_and_the_whole_lesson(query, needle, monkeypatch):
-    from sftviz import classroom, page
+    from sftviz import classroom, lesson_page
     monkeypatch.setattr(classroom, "CLASSES", classroom.Classes())
-    out = as_visitor("someone", page.lesson_open, query)
+    out = as_visitor("someone", lesson_page.lesson_open, query)
     said = html.unescape(out["lesson-feedback"])
     assert needle in said and "sv-error" in said and len(said) < 300 and "<script>" not in out["lesson-feedback"]
     assert out["lesson-class"] is None and out["lesson-index"] == 0 and "sv-pick" in out["lesson-tokens"]
@@ -456,12 +456,12 @@ def test_a_wrong_class_code_gets_one_line_and_the_whole_lesson(query, needle, mo
     ({"class-step": "1" * 10_000}, "the lesson has steps 1 to"),
 ])
 def test_a_forged_move_gets_one_line_and_the_class_stays(form, needle, monkeypatch):
-    from sftviz import classroom, page
+    from sftviz import classroom, lesson_page
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    code = as_visitor("teacher", page.teach_open)["class-state"]
+    code = as_visitor("teacher", lesson_page.teach_open)["class-state"]
     classes.join(code, "student")
-    out = as_visitor("teacher", page.teach_move, {"class-state": code, **form})
+    out = as_visitor("teacher", lesson_page.teach_move, {"class-state": code, **form})
     said = html.unescape(out["class-status"])
     assert list(out) == ["class-status"] and needle in said and len(said) < 300
     assert classes.where(code, "student") == (0, 0)  # nothing moved

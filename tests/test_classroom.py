@@ -5,7 +5,7 @@ import html
 import pytest
 
 from conftest import as_visitor
-from sftviz import classroom, lesson, page
+from sftviz import classroom, lesson, lesson_page
 
 
 class Clock:
@@ -89,35 +89,35 @@ def test_classes_are_bounded_and_end_after_hours_unused(monkeypatch):
 def test_a_student_joins_from_the_link_and_follows_the_teacher(monkeypatch):
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    teacher = as_visitor("teacher", page.teach_open, {}, "http://school:7860/")
+    teacher = as_visitor("teacher", lesson_page.teach_open, {}, "http://school:7860/")
     code = teacher["class-state"]
     assert f"?lesson=sft&amp;class={code}" in teacher["class-link"] and code in teacher["class-code"]
-    opened = as_visitor("student", page.lesson_open, {"lesson": "sft", "class": code})
+    opened = as_visitor("student", lesson_page.lesson_open, {"lesson": "sft", "class": code})
     assert opened["lesson-class"] == code and opened["lesson-index"] == 0 and "You are in class" in \
         opened["lesson-feedback"]
     form = {"lesson-index": 0, "lesson-class": code, "lesson-moves": opened["lesson-moves"]}
-    assert list(as_visitor("student", page.lesson_follow, form)) == ["lesson-moves"]  # nothing moved
-    as_visitor("teacher", page.teach_move, {"class-state": code, "class-step": page.step_choices()[4]})
-    moved = as_visitor("student", page.lesson_follow, form)
+    assert list(as_visitor("student", lesson_page.lesson_follow, form)) == ["lesson-moves"]  # nothing moved
+    as_visitor("teacher", lesson_page.teach_move, {"class-state": code, "class-step": lesson_page.step_choices()[4]})
+    moved = as_visitor("student", lesson_page.lesson_follow, form)
     assert moved["lesson-index"] == 4 and moved["lesson-moves"] == 1
     form.update({"lesson-index": 2, "lesson-moves": 1})  # the student went back: the class does not pull them again
-    assert list(as_visitor("student", page.lesson_follow, form)) == ["lesson-moves"]
-    key = lesson.carrying_loss(page._lesson_example(0)[1])
-    as_visitor("student", page.lesson_check, {"lesson-index": 0, "lesson-picks": ",".join(map(str, key)),
+    assert list(as_visitor("student", lesson_page.lesson_follow, form)) == ["lesson-moves"]
+    key = lesson.carrying_loss(lesson_page._lesson_example(0)[1])
+    as_visitor("student", lesson_page.lesson_check, {"lesson-index": 0, "lesson-picks": ",".join(map(str, key)),
                                               "lesson-class": code})
-    summary = html.unescape(as_visitor("teacher", page.teach_summary, {"class-state": code})["class-summary"])
+    summary = html.unescape(as_visitor("teacher", lesson_page.teach_summary, {"class-state": code})["class-summary"])
     assert "1 student joined" in summary and "the class is at step 5" in summary
-    late = as_visitor("late", page.lesson_open, {"lesson": "sft", "class": code})
+    late = as_visitor("late", lesson_page.lesson_open, {"lesson": "sft", "class": code})
     assert late["lesson-index"] == 4  # a student joining now starts where the class is
 
 
 def test_a_student_cannot_move_the_class_or_read_its_summary(monkeypatch):
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    code = as_visitor("teacher", page.teach_open)["class-state"]
-    as_visitor("student", page.lesson_open, {"lesson": "sft", "class": code})
-    for fn, form in ((page.teach_move, {"class-state": code, "class-step": "3."}),
-                     (page.teach_summary, {"class-state": code})):
+    code = as_visitor("teacher", lesson_page.teach_open)["class-state"]
+    as_visitor("student", lesson_page.lesson_open, {"lesson": "sft", "class": code})
+    for fn, form in ((lesson_page.teach_move, {"class-state": code, "class-step": "3."}),
+                     (lesson_page.teach_summary, {"class-state": code})):
         out = as_visitor("student", fn, form)
         assert list(out) == ["class-status"] and "only the teacher" in out["class-status"]
     assert classes.where(code, "student") == (0, 0)

@@ -5,7 +5,7 @@ import html
 
 import pytest
 
-from sftviz import lesson, page, view
+from sftviz import lesson, lesson_page, view
 from sftviz.labels import prepare
 from sftviz.tokenizer import load_tokenizer
 
@@ -29,7 +29,7 @@ def test_each_steps_answer_is_what_trl_trains_and_what_the_full_tool_shows(k):
     assert key == [t for t in range(1, len(seq.labels)) if seq.labels[t] != -100]
     shown, _ = vw.displayed(step.index)  # the full tool's view of the same example (padded in its batch)
     assert shown.roles[:len(seq.roles)] == seq.roles
-    out = page.lesson_check({"lesson-index": k, "lesson-picks": ",".join(map(str, key))})
+    out = lesson_page.lesson_check({"lesson-index": k, "lesson-picks": ",".join(map(str, key))})
     assert 'data-right="true"' in out["lesson-feedback"]
     assert [r for r in _roles(out["lesson-tokens"])] == seq.roles  # the reveal: the engine's roles
 
@@ -87,25 +87,25 @@ def test_feedback_names_what_was_right_and_wrong():
     ({"lesson-index": 0, "lesson-picks": ["1"]}, "not tokens of this step"),
 ])
 def test_forged_steps_and_picks_get_one_line(form, needle):
-    out = page.lesson_check(form)
+    out = lesson_page.lesson_check(form)
     assert list(out) == ["lesson-feedback"]  # nothing else changes
     message = html.unescape(out["lesson-feedback"])
     assert "sv-error" in message and needle in message and len(message) < 500
-    moved = page.lesson_step({"lesson-index": form["lesson-index"]}, 1)
+    moved = lesson_page.lesson_step({"lesson-index": form["lesson-index"]}, 1)
     if form["lesson-index"] in (0,):
         assert moved["lesson-index"] == 1
 
 
 def test_moving_stays_within_the_lesson():
-    assert page.lesson_step({"lesson-index": 0}, -1)["lesson-index"] == 0
+    assert lesson_page.lesson_step({"lesson-index": 0}, -1)["lesson-index"] == 0
     last = len(lesson.STEPS) - 1
-    out = page.lesson_step({"lesson-index": last}, 1)
+    out = lesson_page.lesson_step({"lesson-index": last}, 1)
     assert out["lesson-index"] == last and f"Step {last + 1} of {last + 1}" in out["lesson-step"]
     assert "data-broken" not in out["lesson-tokens"]  # the bug hunt's answer is not in the markup before the reveal
     for k in TOKEN_STEPS + [RUNS_STEP]:
-        out = page.lesson_step({"lesson-index": k})
+        out = lesson_page.lesson_step({"lesson-index": k})
         assert "data-role" not in out["lesson-tokens"] and "data-answer" not in out["lesson-tokens"]
-    out = page.lesson_step({"lesson-index": 5})
+    out = lesson_page.lesson_step({"lesson-index": 5})
     assert "?tokenizer=default&amp;mode=whole&amp;max_length=64&amp;i=0&amp;sample=lesson_text&amp;packing=bfd" \
         in out["lesson-open"]
 
@@ -117,11 +117,11 @@ def test_the_bug_hunts_answer_key_is_the_doctors():
     broken = lesson.broken_examples(view.findings(vw))
     assert sorted(broken) == [1, 3, 5]
     assert [s.dropped for s in vw.prep.sequences] == [False, True, False, False, False, True]
-    out = page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "1,3,5"})
+    out = lesson_page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "1,3,5"})
     assert 'data-right="true"' in out["lesson-feedback"] and "You found 3 of 3 broken examples." in \
         html.unescape(out["lesson-feedback"])
     assert out["lesson-tokens"].count('data-broken="true"') == 3
-    out = page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "0,1"})
+    out = lesson_page.lesson_check({"lesson-index": HUNT_STEP, "lesson-picks": "0,1"})
     said = html.unescape(out["lesson-feedback"])
     assert "You found 1 of 3" in said and "example 1 is fine" in said and "Missed: example 4, example 6." in said
     assert "TRL drops them" in html.unescape(out["lesson-tokens"])  # the doctor's own words in the reveal
@@ -136,7 +136,7 @@ def test_the_training_step_hides_which_run_is_which_until_the_reveal():
                                                                     (("completion", "B"), ("whole", "A"))}
     token = bounded.OWNER.set("s1")
     try:
-        updates = list(page.lesson_train({"lesson-index": RUNS_STEP}))
+        updates = list(lesson_page.lesson_train({"lesson-index": RUNS_STEP}))
     finally:
         bounded.OWNER.reset(token)
     last = updates[-1]
@@ -150,20 +150,20 @@ def test_the_training_step_hides_which_run_is_which_until_the_reveal():
     answer = "AB".index(letters["s1"]["completion"])
     token = bounded.OWNER.set("s1")
     try:
-        right = page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(answer)}, last["lesson-curves"])
-        wrong = page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(1 - answer)})
+        right = lesson_page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(answer)}, last["lesson-curves"])
+        wrong = lesson_page.lesson_check({"lesson-index": RUNS_STEP, "lesson-picks": str(1 - answer)})
     finally:
         bounded.OWNER.reset(token)
     assert 'data-right="true"' in right["lesson-feedback"]
     assert {t.name for t in right["lesson-plot"].data} >= {"answer only: prompt", "whole text: prompt"}
     assert 'data-right="false"' in wrong["lesson-feedback"] and "Not quite" in wrong["lesson-feedback"]
     assert "lesson-plot" not in wrong  # no curves kept: the plot stays as it is
-    assert "this step has no training" in list(page.lesson_train({"lesson-index": 0}))[-1]["lesson-train-status"]
+    assert "this step has no training" in list(lesson_page.lesson_train({"lesson-index": 0}))[-1]["lesson-train-status"]
     token = bounded.OWNER.set("s1")  # after the reveal, the stream (a press again, the class's run) keeps the names
     try:
-        again = list(page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
-        page.lesson_step({"lesson-index": RUNS_STEP})  # the step again: letters until the next Check
-        letters_again = list(page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
+        again = list(lesson_page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
+        lesson_page.lesson_step({"lesson-index": RUNS_STEP})  # the step again: letters until the next Check
+        letters_again = list(lesson_page.lesson_train({"lesson-index": RUNS_STEP}))[-1]
     finally:
         bounded.OWNER.reset(token)
     assert {t.name for t in again["lesson-plot"].data} >= {"answer only: prompt", "whole text: prompt"}
@@ -274,7 +274,7 @@ def test_a_teacher_and_three_students(browser, server):
         assert "3 students joined" in teacher.locator("#class-summary").inner_text()
         assert teacher.locator("#class-summary tr[data-step='1'] td[data-col='wrong']").inner_text().startswith("'")
         teacher.locator("#class-step input").click()
-        teacher.get_by_role("option", name=page.step_choices()[2]).click()
+        teacher.get_by_role("option", name=lesson_page.step_choices()[2]).click()
         teacher.locator("#class-move").click()
         for pg in pages:
             pg.wait_for_function("() => document.querySelector('#lesson-step')?.innerText.includes('Step 3 of')",
