@@ -33,6 +33,9 @@ CSS_PATH = os.path.join(HERE, "assets", "style.css")
 # Visitors watching trainings at once (a watcher only waits for its job's updates: the jobs themselves run in
 # sftviz.jobs' worker processes, one per core, identical runs shared); more wait in Gradio's queue.
 TRAIN_WATCHERS = int(os.environ.get("SFTVIZ_TRAIN_WATCHERS", 24))
+# Sessions whose state Gradio keeps (its default 10,000: ~230 KB each here, 3 GB, and a full garbage collection of
+# them froze every visitor for seconds); a page left idle longest is forgotten first (it reloads)
+SESSIONS = int(os.environ.get("SFTVIZ_SESSIONS", 2000))
 FOLLOW_S = 2  # seconds between a class page's questions (a student: where is the class? the teacher: the summary)
 FIRST_VIEWS_AT_ONCE = 2  # links not opened before, computed at once (the rest wait in the queue)
 PER_SESSION_QUEUED = int(os.environ.get("SFTVIZ_PER_SESSION_QUEUED", 8))  # events one page may have waiting
@@ -314,7 +317,6 @@ def teach_panel(p):
         p.put(gr.Dropdown(steps, value=steps[0], label="Step", elem_id="class-step", scale=3))
         p.put(gr.Button("Move the class to this step", elem_id="class-move", scale=1))
     p.put(gr.HTML(elem_id="class-status"))
-    p.put(gr.Textbox("", visible="hidden", elem_id="class-key"))  # the teacher's secret: into the address (a reload)
     p.ui["class-timer"] = gr.Timer(FOLLOW_S, active=False)
 
 
@@ -323,6 +325,8 @@ def layout(p):
                          ("first-served", False), ("lesson-class", None), ("lesson-moves", 0), ("lesson-curves", None),
                          ("class-state", None)):
         p.ui[state] = gr.State(value)  # per session, kept on the server: the API cannot set them
+    # the teacher's class key, kept in their browser (never in the address: a projected page shows nothing to take)
+    p.ui["class-key"] = gr.BrowserState("", storage_key="sftviz-teacher-class")
     with gr.Column(visible=False, elem_id="lesson") as lesson_column:
         lesson_panel(p)
     with gr.Column(visible=False, elem_id="teach") as teach_column:
@@ -351,8 +355,7 @@ NAV = ("status", *EXAMPLE_IDS, "example-index", "share")  # what moving to anoth
 NEW_SOURCE = ("source-tab", "example-index", "prompt-template", "completion-template", "columns")
 UPDATE_URL = ("(q) => { const a = new URLSearchParams(location.search); "
               "if (q && !a.has('lesson') && !a.has('teach')) history.replaceState(null, '', '?' + q); }")
-# (the lesson's and the teacher's addresses stay theirs); the teacher's address keeps their class's key (a reload)
-TEACHER_URL = ("(k) => { if (k) history.replaceState(null, '', '?teach=sft&key=' + encodeURIComponent(k)); }")
+# (the lesson's and the teacher's addresses stay theirs)
 
 
 def wire_loading(p, demo):
@@ -479,6 +482,8 @@ def training_handler(p, fn, names, api_name):
             for watch in own:
                 watch.close()
                 p.watching.get(session, set()).discard(watch)
+            if not p.watching.get(session, True):  # (a script never unloads: leave nothing behind per session)
+                p.watching.pop(session, None)
 
     return with_request(on_train, names, api_name)
 
@@ -508,11 +513,12 @@ def wire_lesson(p, demo):
     """/?lesson=sft shows the lesson instead of the tool (with &class=CODE the student joins a class, whose page then
     follows the teacher's moves); /?teach=sft shows the teacher's view. Steps move with Previous / Next; Check sends
     the picks (read from the page by PICKS) and reveals; the training step's Train streams its two runs."""
-    def on_open(request: gr.Request):
+    def on_open(saved_key, request: gr.Request):
         query = query_of(request)
         if query.get("teach") == "sft":
             with page.visitor(session_of(request)):
-                out = lesson_page.in_class(lesson_page.teach_open)(query, base_url(request), address_of(request))
+                out = lesson_page.in_class(lesson_page.teach_open)(base_url(request), address_of(request),
+                                                                   saved_key if isinstance(saved_key, str) else None)
             return {p.ui["teach"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                     p.ui["class-timer"]: gr.Timer(active=True), **p.to_ui(out)}
         if not is_lesson(request):
@@ -522,10 +528,10 @@ def wire_lesson(p, demo):
         return {p.ui["lesson"]: gr.update(visible=True), p.ui["tool"]: gr.update(visible=False),
                 p.ui["lesson-timer"]: gr.Timer(active=bool(out.get("lesson-class"))), **p.to_ui(out)}
 
-    demo.load(on_open, None, p.outputs("lesson", "teach", "tool", "lesson-timer", "class-timer", *LESSON_VIEW,
+    demo.load(on_open, p.outputs("class-key"), p.outputs("lesson", "teach", "tool", "lesson-timer", "class-timer", *LESSON_VIEW,
                                        "lesson-class", "lesson-moves", "class-code", "class-link", "class-summary",
                                        "class-state", "class-status", "class-key"),
-              queue=False, api_name="lesson_open").then(None, p.outputs("class-key"), None, js=TEACHER_URL)
+              queue=False, api_name="lesson_open")
     form = lesson_page.LESSON_FORM
     for button, delta in (("lesson-prev", -1), ("lesson-retry", 0), ("lesson-next", 1)):
         fn, inputs = p.wire(lesson_page.lesson_step, form, delta=delta)
@@ -614,7 +620,8 @@ demo = build()
 LAUNCH = dict(theme=gr.themes.Default(primary_hue=palette.ACCENT_HUE), css=palette.css(), css_paths=[CSS_PATH],
               js=CLOSE_SETTINGS_ON_PHONE, footer_links=["gradio"], run_history=False,
               max_file_size=f"{uploads.MAX_MB}mb",
-              max_threads=64)  # training watchers wait in threads: leave room for everyone else's events
+              max_threads=64,  # training watchers wait in threads: leave room for everyone else's events
+              state_session_capacity=SESSIONS)
 
 
 def cap_per_session(queue, most=None):

@@ -2,8 +2,8 @@
 
 The teacher opens /?teach=sft and gets a class: a random code (8 characters of 32: 2^40 codes, too many to guess;
 a page that tries wrong codes is also refused after a few, though a script can open new pages) and the students'
-link /?lesson=sft&class=CODE. The teacher's own page holds a secret key (its address becomes /?teach=sft&key=KEY),
-so a reload keeps the class. A student is their page's session id, nothing else: no account, no name. The teacher
+link /?lesson=sft&class=CODE. The teacher's browser keeps a secret key of the class (never in the address, which a
+projector shows), so a reload keeps the class. A student is their page's session id, nothing else: no account, no name. The teacher
 sees, per step, who is there, who pressed Check, the share who got it right and the most common wrong pick, and can
 move the class to a step (the students follow, and can still go back).
 
@@ -48,7 +48,7 @@ class Student:
 class Class:
     code: str
     teacher: str  # the session that opened it (or reopened it with the key): the one that may move it or read it
-    key: str  # the teacher's secret: /?teach=sft&key=KEY reopens the class (a reload)
+    key: str  # the teacher's secret, kept by their browser: it reopens the class (a reload)
     created: float
     used: float
     step: int = 0  # where the teacher moved it
@@ -63,6 +63,8 @@ def network_of(address):
         ip = ipaddress.ip_address(address)
     except (TypeError, ValueError):
         return address
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:a.b.c.d is the IPv4 address a.b.c.d
+        return str(ip.ipv4_mapped)
     return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
@@ -102,7 +104,8 @@ class Classes:
             if code in self.classes:
                 return self._use(code)
             if isinstance(key, str) and key:
-                cls = next((c for c in self.classes.values() if secrets.compare_digest(c.key, key)), None)
+                cls = next((c for c in self.classes.values()
+                            if secrets.compare_digest(c.key.encode(), key.encode("utf-8", "replace"))), None)
                 if cls is not None:
                     self.teachers.pop(cls.teacher, None)
                     cls.teacher, self.teachers[teacher] = teacher, cls.code

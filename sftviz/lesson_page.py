@@ -186,10 +186,10 @@ def lesson_follow(v):
         return unchanged
 
 
-def teach_open(query=None, base_url="", address=None):
-    """The teacher's view: their class (the one whose key is in the address, after a reload; else a new one), its
-    code, the students' link, and the key (the page puts it in its address: a reload keeps the class)."""
-    cls = classroom.CLASSES.open(bounded.OWNER.get(), (query or {}).get("key"), address)
+def teach_open(base_url="", address=None, key=None):
+    """The teacher's view: their class (the one whose key their browser kept, after a reload; else a new one), its
+    code, the students' link, and the key (the browser keeps it: a reload keeps the class)."""
+    cls = classroom.CLASSES.open(bounded.OWNER.get(), key, address)
     link = f"{base_url}?lesson=sft&class={cls.code}"
     return {"class-code": f"## Class code: `{cls.code}`", "class-state": cls.code, "class-key": cls.key,
             "class-link": f'<p>Students open <a href="{html.escape(link)}" target="_blank" rel="noopener">'

@@ -89,7 +89,7 @@ def test_classes_are_bounded_and_end_after_hours_unused(monkeypatch):
 def test_a_student_joins_from_the_link_and_follows_the_teacher(monkeypatch):
     classes = classroom.Classes()
     monkeypatch.setattr(classroom, "CLASSES", classes)
-    teacher = as_visitor("teacher", lesson_page.teach_open, {}, "http://school:7860/")
+    teacher = as_visitor("teacher", lesson_page.teach_open, "http://school:7860/")
     code = teacher["class-state"]
     assert f"?lesson=sft&amp;class={code}" in teacher["class-link"] and code in teacher["class-code"]
     opened = as_visitor("student", lesson_page.lesson_open, {"lesson": "sft", "class": code})
@@ -132,6 +132,7 @@ def test_a_teachers_reload_keeps_the_class_by_its_key_and_addresses_open_few():
     with pytest.raises(classroom.Refused, match="only the teacher"):
         classes.move(cls.code, "page1", 3)
     assert classes.open("page3", key="forged").code != cls.code  # a wrong key: a class of its own
+    assert classes.open("page4", key="\u00e9\udcff" * 100).code != cls.code  # any text: never an error
     for k in range(classroom.CLASSES_PER_ADDRESS - 1):  # (page1 was the first)
         classes.open(f"more{k}", address="1.2.3.4")
     with pytest.raises(classroom.Refused, match="classes this hour"):
@@ -162,6 +163,7 @@ def test_an_ipv6_host_counts_as_its_whole_64():
         "2001:db8:1:2::/64"
     assert classroom.network_of("2001:db8:1:3::1") != classroom.network_of("2001:db8:1:2::1")
     assert classroom.network_of("10.0.0.1") == "10.0.0.1" and classroom.network_of(None) is None
+    assert classroom.network_of("::ffff:10.1.1.7") == "10.1.1.7"  # an IPv4 address written as IPv6
     classes = classroom.Classes()
     code = classes.open("teacher").code
     refused = 0
