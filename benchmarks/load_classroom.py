@@ -230,7 +230,7 @@ def lesson_student(url, deadline, stats, seed, think, code):
     rng, session, k = random.Random(seed), f"student{seed}-{os.getpid()}", 0
     with httpx.Client(timeout=30) as http:
         if timed(stats, "lesson: open (join the class)",
-                 lambda: [lesson_call(http, url, "lesson_open", [], session, f"?lesson=sft&class={code}")]) is None:
+                 lambda: [lesson_call(http, url, "lesson_open", [None], session, f"?lesson=sft&class={code}")]) is None:
             return
         while time.time() < deadline:
             wait = rng.uniform(*think)
@@ -255,7 +255,7 @@ def lesson_teacher(url, deadline, stats):
     from sftviz.lesson import STEPS
 
     http = httpx.Client(timeout=30)
-    out = lesson_call(http, url, "lesson_open", [], "teacher", "?teach=sft")
+    out = lesson_call(http, url, "lesson_open", [None], "teacher", "?teach=sft")
     code = re.search(r"Class code: `(\w+)`", str(out)).group(1)
 
     def run():
