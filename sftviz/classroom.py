@@ -8,8 +8,9 @@ sees, per step, who is there, who pressed Check, the share who got it right and 
 move the class to a step (the students follow, and can still go back).
 
 Everything is in memory and bounded: MAX_CLASSES classes (CLASSES_PER_ADDRESS an hour from one address; a class
-nobody joined is given up first when the server is full) of MAX_STUDENTS students each, one kept answer per student
-and step, and a class ends HOURS after it was last used.
+nobody joined is given up first when the server is full) of MAX_STUDENTS students each (when full, a student not
+seen for PRESENT_S makes room: a script's sessions that joined and left do not keep real students out), one kept
+answer per student and step, and a class ends HOURS after it was last used.
 """
 
 import ipaddress
@@ -160,14 +161,18 @@ class Classes:
         with self.lock:
             cls = self._find(code, session)
             if session not in cls.students:
-                if len(cls.students) >= MAX_STUDENTS:
-                    raise Refused(f"this class is full ({MAX_STUDENTS} students): the lesson goes on without a class")
                 address = network_of(address)
                 minute = int(self.clock() // 60)
                 at, n = cls.joins.get(address, (minute, 0))
                 n = n if at == minute else 0
                 if n >= NEW_STUDENTS_PER_MINUTE:
                     raise Refused("too many new students from one address this minute: try again in a minute")
+                if len(cls.students) >= MAX_STUDENTS:  # full: the student gone longest makes room, if one is gone
+                    gone = min(cls.students, key=lambda s: cls.students[s].seen)
+                    if self.clock() - cls.students[gone].seen < PRESENT_S:
+                        raise Refused(f"this class is full ({MAX_STUDENTS} students here now): the lesson goes on "
+                                      f"without a class")
+                    del cls.students[gone]
                 cls.joins[address] = (minute, n + 1)
                 if len(cls.joins) > MAX_STUDENTS:
                     cls.joins.pop(next(iter(cls.joins)))

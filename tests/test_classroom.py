@@ -75,6 +75,10 @@ def test_classes_are_bounded_and_end_after_hours_unused(monkeypatch):
     with pytest.raises(classroom.Refused, match="this class is full"):
         classes.join(codes[0], "s4")
     classes.join(codes[0], "s0")  # a student already in it still is
+    clock.t += classroom.PRESENT_S + 1  # s1-s3 leave (a script's sessions that joined once); s0 is still here
+    classes.at(codes[0], "s0", 2)
+    classes.join(codes[0], "s4")  # the one gone longest made room
+    assert set(classes.classes[codes[0]].students) == {"s0", "s2", "s3", "s4"}
     clock.t += 2 * 3600
     classes.join(codes[1], "s9")  # class 1 is used, the others not
     clock.t += classroom.HOURS * 3600 - 3600
