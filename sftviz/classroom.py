@@ -116,8 +116,8 @@ class Classes:
             at, n = self.opened.get(address, (hour, 0))
             n = n if at == hour else 0
             if n >= CLASSES_PER_ADDRESS:
-                raise Refused(f"this address opened {n} classes this hour, as many as it may: reopen one with its "
-                              f"teacher link")
+                raise Refused(f"this address opened {n} classes this hour, as many as it may: open /?teach=sft in "
+                              f"the browser that opened yours (it keeps your class)")
             if len(self.classes) >= MAX_CLASSES:
                 now = self.clock()
                 empty = next((c for c in self.classes.values() if not c.students and now - c.created > EMPTY_S), None)
