@@ -388,7 +388,10 @@ def test_browser_hub_box_with_a_server_path_says_so_and_the_page_recovers(page, 
     page.goto(server, wait_until="load")
     page.locator("#token-view .sv-tokens").wait_for(timeout=30000)
     page.get_by_role("tab", name="Hub").click()
-    page.locator("#hub-id textarea, #hub-id input").first.fill("/etc")
+    box = page.locator("#hub-id textarea, #hub-id input").first
+    box.fill("/etc")
+    box.dispatch_event("change")  # (the page's own copy of the box's value is set before Load reads it)
+    page.wait_for_timeout(300)
     page.locator("#hub-load").click()
     page.wait_for_function("() => document.querySelector('#status .sv-error') !== null", timeout=20000)
     assert "'/etc' is not a Hub dataset id" in page.locator("#status").inner_text()
