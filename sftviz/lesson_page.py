@@ -138,7 +138,7 @@ def lesson_train(v, register=None):
         cfg = TrainConfig.preset("class", modes=lesson.RUNS, seed=LESSON_SEED)
         letters = lesson.run_letters(bounded.OWNER.get())
         yield {"lesson-train-status": '<div class="sv-summary">Preparing the runs…</div>'}
-        with contextlib.closing(live.train_updates(vw, cfg, register=register)) as updates:
+        with contextlib.closing(live.train_updates(vw, cfg, register=register, draw=lambda *_: ())) as updates:
             for u in updates:
                 shown = {m: {key: list(points) for key, points in c.items()} for m, c in u.curves.items()}
                 named = _revealed.get(bounded.OWNER.get())

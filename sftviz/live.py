@@ -165,11 +165,13 @@ class LocalRun:
         return False
 
 
-def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None, run=None):
+def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, register=None, run=None,
+                  draw=figures):
     """Yield an Update as the runs train; the verdict, generations and heatmap come with the last one. Closing
     the generator (Stop button, closed tab) stops watching; the job stops when nobody watches it any more. After its time budget (BUDGET_S) the runs stop and show what
     they have. `register(watch)` lets the caller close the watch from elsewhere (the page's Stop button).
-    `run`: a LocalRun to follow instead of a shared job (ZeroGPU)."""
+    `run`: a LocalRun to follow instead of a shared job (ZeroGPU). `draw(curves, steps)`: the figures each update
+    carries (the lesson draws its own from `curves`, and passes one that draws nothing)."""
     budget_s = BUDGET_S if budget_s is None else budget_s
     started = time.perf_counter()
     names = train.run_names(config)
@@ -196,10 +198,10 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
                     raise train.TrainError(f"the training failed: {ev['error']}")
             if time.perf_counter() - last >= throttle:
                 last = time.perf_counter()
-                yield Update(figures(curves, config.steps), _status(watch, names, done, config, notes,
+                yield Update(draw(curves, config.steps), _status(watch, names, done, config, notes,
                                                                     last - started, first), curves=curves)
         if watch.closed:  # the visitor pressed Stop
-            yield Update(figures(curves, config.steps), STOPPED, curves=curves)
+            yield Update(draw(curves, config.steps), STOPPED, curves=curves)
             return
         final = watch.result
     texts = token_texts(view.loaded.tok, final["heatmap"]["input_ids"])
@@ -208,7 +210,7 @@ def train_updates(view, config, throttle=THROTTLE_S, budget_s=None, pool=None, r
     status = (f"Done in {final['seconds']} s ({steps} of {config.steps} steps per run, batch {config.batch_size}). "
               f"{notes}{budget}")
     said = render.verdict_html(verdict.verdict(curves), verdict.caveats(curves, final["examples"], config.model))
-    yield Update(figures(curves, config.steps), status, render.generations_html(final),
+    yield Update(draw(curves, config.steps), status, render.generations_html(final),
                  render.heatmap_html(final, texts), said, curves)
 
 
