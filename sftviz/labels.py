@@ -172,6 +172,9 @@ class Options:
     packing: bool = False
     packing_strategy: str = "bfd"  # a key of packing.STRATEGIES
     text_field: str = "text"  # SFTConfig.dataset_text_field
+    rules: str = "trl"  # whose labels: TRL 1.16 (this file), or another trainer's marker search (markers.py)
+    response: str | None = None  # the markers those trainers search for (response_template / response_part)
+    instruction: str | None = None  # (instruction_template / instruction_part)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -183,6 +186,9 @@ class Options:
                              f"not {self.max_length!r}")
         if not isinstance(self.text_field, str) or not self.text_field:
             raise ValueError("the text field (SFTConfig.dataset_text_field) must be a column name")
+        if (self.rules, self.response, self.instruction) != ("trl", None, None):
+            from .markers import check_options
+            check_options(self)
 
     @property
     def sft_config(self):
@@ -268,6 +274,8 @@ class Prepared:
     chat_template: str | None = None  # the training template TRL swaps in, when it does
     warnings: list = field(default_factory=list)
     seams: dict = field(default_factory=dict)  # example -> (position, prompt tokens merged into the completion)
+    marks: dict = field(default_factory=dict)  # example -> markers.Marks, under another trainer's marker rules
+    rules: str = "trl"  # a key of markers.RULES: whose code made these labels
 
 
 def is_conversational(example):
@@ -339,7 +347,12 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     >>> seq = prepare([chat], tok, Options("assistant")).sequences[0]
     >>> [text for text, label in zip(token_texts(tok, seq.input_ids), seq.labels) if label != IGNORE]
     ['H', 'ell', 'o', '.', '<|im_end|>']
+
+    Under another trainer's rules (options.rules), its marker search makes the labels instead: markers.py.
     """
+    if options.rules != "trl":
+        from . import markers
+        return markers.prepare(rows, tokenizer, options)
     if not rows:
         raise ValueError("the dataset is empty")
     assistant_only_loss = MODES[options.mode].assistant_only_loss  # Options has checked the name
