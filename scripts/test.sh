@@ -11,5 +11,18 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The other trainers' real code (tests/test_other_trainers.py), each in its own cached venv that sees the project's
+# packages (transformers 5.24, so both sides tokenize alike) and adds only that library, without its dependencies.
+oracle_venv() {  # folder, package==version
+  if ! "$1/bin/python" -m pip show -q "${2%%==*}" 2>/dev/null | grep -q "Version: ${2##*==}"; then
+    rm -rf "$1" && python3 -m venv "$1"
+    .venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+      > "$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sftviz-project.pth"
+    "$1/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$2"
+  fi
+}
+oracle_venv .venv-trl019 trl==0.19.1
+oracle_venv .venv-unsloth unsloth_zoo==2026.10.9
+export SFTVIZ_ORACLE_VENVS=1
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 GRADIO_ANALYTICS_ENABLED=False
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -110,7 +110,7 @@ def run(rules, case):
         except Exception as e:  # noqa: BLE001 - the library's refusal is a result
             records, dropped, error = [], [], f"{type(e).__name__}: {e}"
     said = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
-    said += [line for line in out.getvalue().splitlines() if line.startswith("Unsloth")]
+    said += [out.getvalue()] if "Unsloth" in out.getvalue() else []  # its prints, continuation lines included
     return {"records": records, "dropped": dropped, "warnings": said, "error": error}
 
 
