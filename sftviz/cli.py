@@ -10,6 +10,7 @@ from . import TRL_VERSION, one_line
 from .data import READINGS, TRLStops, fix_words
 from .plan import PRESETS
 from .labels import LABELS_MEANING, MODES, Options, literal, prepare
+from .markers import RULES
 from .packing import STRATEGIES
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
@@ -39,6 +40,40 @@ def add_label_args(p):
     p.add_argument("--packing", action="store_true")
     p.add_argument("--packing-strategy", choices=list(STRATEGIES), default="bfd",
                    help="; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values()))
+    p.add_argument("--rules", choices=list(RULES), default="trl",
+                   help="whose labels: " + "; ".join(f"{r.name}: {r.label}" for r in RULES.values()))
+    for flag, rules in MARKER_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", default=None, metavar="STR",
+                       help=f"{RULES[rules].label}'s {flag} (a string, or token ids as a JSON list where the library "
+                            "takes them)")
+
+
+MARKER_FLAGS = {"response_template": "trl-0.19", "instruction_template": "trl-0.19",
+                "response_part": "unsloth", "instruction_part": "unsloth"}
+
+
+def options_of(args):
+    """The label options from the command line: the SFTConfig flags, the rules and their markers."""
+    markers = {}
+    for flag, rules in MARKER_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None and rules != args.rules:
+            raise ValueError(f"--{flag.replace('_', '-')} is {RULES[rules].label}'s marker: add --rules {rules}")
+        if value is not None:
+            markers[flag.split("_")[0]] = value
+    return Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field,
+                   args.rules, markers.get("response"), markers.get("instruction"))
+
+
+def marker_options(opts):
+    """The rules and markers, for JSON output (nothing under TRL 1.16's own rules)."""
+    return {} if opts.rules == "trl" else {"rules": opts.rules, "response": opts.response,
+                                          "instruction": opts.instruction}
+
+
+def trainer_words(opts):
+    """'as TRL 1.16.0 prepares it', or the other trainer's name."""
+    return f"as TRL {TRL_VERSION} prepares it" if opts.rules == "trl" else f"as {RULES[opts.rules].label} labels it"
 
 
 def parse_max_length(value):
@@ -70,16 +105,17 @@ def load_inputs(args):
 def inspect(args):
     from .tokenizer import token_texts
 
-    opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    opts = options_of(args)
     rows, kind, tok = load_inputs(args)
     prepared = prepare(rows, tok, opts)
     for w in prepared.warnings:
         print(f"sftviz: warning: {w}", file=sys.stderr)
     color = not args.no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
     if not args.json:
-        print(f"{args.data}: {kind}, {len(rows)} examples; tokenizer {args.tokenizer}; mode {args.mode} "
-              f"(completion_only_loss={prepared.completion_only_loss}, "
-              f"assistant_only_loss={prepared.assistant_only_loss}); as TRL {TRL_VERSION} prepares it")
+        how = (f"mode {args.mode} (completion_only_loss={prepared.completion_only_loss}, "
+               f"assistant_only_loss={prepared.assistant_only_loss})" if opts.rules == "trl" else
+               f"markers {opts.response!r}" + (f" / {opts.instruction!r}" if opts.instruction else ""))
+        print(f"{args.data}: {kind}, {len(rows)} examples; tokenizer {args.tokenizer}; {how}; {trainer_words(opts)}")
         print(legend(color))
     for i, seq in enumerate(prepared.sequences):
         texts = token_texts(tok, seq.input_ids)
@@ -119,7 +155,7 @@ def doctor(args):
     from .doctor import diagnose_file
     from .tokenizer import load_tokenizer
 
-    opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    opts = options_of(args)
     tok = load_tokenizer(args.tokenizer)
     started = time.perf_counter()
 
@@ -137,11 +173,11 @@ def doctor(args):
         print(file=sys.stderr)
     errors = sum(f.severity == "error" for f in findings)
     if args.json:
-        print(json.dumps({"data": args.data, "examples": n, "options": opts.sft_config,
+        print(json.dumps({"data": args.data, "examples": n, "options": {**opts.sft_config, **marker_options(opts)},
                           "errors": errors, "findings": [f.to_dict() for f in findings]}, ensure_ascii=False))
     else:
         print(f"{args.data}: every one of {n:,} examples checked in {time.perf_counter() - started:.1f} s; "
-              f"tokenizer {args.tokenizer}; {', '.join(f'{k}={v}' for k, v in opts.sft_config.items())}; as TRL {TRL_VERSION} prepares it")
+              f"tokenizer {args.tokenizer}; {', '.join(f'{k}={v}' for k, v in opts.sft_config.items())}; {trainer_words(opts)}")
         if not findings:
             print("no findings: nothing known to go wrong with this data and these settings")
         for f in findings:
@@ -163,7 +199,7 @@ def export(args):
     from .export import frameworks_table, script, yaml_config
     from .tokenizer import load_tokenizer
 
-    opts = Options(args.mode, parse_max_length(args.max_length), args.packing, args.packing_strategy, args.text_field)
+    opts = options_of(args)
     loaded = load_trl(source_of(args), args.limit)
     prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
     if args.format == "script":
@@ -265,7 +301,7 @@ def render_sequence(i, seq, texts, color, packed):
              f"{counts['masked']} masked; {seq.num_scored} scored after the shift")
     head += f"\nlabels = {literal(seq.labels)}"
     if seq.dropped:
-        head += "  ✗ DROPPED by TRL: no label left after truncation"
+        head += "  ✗ DROPPED by the trainer: no label left"
     out, prev_src = [], None
     for t, (text, role, src) in enumerate(zip(texts, roles, seq.sources)):
         if packed and prev_src is not None and src != prev_src:

@@ -12,8 +12,9 @@ import os
 from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field, replace
 
+from . import doctor_markers
 from .jobs import usable_cpus
-from .labels import IGNORE, MODES, ROW_TYPES, STOP_TOKEN_WARNING, prepare, row_type
+from .labels import IGNORE, MODES, ROW_TYPES, STOP_TOKEN_WARNING, TRLRefusal, prepare, row_type
 from .packing import STRATEGIES
 
 SEVERITIES = ("error", "warning", "info")
@@ -103,6 +104,7 @@ class Scan:
     chat_template: bool = False  # TRL swapped in its training template
     assistant_only_loss: bool = False
     first_length: int = 0  # tokens in the dataset's first example
+    unmatched: list = field(default_factory=list)  # ids of the first examples where no response marker matched
 
     def stats(self, options):
         """The dataset statistics of every row scanned: examples, target / context tokens kept, examples TRL
@@ -122,6 +124,7 @@ class Scan:
         self.chat_template |= other.chat_template
         self.assistant_only_loss |= other.assistant_only_loss
         self.first_length = self.first_length or other.first_length
+        self.unmatched = (self.unmatched + other.unmatched)[:doctor_markers.KEPT_IDS]
         return self
 
 
@@ -129,9 +132,9 @@ def scan(rows, tok, options, offset=0, first_shape=None):
     """Label `rows` as TRL would (with and without truncation) and note what every check needs.
     `offset` is the index of rows[0] in the dataset; `first_shape` the dataset's first row's shape."""
     cache = {}  # one tokenization for both preparations
-    prep = prepare(rows, tok, options, cache=cache)
+    prep = labelled(rows, tok, options, cache)
     untruncated = prep if options.max_length is None and not options.packing else \
-        prepare(rows, tok, replace(options, max_length=None, packing=False), cache=cache)
+        labelled(rows, tok, replace(options, max_length=None, packing=False), cache)
     full = untruncated.sequences
     out = Scan(n=len(rows), warnings=set(prep.warnings), chat_template=prep.chat_template is not None,
                assistant_only_loss=prep.assistant_only_loss, first_length=len(full[0].input_ids) if offset == 0 else 0)
@@ -154,10 +157,23 @@ def scan(rows, tok, options, offset=0, first_shape=None):
         out.target, out.real = out.target + counts["target"], out.real + counts["target"] + counts["context"]
         if on_kept:
             _detect(on_kept, (s, rows[k]), env, t, offset + k)
+    for k, s in enumerate(prep.sequences if prep.marks else ()):  # another trainer's marker search
+        doctor_markers.note(s, offset + k, env, t, out)
     for k, (position, left_out) in sorted(prep.seams.items()):
         t["seam"].add(offset + k, [position])
         out.seam_tokens = out.seam_tokens or tok.convert_ids_to_tokens(left_out)
     return out
+
+
+def labelled(rows, tok, options, cache):
+    """labels.prepare, except that where a trainer refuses because it masked every row (Unsloth), the doctor
+    reads what it masked, to say why."""
+    try:
+        return prepare(rows, tok, options, cache=cache)
+    except TRLRefusal as e:
+        if getattr(e, "prepared", None) is None:
+            raise
+        return e.prepared
 
 
 def _detect(detectors, example, env, tallies, index):
@@ -271,6 +287,17 @@ def no_target(c):
     """No target left: TRL drops the example after truncation, or keeps it with nothing to learn."""
     t, n, o = c.sc.tallies, c.n, c.options
     dropped, empty = t["dropped"].count, t["empty"].count
+    if o.rules != "trl":  # another trainer's marker search left them with no label
+        return c.found("no_target", "error" if dropped == n else "warning", "Examples with no target left: Unsloth "
+                       "drops them", t["dropped"], "No response marker matched in these examples (see that finding), "
+                       f"or max_length {o.max_length} cut it off: Unsloth removes them"
+                       + (", and raises when it is every row." if dropped == n else "."),
+                       "Fix the marker (see the marker finding), or raise max_length.") + \
+            c.found("no_target_kept", "error" if empty == n else "warning",
+                    "Examples with no scored token, kept by the collator", t["empty"],
+                    "No label is left in these examples (no marker matched, or max_length cut the answer), but "
+                    "DataCollatorForCompletionOnlyLM keeps them: a batch of them has a loss of NaN.",
+                    "Fix the marker (see the marker finding), or raise max_length.")
     out = c.found("no_target", "error" if dropped == n else "warning", "Examples with no target left: TRL drops them",
                   t["dropped"], f"After truncation to max_length {o.max_length} these examples have no label at all "
                   f"(the prompt fills the window), so TRL filters them out"
@@ -520,7 +547,7 @@ DETECTORS = (Detector("empty", "kept", nothing_scored), Detector("cut", "untrunc
 # The doctor's checks, in the order the page lists findings of the same severity: each reads the scan (and the
 # tallies of its detectors) and returns its findings.
 REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, joins, crossing_packing, no_split, signal,
-           mixed_shapes, columns)
+           mixed_shapes, columns) + doctor_markers.REPORTS
 
 
 def report(sc, first_row, tok, options):

@@ -207,6 +207,7 @@ class Sequence:
     position_ids: list | None  # only under padding-free packing, where they restart per document
     sources: list  # index of the source example of every position (the document/segment id)
     dropped: bool = False  # TRL filters this example out: no label left after truncation
+    marks: object = None  # markers.Marks: where another trainer's markers matched (None under TRL 1.16)
     offset = 0  # the position of input_ids[0]: always 0 here (the page shows a window of a long one: shown.Window)
 
     @property

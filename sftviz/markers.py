@@ -164,7 +164,7 @@ def prepare_trl019(rows, tok, options):
         labels, marks[i], lost = collator_labels(labels, response, instruction)
         for what in lost:
             missing[what].append(i)
-        sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids)))
+        sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids), marks=marks[i]))
     for what, where in missing.items():
         if where:
             key = options.response if what == "response" else options.instruction
@@ -394,21 +394,23 @@ def prepare_unsloth(rows, tok, options):
 
     m = unsloth_matcher(tok, options.instruction, options.response)
     sequences, marks, masked = [], {}, []
+    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
+    prepared = Prepared(sequences, False, False, False, pad_id, None, warnings, {}, marks=marks, rules="unsloth")
     for i, row_ids in enumerate(ids):
         labels, marks[i] = unsloth_labels(row_ids, m)
         if max(labels, default=IGNORE) == IGNORE:
             masked.append(i)
         sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids),
-                                  dropped=i in marks and max(labels, default=IGNORE) == IGNORE))
+                                  dropped=max(labels, default=IGNORE) == IGNORE, marks=marks[i]))
     if masked:
         at_cap = [i for i in masked[:100] if options.max_length and len(ids[i]) >= options.max_length]
         truncation = len(masked) / len(ids) >= 0.9 and options.max_length and len(at_cap) >= 0.9 * len(masked[:100])
         if len(masked) == len(ids):
             if truncation:
-                raise TRLRefusal(f"Unsloth: train_on_responses_only masked all/most labels to -100. The most likely "
+                raise refusal(prepared, f"Unsloth: train_on_responses_only masked all/most labels to -100. The most likely "
                                  f"cause is truncation: max_length={options.max_length} cut off the response marker "
                                  f"{options.response!r} before masking could find it.")
-            raise TRLRefusal(f"Unsloth: train_on_responses_only masked every label to -100 in train_dataset, so "
+            raise refusal(prepared, f"Unsloth: train_on_responses_only masked every label to -100 in train_dataset, so "
                              f"there is nothing to train on. The response marker {options.response!r} was not found "
                              f"in any sample - check that instruction_part and response_part match your chat "
                              f"template.")
@@ -418,5 +420,11 @@ def prepare_unsloth(rows, tok, options):
                             f"marker {options.response!r} before masking could find it.")
         warnings.append(f"Unsloth: Removed {len(masked)} out of {len(ids)} samples from train_dataset where all "
                         f"labels were -100 (no response marker found, usually truncation). ({rows_list(masked)})")
-    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
-    return Prepared(sequences, False, False, False, pad_id, None, warnings, {}, marks=marks, rules="unsloth")
+    return prepared
+
+
+def refusal(prepared, message):
+    """Unsloth's error, carrying what it masked (the doctor reads it to say why)."""
+    error = TRLRefusal(message)
+    error.prepared = prepared
+    return error

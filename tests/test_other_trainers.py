@@ -81,6 +81,13 @@ CASES = [
     ("oasst-phi3-smollm3-no-newline", "oasst", "phi-3-mini", "smollm3",
      ("<|im_start|>user", "<|im_start|>assistant"), 2048, "text"),
     ("tool-turn-phi3-smollm3", "tool_chat", "phi-3-mini", "smollm3", CHATML, 2048, "text"),
+    # unsloth PR #7062's kind of miss: ChatML written as text, a SentencePiece tokenizer that adds '▁' before a
+    # string tokenized alone; the ids the doctor proposes, as TRL 0.19's collator takes them (a list)
+    ("oasst-phi3-smollm3-proposed-ids", "oasst", "phi-3-mini", "smollm3",
+     (None, "[29966, 29989, 326, 29918, 2962, 29989, 29958, 465, 22137]"), 2048, "text"),
+    # a leading space the text does not have (the "### Assistant:" kind of miss), then the marker proposed for it
+    ("text-qa-gpt2-leading-space", "gsm8k_qa", "gpt2", None, ("Question:", " Answer:"), 1024, "text"),
+    ("text-qa-gpt2-proposed", "gsm8k_qa", "gpt2", None, ("Question:", "Answer:"), 1024, "text"),
     ("c4-no-marker", "c4", "gpt2", None, ("### Instruction:", "### Response:"), 256, "text"),
     ("missing-in-some-rows", "lesson_bugs", "bundled", None, ("Question:", "Answer:"), 32, "text"),
 ]
@@ -179,3 +186,70 @@ def test_trl_019_collator_labels_are_the_real_ones(case):
 @pytest.mark.parametrize("case", [c for c in CASES if "unsloth" in case_rules(c)], ids=lambda c: c[0])
 def test_unsloth_labels_are_the_real_ones(case):
     run_case(case, "unsloth")
+
+
+def findings(rows_name, tok_name, template, rules, instruction, response, max_length=1024):
+    from sftviz.doctor import diagnose
+    options = Options(max_length=max_length, rules=rules, response=response, instruction=instruction)
+    return {f.check: f for f in diagnose(rows_of(rows_name), tokenizer(tok_name, template), options)}
+
+
+@pytest.mark.parametrize("rules", ["trl-0.19", "unsloth"])
+def test_doctor_explains_a_marker_tokenized_differently_in_context(rules):
+    """unsloth PR #7062 (and #3198, #2364): a marker that tokenizes differently alone than in the text never
+    matches. The doctor points at the marker's text in context, gives both tokenizations, and proposes a marker
+    that matches (ids for the collator, which takes them); the oracle case above proves that it does."""
+    f = findings("oasst", "phi-3-mini", "smollm3", rules, *CHATML)
+    missing = f["marker_not_found"]
+    assert missing.severity == "error" and missing.count == missing.total == 12
+    assert "[529, 29989" in missing.explanation and "[29966, 29989" in missing.explanation  # '▁<' alone, '<' in context
+    assert missing.examples[0]["positions"]  # the marker's text in context, by token position
+    if rules == "trl-0.19":
+        assert "[29966, 29989, 326, 29918, 2962, 29989, 29958, 465, 22137]" in missing.fix
+        assert any(c[0] == "oasst-phi3-smollm3-proposed-ids" and
+                   c[4][1] == "[29966, 29989, 326, 29918, 2962, 29989, 29958, 465, 22137]" for c in CASES)
+    else:
+        assert "No marker string can match" in missing.fix
+        assert f["no_target"].severity == "error"
+
+
+def test_doctor_proposes_the_marker_without_the_leading_space():
+    f = findings("gsm8k_qa", "gpt2", None, "unsloth", "Question:", " Answer:")
+    assert "Use 'Answer:'" in f["marker_not_found"].fix  # run by the oracle as text-qa-gpt2-proposed
+    assert oracle("unsloth")["text-qa-gpt2-proposed"]["error"] is None
+
+
+def test_doctor_pad_equal_to_eos_masks_the_eos_under_trl_019_only():
+    """With phi-3, pad == eos == <|endoftext|>: TRL 0.19's collator masks it (the oracle's labels show it),
+    Unsloth trains it (its span ends at an EOS, included)."""
+    f = findings("oasst", "phi-3-mini", None, "trl-0.19", *PHI3)
+    assert f["pad_masks_eos"].severity == "error" and f["pad_masks_eos"].count == 11  # one more is cut at 1024
+    record = oracle("trl-0.19")["oasst-phi3"]["records"][0]
+    assert record["input_ids"][-1] == 32000 and record["labels"][-1] == -100
+    assert "pad_masks_eos" not in findings("oasst", "phi-3-mini", None, "unsloth", *PHI3)
+    assert oracle("unsloth")["oasst-phi3"]["records"][0]["labels"][-1] == 32000
+
+
+def test_doctor_last_match_wins_without_an_instruction_marker():
+    f = findings("lesson_chat", "bundled", None, "trl-0.19", None, CHATML[1])
+    assert f["last_match_only"].count == 1  # the one chat with two assistant turns
+    assert f["last_match_only"].examples[0]["index"] == 0
+    labels = oracle("trl-0.19")["bundled-chat-response-only"]["records"][0]["labels"]
+    tok = tokenizer("bundled", None)
+    assert tok.decode([t for t in labels if t != -100]) == "Lima.<|im_end|>\n"  # "Paris." (the first answer) is not
+
+
+def test_doctor_tool_turn_between_markers_is_trained_by_trl_019_not_unsloth():
+    f = findings("tool_chat", "bundled", None, "trl-0.19", *CHATML)
+    assert f["other_turn_trained"].count == 1
+    assert "other_turn_trained" not in findings("tool_chat", "bundled", None, "unsloth", *CHATML)
+    tok = tokenizer("bundled", None)
+    tool = tok("tool", add_special_tokens=False)["input_ids"][0]
+    trl019, uns = (oracle(r)["bundled-tool-turn"]["records"][0] for r in ("trl-0.19", "unsloth"))
+    at = trl019["input_ids"].index(tool)
+    assert trl019["labels"][at] == tool and uns["labels"][at] == -100  # the real libraries disagree there
+
+
+def test_doctor_says_the_header_is_never_trained():
+    f = findings("quiz_chat", "bundled", None, "unsloth", *CHATML)
+    assert f["header_not_trained"].severity == "info" and f["header_not_trained"].count == 12
