@@ -71,6 +71,13 @@ def marker_options(opts):
                                           "instruction": opts.instruction}
 
 
+def settings_words(opts):
+    """The settings that decide the labels, as name=value."""
+    shown = {**opts.sft_config, **marker_options(opts)} if opts.rules == "trl" else \
+        {"max_length": opts.max_length, **marker_options(opts)}
+    return ", ".join(f"{k}={v!r}" if k in ("response", "instruction") else f"{k}={v}" for k, v in shown.items())
+
+
 def trainer_words(opts):
     """'as TRL 1.16.0 prepares it', or the other trainer's name."""
     return f"as TRL {TRL_VERSION} prepares it" if opts.rules == "trl" else f"as {RULES[opts.rules].label} labels it"
@@ -177,7 +184,7 @@ def doctor(args):
                           "errors": errors, "findings": [f.to_dict() for f in findings]}, ensure_ascii=False))
     else:
         print(f"{args.data}: every one of {n:,} examples checked in {time.perf_counter() - started:.1f} s; "
-              f"tokenizer {args.tokenizer}; {', '.join(f'{k}={v}' for k, v in opts.sft_config.items())}; {trainer_words(opts)}")
+              f"tokenizer {args.tokenizer}; {settings_words(opts)}; {trainer_words(opts)}")
         if not findings:
             print("no findings: nothing known to go wrong with this data and these settings")
         for f in findings:

@@ -550,10 +550,14 @@ REPORTS = (no_target, answers_cut, never_stops, chat_template, doubled, seam, jo
            mixed_shapes, columns) + doctor_markers.REPORTS
 
 
+TRL_MODE_REPORTS = (chat_template, no_split, seam)  # about TRL 1.16's modes: not what a marker search does
+
+
 def report(sc, first_row, tok, options):
     """The findings of a scan, errors first."""
     context = Context(sc, first_row, tok, options)
-    findings = [f for check in REPORTS for f in check(context)]
+    checks = REPORTS if options.rules == "trl" else [r for r in REPORTS if r not in TRL_MODE_REPORTS]
+    findings = [f for check in checks for f in check(context)]
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), -f.count))
 
 

@@ -253,3 +253,33 @@ def test_doctor_tool_turn_between_markers_is_trained_by_trl_019_not_unsloth():
 def test_doctor_says_the_header_is_never_trained():
     f = findings("quiz_chat", "bundled", None, "unsloth", *CHATML)
     assert f["header_not_trained"].severity == "info" and f["header_not_trained"].count == 12
+
+
+def cli(*args):
+    done = subprocess.run([sys.executable, "-m", "sftviz", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_cli_inspect_json_under_unsloth_matches_the_oracle_with_dropped_records():
+    code, out, err = cli("inspect", "quiz_chat", "--rules", "unsloth", "--response-part", CHATML[1],
+                         "--instruction-part", CHATML[0], "--max-length", "24", "--json", "--limit", "12")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    expected = oracle("unsloth")["bundled-chat-truncated"]
+    assert [r["index"] for r in records if r.get("dropped")] == expected["dropped"]
+    kept = [r for r in records if not r.get("dropped")]
+    assert [(r["input_ids"], r["labels"]) for r in kept] == [(e["input_ids"], e["labels"]) for e in expected["records"]]
+    assert "Unsloth: Removed 5 out of 12 samples" in err
+
+
+def test_cli_marker_errors_are_one_line():
+    code, _, err = cli("inspect", "quiz_chat", "--rules", "unsloth", "--response-part", "nope", "--instruction-part",
+                       "x")
+    assert code == 2 and err.count("\n") == 1 and "masked every label to -100" in err
+    code, _, err = cli("inspect", "quiz_chat", "--response-part", "x")
+    assert code == 2 and err.count("\n") == 1 and "add --rules unsloth" in err
+    code, _, err = cli("inspect", "quiz_chat", "--rules", "unsloth", "--response-part", "x")
+    assert code == 2 and err.count("\n") == 1 and "instruction_part must be" in err
+    code, _, err = cli("doctor", "quiz_text", "--rules", "trl-0.19", "--response-template", " Answer:", "--json")
+    assert code == 1 and "marker_not_found" in json.loads(_)["findings"][1]["check"] + _
