@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 
 from sftviz import TRL_VERSION, data, lesson, lesson_page, page, palette, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
+from sftviz.markers import MAX_MARKER_CHARS, RULES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
 from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
 from sftviz.train import PRESET_LABELS, PRESETS  # noqa: E402
@@ -190,6 +191,14 @@ def load_panel(p):
     p.put(gr.Radio(page.mode_choices()[0], value=DEFAULT_FORM["mode"], label="What is trained (mode)",
                    elem_id="mode"))
     p.put(gr.Number(DEFAULT_FORM["max-length"], label="max_length (empty = none)", precision=0, elem_id="max-length"))
+    p.put(gr.Dropdown([(r.label, r.name) for r in RULES.values()], value=DEFAULT_FORM["trainer"],
+                      label="Trainer: whose labels", elem_id="trainer",
+                      info="TRL 0.19's collator and Unsloth search the tokens for marker strings"))
+    with gr.Row():
+        p.put(gr.Textbox(label="Response marker", placeholder="from the chat template", elem_id="response-marker",
+                         max_length=MAX_MARKER_CHARS))
+        p.put(gr.Textbox(label="Instruction marker", placeholder="from the chat template",
+                         elem_id="instruction-marker", max_length=MAX_MARKER_CHARS))
     with gr.Row():
         p.put(gr.Checkbox(False, label="Packing", elem_id="packing"))
         p.put(gr.Dropdown(list(STRATEGIES), value=DEFAULT_FORM["packing-strategy"], label="Packing strategy",
@@ -350,7 +359,7 @@ def layout(p):
 EXAMPLE_IDS = [tab.elem_id for tab in view.EXAMPLE_TABS]
 FULL = ("status", "view-request", *EXAMPLE_IDS, "stats", "roles-plot", "length-plot", "doctor-report",
         "doctor-progress", "export-script", "export-yaml", "export-table", "example-index", "count", *TEMPLATE_EDITOR,
-        "columns", "mode", "share")  # what a (re)load redraws
+        "columns", "mode", "response-marker", "instruction-marker", "share")  # what a (re)load redraws
 NAV = ("status", *EXAMPLE_IDS, "example-index", "share")  # what moving to another example redraws
 NEW_SOURCE = ("source-tab", "example-index", "prompt-template", "completion-template", "columns")
 UPDATE_URL = ("(q) => { const a = new URLSearchParams(location.search); "
@@ -398,6 +407,7 @@ def wire_loading(p, demo):
                                  p.outputs("prompt-template", "completion-template"), queue=False))
     for trigger in (p.ui["text-field"].submit, p.ui["mode"].input, p.ui["packing"].input,
                     p.ui["packing-strategy"].input, p.ui["max-length"].submit, p.ui["tokenizer"].submit,
+                    p.ui["trainer"].input, p.ui["response-marker"].submit, p.ui["instruction-marker"].submit,
                     p.ui["completion-template"].submit, p.ui["apply-template"].click):
         trigger(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(**full_check)
 

@@ -96,6 +96,43 @@ def check_options(options):
             check_marker(flag, value)
 
 
+def propose(tok):
+    """(instruction, response) markers read from the tokenizer's chat template, as Unsloth's auto-detection
+    reads them: the header the template writes before a user's text, and the one the generation prompt adds
+    after the user's turn ends. None when the tokenizer has no chat template.
+
+    >>> from sftviz.tokenizer import load_tokenizer
+    >>> propose(load_tokenizer("default"))
+    ('<|im_start|>user\\n', '<|im_start|>assistant\\n')
+    """
+    if not tok.chat_template:
+        return None
+    user, answer = "\x00U", "\x00A"
+    try:
+        asked = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+        both = tok.apply_chat_template([{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                                       tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render a plain chat proposes nothing
+        return None
+    if user not in asked or answer not in both:
+        return None
+    after_user = asked[asked.index(user) + len(user):]  # end of the user's turn, then the response header
+    after_answer = both[both.index(answer) + len(answer):]  # end of the assistant's turn
+    n = 0
+    while n < min(len(after_user), len(after_answer)) and after_user[n] == after_answer[n]:
+        n += 1
+    end_of_turn = after_user[:n]
+    if "\n" in end_of_turn and not end_of_turn.endswith("\n"):
+        end_of_turn = end_of_turn[:end_of_turn.rindex("\n") + 1]  # whole lines only: "<|end|>\n", not "<|end|>\n<|"
+    response = after_user[len(end_of_turn):]
+    before = asked[:asked.index(user)]  # the user's header, after any BOS or default system turn:
+    opener = next((response[:m] for m in range(len(response), 1, -1) if response[:m] in before), "")
+    instruction = before[before.rindex(opener):] if opener else before  # from the last turn opener they share
+    if tok.bos_token and instruction.startswith(tok.bos_token):
+        instruction = instruction[len(tok.bos_token):]
+    return (instruction, response) if instruction and response else None
+
+
 def prepare(rows, tok, options):
     """Rows -> labels.Prepared under options.rules ("trl-0.19" or "unsloth")."""
     if not rows:

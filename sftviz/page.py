@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, doctor, export, jobs, live, one_line, render, uploads, view, zerogpu
+from . import bounded, clean_text, data, doctor, export, jobs, live, markers, one_line, render, uploads, view, zerogpu
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -41,7 +41,8 @@ LOCAL_PATHS = os.environ.get("SFTVIZ_LOCAL_PATHS", "").lower() in ("1", "true", 
 # The page's form: what a (re)load reads. "source-tab" is which of sample / upload / Hub is in use, and
 # "upload-path" the session's private copy of its upload (both server-side state).
 FORM = ("source-tab", "sample", "upload-path", "hub-id", "columns", "text-field", "tokenizer", "prompt-template",
-        "completion-template", "mode", "max-length", "packing", "packing-strategy", "example-index")
+        "completion-template", "mode", "max-length", "packing", "packing-strategy", "trainer", "response-marker",
+        "instruction-marker", "example-index")
 # Browsing and training read the last good request instead ("view-request", server-side state).
 NAV_FORM = ("view-request", "example-index")
 TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
@@ -52,7 +53,8 @@ DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-p
                 "columns": data.READINGS["trl"], "text-field": DEFAULTS.text_field, "tokenizer": "default",
                 "prompt-template": "", "completion-template": "", "mode": DEFAULT_MODE,
                 "max-length": DEFAULTS.max_length, "packing": DEFAULTS.packing,
-                "packing-strategy": DEFAULTS.packing_strategy, "example-index": 0}
+                "packing-strategy": DEFAULTS.packing_strategy, "trainer": "trl", "response-marker": "",
+                "instruction-marker": "", "example-index": 0}
 
 
 # --- From the form to one request ------------------------------------------------------------------
@@ -165,10 +167,30 @@ def page_request(v):
     source, where, config, split = _source(v)
     options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
                       _text(v, "packing-strategy") or "bfd", _text(v, "text-field").strip()[:200] or "text")
-    return view.ViewRequest(source, where, _text(v, "tokenizer").strip()[:200] or "default",
+    request = view.ViewRequest(source, where, _text(v, "tokenizer").strip()[:200] or "default",
                             "any" if LOCAL_PATHS else "hub", _text(v, "prompt-template") or None,
                             _text(v, "completion-template") or None, config, split, options,
                             reading_name(v["columns"]))
+    return with_markers(request, v)
+
+
+def with_markers(request, v):
+    """The request under the trainer the form names. A marker left empty is read from the tokenizer's chat
+    template (as Unsloth's auto-detection reads it) and shown in its box; both are checked by Options."""
+    rules = v.get("trainer") if v.get("trainer") in markers.RULES else "trl"
+    if rules == "trl":
+        return request
+    response, instruction = _text(v, "response-marker") or None, _text(v, "instruction-marker") or None
+    if not response or (rules == "unsloth" and not instruction):
+        proposed = markers.propose(view.load(request).tok) or (None, None)
+        if not response and not instruction or rules == "unsloth":
+            instruction = instruction or proposed[0]
+        response = response or proposed[1]
+    if not response:
+        raise ValueError(f"{markers.RULES[rules].label} needs a response marker (this tokenizer has no chat "
+                         f"template to read one from): type the text that starts each answer, e.g. '### Answer:'")
+    return dataclasses.replace(request, options=dataclasses.replace(request.options, rules=rules, response=response,
+                                                                    instruction=instruction))
 
 
 def share_query(request, index):
@@ -188,6 +210,8 @@ def share_query(request, index):
         q["data"] = " ".join(filter(None, [request.source, *extra]))
     if o.packing:
         q.update(packing=o.packing_strategy)
+    if o.rules != "trl":
+        q.update(trainer=o.rules, response=o.response, **({"instruction": o.instruction} if o.instruction else {}))
     return urlencode(q)
 
 
@@ -338,6 +362,7 @@ def refresh(v):
     out.update({
         **columns_choice(request, vw.loaded.decision.offers),
         "mode": update(choices=choices, value=request.options.mode, info=why_not),
+        "response-marker": request.options.response or "", "instruction-marker": request.options.instruction or "",
         "view-request": request,
         "example-index": update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
         "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",
@@ -578,7 +603,7 @@ def train_stream(v, register=None):
 
 
 URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",
-              "packing-strategy", "example-index")
+              "packing-strategy", "trainer", "response-marker", "instruction-marker", "example-index")
 
 
 def _whole(text, high, default):
@@ -602,6 +627,9 @@ def from_url(query):
                                                                                 PAGE_MAX_LENGTH, 1024),
             "packing": query.get("packing") in STRATEGIES,
             "packing-strategy": query.get("packing") if query.get("packing") in STRATEGIES else "bfd",
+            "trainer": query.get("trainer") if query.get("trainer") in markers.RULES else "trl",
+            "response-marker": query.get("response", "")[:markers.MAX_MARKER_CHARS],
+            "instruction-marker": query.get("instruction", "")[:markers.MAX_MARKER_CHARS],
             "example-index": update(value=index, maximum=max(index, 1))}
 
 

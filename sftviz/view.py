@@ -15,6 +15,7 @@ from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
 from .footprint import footprint
 from . import labels
 from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare
+from .markers import RULES
 from .packing import STRATEGIES
 from .shown import VIEW_TOKENS, Shown
 from .tokenizer import load_tokenizer, token_texts
@@ -303,15 +304,18 @@ def describe(view):
              f"Mode **{mode_words(view)}**: SFTConfig(completion_only_loss={mode.completion_only_loss}"
              + (f", which TRL resolves to {p.completion_only_loss} for this data" if mode.completion_only_loss is None
                 else "") + f", assistant_only_loss={p.assistant_only_loss}); labels exactly as TRL {TRL_VERSION} "
-             f"builds them."]
+             f"builds them." if view.options.rules == "trl" else trainer_line(view.options)]
     lines += columns_lines(view)
     if view.options.packing:
         lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
                      f"{view.options.max_length} tokens.")
-    if dropped:
+    if dropped and view.options.rules == "unsloth":
+        lines.append(f"⚠ {dropped} example(s) have no label left (no response marker found, or cut by max_length "
+                     f"{view.options.max_length}): Unsloth removes them (shown here, flagged).")
+    elif dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")
-    if mode.completion_only_loss and labels.not_for(view.options.mode, view.loaded.rows[0]):  # the one rule
+    if view.options.rules == "trl" and mode.completion_only_loss and labels.not_for(view.options.mode, view.loaded.rows[0]):  # the one rule
         lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
@@ -323,6 +327,16 @@ def describe(view):
     if p.chat_template:
         lines.append("TRL swapped in its training chat template (with {% generation %} tags) for this tokenizer.")
     return "\n\n".join(lines)
+
+
+def trainer_line(o):
+    """What the other trainer searches for, as its user would call it."""
+    r = RULES[o.rules]
+    args = ", ".join(f"{flag}={value!r}" for flag, value in zip(r.markers, (o.response, o.instruction)) if value)
+    call = f"DataCollatorForCompletionOnlyLM({args})" if o.rules == "trl-0.19" else \
+        f"train_on_responses_only(trainer, {args})"
+    return (f"Trainer **{r.label}**: {call}. The labels are where its search of the token ids for the markers "
+            f"leaves them, exactly as its own code does; the mode above is TRL 1.16's and does not apply.")
 
 
 def columns_lines(view):
@@ -398,14 +412,18 @@ def compare_tab(view, i):
     if view.options.packing:
         return render.error_html("Mode comparison is per example: turn packing off to compare.")
     seqs = []
+    o = view.options
     names = compare_modes(view.loaded.rows)
+    if o.rules != "trl":  # TRL 1.16's answers-only mode against the other trainer's marker search
+        names = (answer_mode(view.loaded.rows), None)
     for mode in names:
+        options = Options(mode, o.max_length, text_field=o.text_field) if mode else o
         try:
-            seqs.append(prepared(view.loaded, Options(mode, view.options.max_length, text_field=view.options.text_field))
-                        .sequences[i])
+            seqs.append(prepared(view.loaded, options).sequences[i])
         except TRLRefusal as e:
-            return render.error_html(f"{MODES[mode].label}: TRL refuses: {e}")
-    a, b = (MODES[m].label for m in names)
+            return render.error_html(f"{MODES[mode].label if mode else RULES[o.rules].label}: refused: {e}")
+    a, b = (RULES[o.rules].label if m is None else f"TRL 1.16 · {MODES[m].label}" if o.rules != "trl"
+            else MODES[m].label for m in names)
     return render.compare_view(a, seqs[0], b, seqs[1], view.token_texts(i))
 
 
@@ -567,22 +585,26 @@ def stats(view):
 def _compute_stats(view):
     loaded, opts = view.loaded, view.options
     per_mode = {}
-    for mode in dict.fromkeys([opts.mode, *compare_modes(loaded.rows)]):
+    shown = MODES[opts.mode].label if opts.rules == "trl" else RULES[opts.rules].label  # the bar of these options
+    runs = [(MODES[m].label, Options(m, opts.max_length, opts.packing, opts.packing_strategy, opts.text_field))
+            for m in dict.fromkeys([opts.mode, *compare_modes(loaded.rows)])]
+    if opts.rules != "trl":
+        runs = [(shown, opts)] + runs[1:]
+    for label, options in runs:
         try:
-            p = prepared(loaded, Options(mode, opts.max_length, opts.packing, opts.packing_strategy, opts.text_field))
+            p = prepared(loaded, options)
         except TRLRefusal:
             continue
         kept = [c for c, dropped in zip(p.sequences.counts, p.sequences.dropped) if not dropped]
-        per_mode[MODES[mode].label] = {"target": sum(c["target"] for c in kept),
-                                       "context": sum(c["context"] for c in kept),
-                                       "dropped": sum(p.sequences.dropped)}
+        per_mode[label] = {"target": sum(c["target"] for c in kept), "context": sum(c["context"] for c in kept),
+                           "dropped": sum(p.sequences.dropped)}
     if opts.packing:
         lengths = view.prep.sequences.lengths
     else:  # the lengths before truncation: the same data without max_length
         untruncated = Options(opts.mode, None, text_field=opts.text_field)
         lengths = prepared(loaded, untruncated).sequences.lengths
     cut = sum(n > opts.max_length for n in lengths) if opts.max_length else 0
-    cur = per_mode.get(MODES[opts.mode].label, {"target": 0, "context": 0, "dropped": 0})
+    cur = per_mode.get(shown, {"target": 0, "context": 0, "dropped": 0})
     first = f" (the first {MAX_ROWS:,} rows; every row is being checked in the background)" \
         if not covers_all(view) else ""
     md = stats_md(len(loaded.rows), cur["target"], cur["context"], cur["dropped"], cut, first)
