@@ -283,3 +283,39 @@ def test_cli_marker_errors_are_one_line():
     assert code == 2 and err.count("\n") == 1 and "instruction_part must be" in err
     code, _, err = cli("doctor", "quiz_text", "--rules", "trl-0.19", "--response-template", " Answer:", "--json")
     assert code == 1 and "marker_not_found" in json.loads(_)["findings"][1]["check"] + _
+
+
+def test_browser_trainer_choice_changes_the_tokens_and_compare_outlines_the_header(page, server, tmp_path,
+                                                                                    monkeypatch):
+    """The bundled tokenizer with SmolLM3's template, whose {% generation %} covers the assistant's header: TRL
+    1.16's assistant_only_loss trains '<|im_start|>assistant\\n', Unsloth's search starts after it. The Trainer
+    choice changes the token view, and Compare outlines exactly the header tokens that differ."""
+    from test_app_browser import ROLES_JS, TEXT_JS, open_page
+
+    from sftviz import page as page_handlers
+    from sftviz.tokenizer import load_tokenizer
+    monkeypatch.setattr(page_handlers, "LOCAL_PATHS", True)  # an operator's opt-in: a tokenizer folder by path
+    tok = load_tokenizer("default")
+    with open(SMOLLM3, encoding="utf-8") as f:
+        tok.chat_template = f.read()
+    folder = str(tmp_path / "chatml-smollm3")
+    tok.save_pretrained(folder)
+
+    open_page(page, server + "?sample=quiz_chat&mode=assistant")
+    page.locator("#tokenizer textarea, #tokenizer input").first.fill(folder)
+    page.locator("#tokenizer textarea, #tokenizer input").first.press("Enter")
+    page.wait_for_function(f"() => ({TEXT_JS})().includes('Knowledge')", timeout=30000)  # SmolLM3's system turn
+    trl_roles = page.evaluate(ROLES_JS)
+    page.locator("#trainer input").click()
+    page.get_by_role("option", name="Unsloth train_on_responses_only").click()
+    page.wait_for_function(f"(b) => JSON.stringify(({ROLES_JS})()) !== b", arg=json.dumps(trl_roles), timeout=30000)
+    page.wait_for_function("() => document.querySelector('#response-marker textarea').value !== ''", timeout=30000)
+    assert page.locator("#response-marker textarea").input_value() == CHATML[1]
+    assert "Unsloth train_on_responses_only" in page.locator("#status").inner_text()
+    page.get_by_role("tab", name="Compare modes").click()
+    outlined = page.locator("#mode-compare .sv-changed")
+    outlined.first.wait_for(timeout=15000)
+    texts = {t.strip() for t in outlined.all_inner_texts()}
+    assert {"<|im_start|>", "assistant"} <= texts, texts
+    assert "TRL 1.16 · Assistant turns only" in page.locator("#mode-compare").inner_text()
+    page.screenshot(path=str(tmp_path / "compare.png"))
