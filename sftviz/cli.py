@@ -203,12 +203,13 @@ def doctor(args):
 def export(args):
     """The settings shown, as a TRL script, a `trl sft` YAML file, or the same choice in other trainers."""
     from .data import load_trl
-    from .export import frameworks_table, script, yaml_config
+    from .export import frameworks_table, migration, script, yaml_config
     from .tokenizer import load_tokenizer
 
     opts = options_of(args)
     loaded = load_trl(source_of(args), args.limit)
-    prepare(loaded.rows, load_tokenizer(args.tokenizer), opts)  # what TRL would refuse is refused here, not later
+    tok = load_tokenizer(args.tokenizer)
+    prepare(loaded.rows, tok, opts)  # what TRL would refuse is refused here, not later
     if args.format == "script":
         out = script(args.data, args.tokenizer, opts, loaded.mapping, args.model, args.config, args.split,
                      drop=loaded.decision.drop, first_row=loaded.rows[0])
@@ -216,7 +217,8 @@ def export(args):
         out = yaml_config(args.data, opts, loaded.mapping, args.model, args.config, args.split,
                           drop=loaded.decision.drop, first_row=loaded.rows[0])
     else:
-        out = frameworks_table(opts, loaded.rows[0])
+        out = frameworks_table(opts, loaded.rows[0], "" if opts.rules == "trl" else
+                               migration(loaded.rows, tok, opts, most=len(loaded.rows)))
     print(out, end="" if out.endswith("\n") else "\n")
 
 

@@ -12,7 +12,8 @@ import os
 import yaml
 
 from . import TRL_VERSION, data
-from .labels import MODES, answers_only, row_type
+from .labels import IGNORE, MODES, Options, TRLRefusal, answers_only, not_for, prepare, row_type
+from .markers import RULES
 
 
 def dataset_call(source, config=None, split="train", shown_path=None):
@@ -135,26 +136,132 @@ def yaml_config(source, options, mapping=None, model="your-org/your-model", conf
     return head + yaml.safe_dump(fields, sort_keys=False)
 
 
-FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole text)
-    ("TRL SFTTrainer", "completion_only_loss / assistant_only_loss", "True / True", "False / False"),
-    ("Axolotl", "train_on_inputs; roles_to_train; train_on_eos", "false; [assistant]; turn",
-     "true; all roles; all"),
-    ("LLaMA-Factory", "train_on_prompt; mask_history", "false; false (true: last turn only)", "true; false"),
-    ("torchtune", "train_on_input", "False", "True"),
+FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole text, what checks it)
+    ("TRL SFTTrainer", "completion_only_loss / assistant_only_loss", "True / True", "False / False",
+     f"checked: its real code, tests/test_labels_vs_trl.py (TRL {TRL_VERSION})"),
+    ("TRL 0.19 (removed in 0.20)", "DataCollatorForCompletionOnlyLM(response_template, instruction_template)",
+     "pass the markers", "do not use it", "checked: its real code, tests/test_other_trainers.py (trl 0.19.1); "
+     "Trainer choice on the Tokens tab"),
     ("Unsloth", "train_on_responses_only(trainer, instruction_part=..., response_part=...)",
-     "call it with the template's user and assistant headers", "do not call it"),
+     "call it with the template's user and assistant headers", "do not call it",
+     "checked: its real code, tests/test_other_trainers.py (unsloth_zoo 2026.10.9); Trainer choice on the Tokens tab"),
+    ("Axolotl", "train_on_inputs; roles_to_train; train_on_eos", "false; [assistant]; turn",
+     "true; all roles; all", "not checked: as documented"),
+    ("LLaMA-Factory", "train_on_prompt; mask_history", "false; false (true: last turn only)", "true; false",
+     "not checked: as documented"),
+    ("torchtune", "train_on_input", "False", "True", "not checked: as documented"),
 ]
 
 
-def frameworks_table(options, first_row):
+def frameworks_table(options, first_row, migration_md=""):
     """The same choice in other trainers, as a Markdown table, for data whose first row is `first_row` (what
-    TRL's default mode trains depends on the data)."""
+    TRL's default mode trains depends on the data); under another trainer's rules, `migration_md` (migration())
+    says which TRL 1.16 settings give the same labels."""
     answer_only = answers_only(options.mode, first_row)
-    lines = ["| trainer | setting | answer / assistant only | whole text |", "|---|---|---|---|"]
-    for name, setting, answer, whole in FRAMEWORKS:
-        lines.append(f"| {name} | `{setting}` | {answer} | {whole} |")
+    lines = ["| trainer | setting | answer / assistant only | whole text | labels checked? |", "|---|---|---|---|---|"]
+    for name, setting, answer, whole, checked in FRAMEWORKS:
+        lines.append(f"| {name} | `{setting}` | {answer} | {whole} | {checked} |")
     lines.append("")
     lines.append(f"These options: {'answers only' if answer_only else 'the whole text'} "
                  f"({json.dumps(MODES[options.mode].sft_config)}). Names as documented by each project; check "
-                 f"your version, defaults differ between releases.")
+                 f"your version, defaults differ between releases. \"Checked\" rows are compared token by token "
+                 f"with the project's own code in sftviz's tests.")
+    if migration_md:
+        lines += ["", migration_md]
     return "\n".join(lines)
+
+
+MIGRATION_ROWS = 200  # rows the page compares (the CLI compares every row it loads)
+SHOWN_DIFFERENCES = 8
+
+
+def split_at_marker(rows, marker, text_field="text"):
+    """Plain-text rows as prompt/completion, split where the collator's search ends (after the LAST occurrence
+    of the marker text): TRL's documented way off DataCollatorForCompletionOnlyLM. None if a row has no text."""
+    out = []
+    for row in rows:
+        text = row.get(text_field)
+        if not isinstance(text, str):
+            return None
+        at = text.rfind(marker)
+        cut = at + len(marker) if at >= 0 else len(text)
+        out.append({"prompt": text[:cut], "completion": text[cut:]})
+    return out
+
+
+def migration(rows, tok, options, most=MIGRATION_ROWS):
+    """From another trainer's marker search to TRL 1.16: the SFTConfig (and, for plain text, the prompt/completion
+    split at the marker) whose labels are closest, checked row by row against the marker rules' labels, with
+    the exact tokens that differ. Markdown."""
+    rows = rows[:most]
+    theirs = prepare(rows, tok, options).sequences
+    candidates = []
+    for mode in ("completion", "assistant", "whole"):
+        if not_for(mode, rows[0]) is None:
+            candidates.append((f"SFTConfig({_flags(mode)}) on the data as it is", rows, mode))
+    if row_type(rows[0]) == "language_modeling" and not options.response.strip().startswith("["):
+        split = split_at_marker(rows, options.response, options.text_field)
+        if split:
+            candidates.insert(0, (f"SFTConfig({_flags('completion')}) on the text split into prompt/completion "
+                                  f"after the last {options.response!r}", split, "completion"))
+    best = None
+    for words, data_rows, mode in candidates:
+        try:
+            ours = prepare(data_rows, tok, Options(mode, options.max_length, text_field=options.text_field)).sequences
+        except (TRLRefusal, ValueError):
+            continue
+        same, differences = _compare(theirs, ours, tok)
+        if best is None or same > best[1]:
+            best = (words, same, differences)
+    label = RULES[options.rules].label
+    if best is None:
+        return f"No TRL 1.16 setting applies to this data to replace {label}."
+    words, same, differences = best
+    head = (f"**To TRL {TRL_VERSION}**: {words} gives the labels {label} gives on **{same} of {len(rows)}** rows"
+            + (" (the first rows)" if len(rows) == most else "") + ".")
+    if not differences:
+        return head + " Identical: switch with no change to what is trained."
+    shown = "\n".join(f"- {d}" for d in differences[:SHOWN_DIFFERENCES])
+    more = f"\n- … and {len(differences) - SHOWN_DIFFERENCES} more" if len(differences) > SHOWN_DIFFERENCES else ""
+    return f"{head} The tokens that will differ:\n{shown}{more}"
+
+
+def _flags(mode):
+    return ", ".join(f"{k}={v}" for k, v in MODES[mode].sft_config.items() if v is not None)
+
+
+def _compare(theirs, ours, tok):
+    """(rows identical, one line per difference) between two labellings of the same rows."""
+    same, lines = 0, []
+    for i, (a, b) in enumerate(zip(theirs, ours)):
+        if a.dropped != b.dropped:
+            lines.append(f"row {i}: {'dropped' if a.dropped else 'kept'} here, {'dropped' if b.dropped else 'kept'} "
+                         f"by TRL 1.16")
+            continue
+        if a.input_ids != b.input_ids:
+            k = next((p for p, (x, y) in enumerate(zip(a.input_ids, b.input_ids)) if x != y),
+                     min(len(a.input_ids), len(b.input_ids)))
+            lines.append(f"row {i}: the tokens differ from position {k} ({_tokens(tok, a.input_ids[k:k + 3])} here, "
+                         f"{_tokens(tok, b.input_ids[k:k + 3])} with TRL 1.16)")
+            continue
+        diff = [p for p, (x, y) in enumerate(zip(a.labels, b.labels)) if x != y]
+        if not diff:
+            same += 1
+            continue
+        trained = [p for p in diff if b.labels[p] != IGNORE]
+        masked = [p for p in diff if b.labels[p] == IGNORE]
+        parts = ([f"TRL 1.16 also trains {_tokens(tok, [a.input_ids[p] for p in trained])} (positions "
+                  f"{_positions(trained)})"] if trained else []) + \
+                ([f"TRL 1.16 does not train {_tokens(tok, [a.input_ids[p] for p in masked])} (positions "
+                  f"{_positions(masked)})"] if masked else [])
+        lines.append(f"row {i}: " + "; ".join(parts))
+    return same, lines
+
+
+def _tokens(tok, ids, most=6):
+    shown = " ".join(repr(t) for t in tok.convert_ids_to_tokens(ids[:most]))
+    return shown + (" …" if len(ids) > most else "")
+
+
+def _positions(ps, most=6):
+    return ", ".join(map(str, ps[:most])) + (", …" if len(ps) > most else "")

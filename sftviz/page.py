@@ -339,7 +339,7 @@ def refresh(v):
             return refused(request, vw, index, changed)
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
-        out.update(export_views(request, vw.loaded.decision, vw.loaded.rows[0]))
+        out.update(export_views(request, vw.loaded))
         out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
                                                   else f"(The first {view.MAX_ROWS:,} rows; every row is being "
                                                   f"checked in the background.)", len(vw.loaded.rows),
@@ -423,9 +423,11 @@ def refused(request, vw, index, changed=""):
             **{k: update(visible=False) for k in TEMPLATE_EDITOR}}
 
 
-def export_views(request, decision, first_row):
-    """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows.
+def export_views(request, loaded):
+    """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows
+    (under another trainer's rules, the TRL 1.16 settings closest to its labels, checked on the first rows).
     Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
+    decision, first_row = loaded.decision, loaded.rows[0]
     if request.where == "sample":
         shown = os.path.relpath(data.samples()[request.source], ROOT)
     else:
@@ -435,7 +437,8 @@ def export_views(request, decision, first_row):
     return {"export-script": export.script(request.source, request.tokenizer, request.options, shown_path=shown,
                                            **args),
             "export-yaml": export.yaml_config(request.source, request.options, **args),
-            "export-table": export.frameworks_table(request.options, first_row)}
+            "export-table": export.frameworks_table(request.options, first_row, "" if request.options.rules == "trl"
+                                                    else export.migration(loaded.rows, loaded.tok, request.options))}
 
 
 @status_on_failure

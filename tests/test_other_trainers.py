@@ -319,3 +319,27 @@ def test_browser_trainer_choice_changes_the_tokens_and_compare_outlines_the_head
     assert {"<|im_start|>", "assistant"} <= texts, texts
     assert "TRL 1.16 · Assistant turns only" in page.locator("#mode-compare").inner_text()
     page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_export_migration_claims_hold_in_the_real_libraries():
+    """The Export tab's claim "TRL 1.16 with the text split at the marker gives the same labels" (or "these tokens
+    differ"), checked with TRL 1.16's real SFTTrainer against TRL 0.19.1's real collator."""
+    from sftviz.export import migration, split_at_marker
+    from trl_reference import trl_rows
+
+    tok = tokenizer("gpt2", None)
+    for case_id, claim in (("text-qa-gpt2-response-only", "12 of 12"), ("alpaca-gpt2", "0 of 12")):
+        case = next(c for c in CASES if c[0] == case_id)
+        instruction, response = case[4]
+        md = migration(rows_of(case[1]), tok, Options(rules="trl-0.19", response=response, instruction=instruction))
+        assert f"**{claim}**" in md and "split into prompt/completion" in md, md
+        real_016, _, _ = trl_rows(split_at_marker(rows_of(case[1]), response), tok, "completion")
+        real_019 = oracle("trl-0.19")[case_id]["records"]
+        assert [r["input_ids"] for r in real_016] == [r["input_ids"] for r in real_019]
+        differ = [[p for p, (a, b) in enumerate(zip(x["labels"], y["labels"])) if a != b]
+                  for x, y in zip(real_016, real_019)]
+        if claim == "12 of 12":
+            assert not any(differ) and "Identical" in md
+        else:  # the EOS: TRL 1.16 trains it, 0.19's collator masks it (pad == eos)
+            assert all(d == [len(r["input_ids"]) - 1] for d, r in zip(differ, real_016))
+            assert f"row 0: TRL 1.16 also trains '<|endoftext|>' (positions {differ[0][0]})" in md
