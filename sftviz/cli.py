@@ -139,7 +139,7 @@ def inspect(args):
                 rec["dropped"] = True
             print(json.dumps(rec, ensure_ascii=False))
         else:
-            print(render_sequence(i, seq, texts, color, opts.packing))
+            print(render_sequence(i, seq, texts, color, opts.packing, opts.rules))
 
 
 SYMBOLS = {"error": "✗", "warning": "⚠", "info": "·"}
@@ -300,7 +300,7 @@ def legend(color):
     return "legend: " + "   ".join(parts) + f"\n{LABELS_MEANING}."
 
 
-def render_sequence(i, seq, texts, color, packed):
+def render_sequence(i, seq, texts, color, packed, who="trl"):
     roles = seq.roles
     counts = seq.role_counts()
     docs = sorted(set(seq.sources))
@@ -310,7 +310,8 @@ def render_sequence(i, seq, texts, color, packed):
              f"{counts['masked']} masked; {seq.num_scored} scored after the shift")
     head += f"\nlabels = {literal(seq.labels)}"
     if seq.dropped:
-        head += "  ✗ DROPPED by the trainer: no label left"
+        head += "  ✗ DROPPED by TRL: no label left after truncation" if who == "trl" else \
+            "  ✗ DROPPED by Unsloth: no label left (no response marker found, or cut by max_length)"
     out, prev_src = [], None
     for t, (text, role, src) in enumerate(zip(texts, roles, seq.sources)):
         if packed and prev_src is not None and src != prev_src:

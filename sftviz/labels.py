@@ -187,8 +187,7 @@ class Options:
         if not isinstance(self.text_field, str) or not self.text_field:
             raise ValueError("the text field (SFTConfig.dataset_text_field) must be a column name")
         if (self.rules, self.response, self.instruction) != ("trl", None, None):
-            from .markers import check_options
-            check_options(self)
+            markers.check_options(self)
 
     @property
     def sft_config(self):
@@ -348,11 +347,8 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     >>> seq = prepare([chat], tok, Options("assistant")).sequences[0]
     >>> [text for text, label in zip(token_texts(tok, seq.input_ids), seq.labels) if label != IGNORE]
     ['H', 'ell', 'o', '.', '<|im_end|>']
-
-    Under another trainer's rules (options.rules), its marker search makes the labels instead: markers.py.
     """
-    if options.rules != "trl":
-        from . import markers
+    if options.rules != "trl":  # another trainer's marker search makes the labels: markers.py
         return markers.prepare(rows, tokenizer, options)
     if not rows:
         raise ValueError("the dataset is empty")
@@ -370,9 +366,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
         rows = [from_sharegpt(r) for r in rows]
         first = rows[0]
 
-    # BFD packing puts several documents in one row with no padding ("padding-free"); wrapped does not.
-    padding_free = options.packing and packing.STRATEGIES[options.packing_strategy].padding_free
-
+    padding_free = options.packing and packing.STRATEGIES[options.packing_strategy].padding_free  # BFD: no padding
     # Assistant-only loss needs chat data and a template that marks the assistant's text with
     # {% generation %}. TRL swaps in its own training template for models it knows, else refuses.
     chat_template = None
@@ -621,3 +615,6 @@ def collate(sequences, pad_token_id, pad_to=None):
                             (s.attention_mask or [1] * len(s.input_ids)) + [0] * n, s.position_ids,
                             s.sources + [-1] * n, s.dropped))
     return out
+
+
+from . import markers  # noqa: E402 - other trainers' rules, built on this module's pieces
