@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -104,14 +105,16 @@ def run(rules, case):
     out = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
         warnings.simplefilter("always")
+        started = time.perf_counter()
         try:
             records, dropped = (trl_019 if rules == "trl-0.19" else unsloth)(case, tok)
             error = None
         except Exception as e:  # noqa: BLE001 - the library's refusal is a result
             records, dropped, error = [], [], f"{type(e).__name__}: {e}"
+        seconds = time.perf_counter() - started  # for benchmarks/bench_labels.py
     said = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
     said += [out.getvalue()] if "Unsloth" in out.getvalue() else []  # its prints, continuation lines included
-    return {"records": records, "dropped": dropped, "warnings": said, "error": error}
+    return {"records": records, "dropped": dropped, "warnings": said, "error": error, "seconds": seconds}
 
 
 def main():
