@@ -195,9 +195,9 @@ def load_panel(p):
                       label="Trainer: whose labels", elem_id="trainer",
                       info="TRL 0.19's collator and Unsloth search the tokens for marker strings"))
     with gr.Row():
-        p.put(gr.Textbox(label="Response marker", placeholder="from the chat template", elem_id="response-marker",
+        p.put(gr.Textbox("", label="Response marker", placeholder="from the chat template", elem_id="response-marker",
                          max_length=MAX_MARKER_CHARS))
-        p.put(gr.Textbox(label="Instruction marker", placeholder="from the chat template",
+        p.put(gr.Textbox("", label="Instruction marker", placeholder="from the chat template",
                          elem_id="instruction-marker", max_length=MAX_MARKER_CHARS))
     with gr.Row():
         p.put(gr.Checkbox(False, label="Packing", elem_id="packing"))

@@ -146,9 +146,12 @@ FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole
      "call it with the template's user and assistant headers", "do not call it",
      "checked: its real code, tests/test_other_trainers.py (unsloth_zoo 2026.10.9); Trainer choice on the Tokens tab"),
     ("Axolotl", "train_on_inputs; roles_to_train; train_on_eos", "false; [assistant]; turn",
-     "true; all roles; all", "not checked: as documented"),
+     "true; all roles; all", "checked (axolotl 0.19.0, type chat_template, tests/test_frameworks.py): answers only "
+     "is assistant_only_loss exactly with eot_tokens: ['<|end|>'] (Phi-3); with the default eot_tokens each "
+     "answer's end-of-turn is not trained. train_on_inputs: true does not train the role tokens"),
     ("LLaMA-Factory", "train_on_prompt; mask_history", "false; false (true: last turn only)", "true; false",
-     "not checked: as documented"),
+     "checked (llamafactory 0.9.5, template phi, tests/test_frameworks.py): not the same tokens as TRL: it trains "
+     "the newline after each answer's <|end|>, tokenizes each answer on its own, and adds no <|endoftext|>"),
     ("torchtune", "train_on_input", "False", "True", "not checked: as documented"),
 ]
 
