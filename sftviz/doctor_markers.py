@@ -40,23 +40,25 @@ def opener_ids(m):
 
 
 def near_match(ids, marker, tok, most=2048):
-    """Where the row comes closest to the marker: (positions of the longest run of the marker's ids found
-    in the row, the ids there in context covering the marker's text, or [])."""
+    """Where the row comes closest to the marker: (positions of the tokens there, the ids there when they cover
+    the marker's own text, else []). The text is searched first; failing that, the longest run of the marker's
+    ids found in the row (first `most` tokens, first 64 marker ids: bounded work for any input)."""
     ids = ids[:most]
-    best = (0, 0, 0)  # length, row position, marker position
-    for i in range(len(marker)):
-        for p in range(len(ids)):
-            n = 0
-            while i + n < len(marker) and p + n < len(ids) and ids[p + n] == marker[i + n]:
-                n += 1
-            if n > best[0]:
-                best = (n, p, i)
     text = tok.decode(marker).strip()
     context = in_context(ids, text, tok) if text else []
     if context:
         return context, [ids[p] for p in context]
-    n, p, _ = best
-    return list(range(p, p + n)), []
+    marker, best, previous = marker[:64], (0, 0), [0] * (len(marker[:64]) + 1)
+    for p, token in enumerate(ids):  # longest common run: one row of the table at a time
+        current = [0] * len(previous)
+        for i, m in enumerate(marker):
+            if token == m:
+                current[i + 1] = previous[i] + 1
+                if current[i + 1] > best[0]:
+                    best = (current[i + 1], p + 1 - current[i + 1])
+        previous = current
+    n, start = best
+    return list(range(start, start + n)), []
 
 
 def in_context(ids, text, tok):

@@ -57,8 +57,9 @@ def marker_ids(marker, tok):
     """A marker as token ids: a string is tokenized alone (no special tokens added), as both libraries do;
     a JSON list of whole numbers ("[32001, 13]") is taken as the ids themselves.
 
-    >>> marker_ids("[32001, 13]", None)
-    [32001, 13]
+    >>> from sftviz.tokenizer import load_tokenizer
+    >>> marker_ids("[608, 17]", load_tokenizer("default"))
+    [608, 17]
     """
     text = marker.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -67,6 +68,9 @@ def marker_ids(marker, tok):
         except ValueError:
             ids = None
         if isinstance(ids, list) and ids and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            bad = [i for i in ids if not 0 <= i < len(tok)]
+            if bad:  # no row can hold them: the search could only miss
+                raise TRLRefusal(f"token id {bad[0]} is not in this tokenizer's vocabulary (ids 0 to {len(tok) - 1})")
             return ids
     return tok(marker, add_special_tokens=False)["input_ids"]
 

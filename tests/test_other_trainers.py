@@ -343,3 +343,23 @@ def test_export_migration_claims_hold_in_the_real_libraries():
         else:  # the EOS: TRL 1.16 trains it, 0.19's collator masks it (pad == eos)
             assert all(d == [len(r["input_ids"]) - 1] for d, r in zip(differ, real_016))
             assert f"row 0: TRL 1.16 also trains '<|endoftext|>' (positions {differ[0][0]})" in md
+
+
+def test_hostile_markers_get_one_line_and_bounded_work(hosted_app):
+    """Markers arrive from the page, the API and links: too long, ids outside the vocabulary, or a long repeated marker against long repeated text (the doctor's near-match search
+    is bounded) each end in one line or a finding, never a traceback."""
+    import time
+
+    from sftviz.doctor import diagnose
+    page = hosted_app
+    form = {**page.DEFAULT_FORM, "sample": "quiz_chat", "trainer": "trl-0.19"}
+    for marker, words in (("x" * 10_000, "a marker is at most 200"), ("[99999999]", "is not in this tokenizer")):
+        out = page.refresh({**form, "response-marker": marker})
+        assert words in out["status"] and "Traceback" not in out["status"], out["status"]
+    assert page.from_url({"trainer": "unsloth", "response": "y" * 5000})["response-marker"] == "y" * 200
+    assert page.from_url({"trainer": "nope"})["trainer"] == "trl"
+    tok = tokenizer("bundled", None)
+    started = time.perf_counter()
+    f = {x.check: x for x in diagnose([{"text": "a" * 6000}] * 30, tok,
+                                      Options(rules="trl-0.19", response="b" + "a" * 199))}
+    assert f["marker_not_found"].count == 30 and time.perf_counter() - started < 20
