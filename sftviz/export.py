@@ -147,13 +147,18 @@ FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole
      "checked: its real code, tests/test_other_trainers.py (unsloth_zoo 2026.10.9); Trainer choice on the Tokens tab"),
     ("Axolotl", "train_on_inputs; roles_to_train; train_on_eos", "false; [assistant]; turn",
      "true; all roles; all", "checked (axolotl 0.19.0, type chat_template, tests/test_frameworks.py): answers only "
-     "is assistant_only_loss exactly with eot_tokens: ['<|end|>'] (Phi-3); with the default eot_tokens each "
+     "is assistant_only_loss exactly with `eot_tokens: ['<|end|>']` (Phi-3); with the default eot_tokens each "
      "answer's end-of-turn is not trained. train_on_inputs: true does not train the role tokens"),
     ("LLaMA-Factory", "train_on_prompt; mask_history", "false; false (true: last turn only)", "true; false",
      "checked (llamafactory 0.9.5, template phi, tests/test_frameworks.py): not the same tokens as TRL: it trains "
-     "the newline after each answer's <|end|>, tokenizes each answer on its own, and adds no <|endoftext|>"),
+     "the newline after each answer's `<|end|>`, tokenizes each answer on its own, and adds no `<|endoftext|>`"),
     ("torchtune", "train_on_input", "False", "True", "not checked: as documented"),
 ]
+
+
+VERDICTS = {"TRL SFTTrainer": "checked: identical", "TRL 0.19 (removed in 0.20)": "checked: identical",
+            "Unsloth": "checked: identical", "Axolotl": "checked: identical with eot_tokens set (see below)",
+            "LLaMA-Factory": "checked: differs (see below)"}  # what tests/test_*.py measured, in a word
 
 
 def frameworks_table(options, first_row, migration_md=""):
@@ -162,9 +167,12 @@ def frameworks_table(options, first_row, migration_md=""):
     says which TRL 1.16 settings give the same labels."""
     answer_only = answers_only(options.mode, first_row)
     lines = ["| trainer | setting | answer / assistant only | whole text | labels checked? |", "|---|---|---|---|---|"]
+    notes = []
     for name, setting, answer, whole, checked in FRAMEWORKS:
-        lines.append(f"| {name} | `{setting}` | {answer} | {whole} | {checked} |")
-    lines.append("")
+        short = VERDICTS.get(name, "not checked")
+        lines.append(f"| {name} | `{setting}` | {answer} | {whole} | {short} |")
+        notes.append(f"- **{name}**: {checked}")
+    lines += ["", *notes, ""]
     lines.append(f"These options: {'answers only' if answer_only else 'the whole text'} "
                  f"({json.dumps(MODES[options.mode].sft_config)}). Names as documented by each project; check "
                  f"your version, defaults differ between releases. \"Checked\" rows are compared token by token "
@@ -262,8 +270,10 @@ def _compare(theirs, ours, tok):
 
 
 def _tokens(tok, ids, most=6):
-    shown = " ".join(repr(t) for t in tok.convert_ids_to_tokens(ids[:most]))
-    return shown + (" …" if len(ids) > most else "")
+    """The tokens as the page shows them (whitespace visible), in a Markdown code span."""
+    from .tokenizer import token_texts
+    shown = " ".join(token_texts(tok, ids[:most])).replace("`", "'")
+    return f"`{shown}`" + (" …" if len(ids) > most else "")
 
 
 def _positions(ps, most=6):

@@ -93,7 +93,7 @@ def literal_html(seq):
     short = literal(list(seq.labels))
     short = short if len(short) <= 90 else short[:88] + "…"
     part = f" (positions {seq.offset:,}-{seq.full_length - 1:,}, the end of the row)" if seq.offset else ""
-    return (f'<details class="sv-literal"><summary>The labels TRL feeds the model{part}: '
+    return (f'<details class="sv-literal"><summary>The labels the collator feeds the model{part}: '
             f'<code>labels = {escape(short)}</code></summary><p>{escape(LABELS_MEANING)}.</p><pre>{escape(chr(10).join(lines))}</pre></details>')
 
 

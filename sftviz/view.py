@@ -388,7 +388,10 @@ def describe_refused(refused):
 # --- Per-example views: each is (view, i) -> HTML, one tab on the page --------------------------------
 
 def mode_words(view):
-    """The mode as the page names it, the TRL default with what it resolves to for this data."""
+    """The mode as the page names it, the TRL default with what it resolves to for this data (or, under another
+    trainer, that trainer's name: TRL 1.16's modes do not apply there)."""
+    if view.options.rules != "trl":
+        return RULES[view.options.rules].label
     return labels.mode_words(view.options.mode, view.loaded.rows[0])
 
 

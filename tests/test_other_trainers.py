@@ -342,7 +342,7 @@ def test_export_migration_claims_hold_in_the_real_libraries():
             assert not any(differ) and "Identical" in md
         else:  # the EOS: TRL 1.16 trains it, 0.19's collator masks it (pad == eos)
             assert all(d == [len(r["input_ids"]) - 1] for d, r in zip(differ, real_016))
-            assert f"row 0: TRL 1.16 also trains '<|endoftext|>' (positions {differ[0][0]})" in md
+            assert f"row 0: TRL 1.16 also trains `<|endoftext|>` (positions {differ[0][0]})" in md
 
 
 def test_hostile_markers_get_one_line_and_bounded_work(hosted_app):
