@@ -140,11 +140,14 @@ FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole
     ("TRL SFTTrainer", "completion_only_loss / assistant_only_loss", "True / True", "False / False",
      f"checked: its real code, tests/test_labels_vs_trl.py (TRL {TRL_VERSION})"),
     ("TRL 0.19 (removed in 0.20)", "DataCollatorForCompletionOnlyLM(response_template, instruction_template)",
-     "pass the markers", "do not use it", "checked: its real code, tests/test_other_trainers.py (trl 0.19.1); "
-     "Trainer choice on the Tokens tab"),
+     "pass the markers", "do not use it", "checked: sftviz's TRL 0.19 rules give the labels of its real code "
+     "(tests/test_other_trainers.py, trl 0.19.1); pick it as the Trainer to see them, and this tab then says which "
+     "TRL 1.16 setting gives the same labels on your data"),
     ("Unsloth", "train_on_responses_only(trainer, instruction_part=..., response_part=...)",
      "call it with the template's user and assistant headers", "do not call it",
-     "checked: its real code, tests/test_other_trainers.py (unsloth_zoo 2026.10.9); Trainer choice on the Tokens tab"),
+     "checked: sftviz's Unsloth rules give the labels of its real code (tests/test_other_trainers.py, unsloth_zoo "
+     "2026.10.9); pick it as the Trainer to see them, and this tab then says which TRL 1.16 setting gives the same "
+     "labels on your data"),
     ("Axolotl", "train_on_inputs; roles_to_train; train_on_eos", "false; [assistant]; turn",
      "true; all roles; all", "checked (axolotl 0.19.0, type chat_template, tests/test_frameworks.py): answers only "
      "is assistant_only_loss exactly with `eot_tokens: ['<|end|>']` (Phi-3); with the default eot_tokens each "
@@ -156,9 +159,12 @@ FRAMEWORKS = [  # (trainer, setting, for answer only / assistant only, for whole
 ]
 
 
-VERDICTS = {"TRL SFTTrainer": "checked: identical", "TRL 0.19 (removed in 0.20)": "checked: identical",
-            "Unsloth": "checked: identical", "Axolotl": "checked: identical with eot_tokens set (see below)",
-            "LLaMA-Factory": "checked: differs (see below)"}  # what tests/test_*.py measured, in a word
+VERDICTS = {  # what tests/test_*.py measured, in a few words: the row's labels against TRL 1.16's mode
+    "TRL SFTTrainer": "checked: these are TRL 1.16's labels",
+    "TRL 0.19 (removed in 0.20)": "shown exactly (Trainer choice); vs TRL 1.16: depends on the data, see below",
+    "Unsloth": "shown exactly (Trainer choice); vs TRL 1.16: depends on the data, see below",
+    "Axolotl": "checked: identical with eot_tokens set (see below)",
+    "LLaMA-Factory": "checked: differs (see below)"}
 
 
 def frameworks_table(options, first_row, migration_md=""):
