@@ -225,6 +225,9 @@ def example_panel(p):
     with gr.Tabs(elem_id="main-tabs", overflow_behavior="wrap") as tabs:
         for tab in view.EXAMPLE_TABS:
             with gr.Tab(tab.title, id=tab.elem_id):
+                if tab.elem_id == "mode-compare":  # what to put beside the labels on screen
+                    p.put(gr.Dropdown([(words, key) for key, words in view.COMPARE.items()], value="auto",
+                                      label="Compare the labels on screen with", elem_id="compare-with"))
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
                 if tab.explain:
                     gr.Markdown(tab.explain)
@@ -408,6 +411,7 @@ def wire_loading(p, demo):
     for trigger in (p.ui["text-field"].submit, p.ui["mode"].input, p.ui["packing"].input,
                     p.ui["packing-strategy"].input, p.ui["max-length"].submit, p.ui["tokenizer"].submit,
                     p.ui["trainer"].input, p.ui["response-marker"].submit, p.ui["instruction-marker"].submit,
+                    p.ui["compare-with"].input,
                     p.ui["completion-template"].submit, p.ui["apply-template"].click):
         trigger(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(**full_check)
 

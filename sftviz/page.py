@@ -42,7 +42,7 @@ LOCAL_PATHS = os.environ.get("SFTVIZ_LOCAL_PATHS", "").lower() in ("1", "true", 
 # "upload-path" the session's private copy of its upload (both server-side state).
 FORM = ("source-tab", "sample", "upload-path", "hub-id", "columns", "text-field", "tokenizer", "prompt-template",
         "completion-template", "mode", "max-length", "packing", "packing-strategy", "trainer", "response-marker",
-        "instruction-marker", "example-index")
+        "instruction-marker", "compare-with", "example-index")
 # Browsing and training read the last good request instead ("view-request", server-side state).
 NAV_FORM = ("view-request", "example-index")
 TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
@@ -54,7 +54,7 @@ DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-p
                 "prompt-template": "", "completion-template": "", "mode": DEFAULT_MODE,
                 "max-length": DEFAULTS.max_length, "packing": DEFAULTS.packing,
                 "packing-strategy": DEFAULTS.packing_strategy, "trainer": "trl", "response-marker": "",
-                "instruction-marker": "", "example-index": 0}
+                "instruction-marker": "", "compare-with": "auto", "example-index": 0}
 
 
 # --- From the form to one request ------------------------------------------------------------------
@@ -167,17 +167,18 @@ def page_request(v):
     source, where, config, split = _source(v)
     options = Options(mode_name(v["mode"]), _max_length(v["max-length"]), bool(v["packing"]),
                       _text(v, "packing-strategy") or "bfd", _text(v, "text-field").strip()[:200] or "text")
+    compare = _text(v, "compare-with") if _text(v, "compare-with") in view.COMPARE else "auto"
     request = view.ViewRequest(source, where, _text(v, "tokenizer").strip()[:200] or "default",
-                            "any" if LOCAL_PATHS else "hub", _text(v, "prompt-template") or None,
-                            _text(v, "completion-template") or None, config, split, options,
-                            reading_name(v["columns"]))
+                               "any" if LOCAL_PATHS else "hub", _text(v, "prompt-template") or None,
+                               _text(v, "completion-template") or None, config, split, options,
+                               reading_name(v["columns"]), compare)
     return with_markers(request, v)
 
 
 def with_markers(request, v):
     """The request under the trainer the form names. A marker left empty is read from the tokenizer's chat
     template (as Unsloth's auto-detection reads it) and shown in its box; both are checked by Options."""
-    rules = v.get("trainer") if v.get("trainer") in markers.RULES else "trl"
+    rules = _text(v, "trainer") if _text(v, "trainer") in markers.RULES else "trl"
     if rules == "trl":
         return request
     response, instruction = _text(v, "response-marker") or None, _text(v, "instruction-marker") or None

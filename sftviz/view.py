@@ -11,7 +11,7 @@ from collections import Counter, OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
-from . import TRL_VERSION, bounded, data, doctor, jobs, plots, render
+from . import TRL_VERSION, bounded, data, doctor, jobs, markers, plots, render
 from .footprint import footprint
 from . import labels
 from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare
@@ -44,6 +44,7 @@ class ViewRequest:
     split: str = "train"
     options: Options = Options("completion")
     columns: str = "trl"  # how to read the file's columns: a key of data.READINGS
+    compare: str = "auto"  # what Compare modes puts beside these labels: a key of COMPARE
 
     @property
     def data_source(self):
@@ -206,6 +207,7 @@ class View:
     prep: object
     texts: dict = field(default_factory=dict)
     marked: tuple = ()  # token positions to outline in the token view
+    compare: str = "auto"  # a key of COMPARE
 
     @property
     def n(self):
@@ -273,7 +275,7 @@ def open_view(request):
         loaded = load(request)
     except data.TRLStops as stop:
         return Refused(request, str(stop), {fix: open_view(replace(request, columns=fix)) for fix in stop.fixes})
-    return View(loaded, request.options, prepared(loaded, request.options))
+    return View(loaded, request.options, prepared(loaded, request.options), compare=request.compare)
 
 
 def import_training_stack():
@@ -410,24 +412,47 @@ def compare_modes(rows):
     return "whole", answer_mode(rows)
 
 
+COMPARE = {  # what Compare modes shows beside the labels on screen: "auto", or one of these
+    "auto": "TRL 1.16 whole text vs answers only (under another trainer: TRL 1.16 answers only vs it)",
+    "whole": "TRL 1.16 · whole text", "answers": "TRL 1.16 · answers only", "trl-0.19": RULES["trl-0.19"].label,
+    "unsloth": RULES["unsloth"].label}
+
+
+def compared(view):
+    """[(label, Options)] of the two sides Compare modes shows: the labels on screen and the choice, or (auto) TRL
+    1.16's whole text and answers only, or TRL 1.16's answers only and the other trainer on screen."""
+    o, rows = view.options, view.loaded.rows
+    trl = lambda mode: (f"TRL 1.16 · {MODES[mode].label}", Options(mode, o.max_length, text_field=o.text_field))  # noqa
+    here = (f"TRL 1.16 · {labels.mode_words(o.mode, rows[0])}" if o.rules == "trl" else RULES[o.rules].label, o)
+    if view.compare == "auto":
+        if o.rules == "trl":
+            return [(MODES[m].label, trl(m)[1]) for m in compare_modes(rows)]
+        return [trl(answer_mode(rows)), here]
+    if view.compare in ("whole", "answers"):
+        return [here, trl("whole" if view.compare == "whole" else answer_mode(rows))]
+    response, instruction = (o.response, o.instruction) if o.rules != "trl" else (None, None)
+    if not response:
+        proposed = markers.propose(view.loaded.tok)
+        if not proposed:
+            raise TRLRefusal(f"{RULES[view.compare].label} needs a response marker and this tokenizer has no chat "
+                             "template to read one from: pick it as the Trainer and type the marker")
+        instruction, response = proposed
+    if view.compare == "unsloth" and not instruction:
+        raise TRLRefusal("Unsloth needs an instruction marker too: pick it as the Trainer and type both")
+    return [here, (RULES[view.compare].label, replace(o, rules=view.compare, response=response,
+                                                      instruction=instruction, packing=False))]
+
+
 def compare_tab(view, i):
-    """The same example under the two modes that matter for this data, changes outlined."""
+    """The same example under two labellings (compared()), the tokens whose role differs outlined."""
     if view.options.packing:
         return render.error_html("Mode comparison is per example: turn packing off to compare.")
-    seqs = []
-    o = view.options
-    names = compare_modes(view.loaded.rows)
-    if o.rules != "trl":  # TRL 1.16's answers-only mode against the other trainer's marker search
-        names = (answer_mode(view.loaded.rows), None)
-    for mode in names:
-        options = Options(mode, o.max_length, text_field=o.text_field) if mode else o
-        try:
-            seqs.append(prepared(view.loaded, options).sequences[i])
-        except TRLRefusal as e:
-            return render.error_html(f"{MODES[mode].label if mode else RULES[o.rules].label}: refused: {e}")
-    a, b = (RULES[o.rules].label if m is None else f"TRL 1.16 · {MODES[m].label}" if o.rules != "trl"
-            else MODES[m].label for m in names)
-    return render.compare_view(a, seqs[0], b, seqs[1], view.token_texts(i))
+    try:
+        sides = compared(view)
+        seqs = [prepared(view.loaded, options).sequences[i] for _, options in sides]
+    except TRLRefusal as e:
+        return render.error_html(f"Compare: refused: {e}")
+    return render.compare_view(sides[0][0], seqs[0], sides[1][0], seqs[1], view.token_texts(i))
 
 
 def packing_tab(view, i):

@@ -363,3 +363,18 @@ def test_hostile_markers_get_one_line_and_bounded_work(hosted_app):
     f = {x.check: x for x in diagnose([{"text": "a" * 6000}] * 30, tok,
                                       Options(rules="trl-0.19", response="b" + "a" * 199))}
     assert f["marker_not_found"].count == 30 and time.perf_counter() - started < 20
+
+
+def test_compare_any_two_trainers_outlines_what_the_real_libraries_disagree_on(hosted_app):
+    """Compare modes can set TRL 0.19's collator beside Unsloth: on the bundled chat the outlined tokens are the
+    ones where the two real libraries' labels differ (the newline after <|im_end|>: TRL 0.19's span runs to the
+    next instruction marker, Unsloth's stops at the EOS)."""
+    import re
+    form = {**hosted_app.DEFAULT_FORM, "sample": "quiz_chat", "trainer": "trl-0.19", "compare-with": "unsloth"}
+    out = hosted_app.refresh(form)
+    assert out["response-marker"] == CHATML[1] and out["instruction-marker"] == CHATML[0]
+    a, b = (oracle(r)["bundled-chat"]["records"][0]["labels"] for r in ("trl-0.19", "unsloth"))
+    differ = sum((x == -100) != (y == -100) for x, y in zip(a, b))
+    assert differ >= 1 and f"{differ} tokens change role" in out["mode-compare"]
+    assert len(re.findall(r'class="sv-tok sv-changed"', out["mode-compare"])) == 2 * differ  # outlined on both sides
+    assert "TRL 0.19 DataCollatorForCompletionOnlyLM" in out["mode-compare"] and "Unsloth" in out["mode-compare"]
