@@ -196,8 +196,8 @@ def load_panel(p):
                       info="TRL 0.19's collator and Unsloth search the tokens for marker strings"))
     with gr.Row():
         p.put(gr.Textbox("", label="Response marker", placeholder="from the chat template", elem_id="response-marker",
-                         max_length=MAX_MARKER_CHARS))
-        p.put(gr.Textbox("", label="Instruction marker", placeholder="from the chat template",
+                         visible=False, max_length=MAX_MARKER_CHARS))
+        p.put(gr.Textbox("", label="Instruction marker", placeholder="from the chat template", visible=False,
                          elem_id="instruction-marker", max_length=MAX_MARKER_CHARS))
     with gr.Row():
         p.put(gr.Checkbox(False, label="Packing", elem_id="packing"))

@@ -62,6 +62,20 @@ def shoot(url, out_dir, browser=None):
     page.wait_for_function("() => !document.querySelector('#settings > button.label-wrap.open')", timeout=10000)
     save(page, "phone", full_page=False)  # the first screen: the tokens are on it
     page.close()
+    # another trainer: TRL 0.19's collator with a response marker only, beside TRL 1.16's assistant turns
+    page = _open(browser, f"{url}?sample=quiz_chat&i=1&trainer=trl-0.19&response=%3C%7Cim_start%7C%3Eassistant%0A",
+                 DESKTOP)
+    page.get_by_role("tab", name="Compare modes").click()
+    page.locator("#mode-compare .sv-changed").first.wait_for(timeout=30000)
+    save(page, "trainers")
+    page.close()
+    # a doctor finding opened: lesson_bugs at max_length 32, the answer cut
+    page = _open(browser, f"{url}?sample=lesson_bugs&max_length=32", DESKTOP)
+    page.get_by_role("tab", name="Doctor").click()
+    page.locator("#doctor-report button.sv-open[data-open]").first.click()
+    page.locator("#token-view .sv-changed").first.wait_for(timeout=30000)
+    save(page, "doctor")
+    page.close()
     for name, viewport in (("lesson", DESKTOP), ("lesson-phone", PHONE)):
         page = browser.new_page(viewport=viewport)
         page.goto(f"{url}?lesson=sft", wait_until="load")

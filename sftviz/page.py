@@ -175,6 +175,15 @@ def page_request(v):
     return with_markers(request, v)
 
 
+def trainer_fields(options, choices, why_not):
+    """The mode choice (TRL 1.16's: not used under another trainer) and the marker boxes (only under one)."""
+    other = options.rules != "trl"
+    return {"mode": update(choices=choices, value=options.mode, interactive=not other,
+                           info=f"TRL 1.16's: not used by {markers.RULES[options.rules].label}" if other else why_not),
+            "response-marker": update(value=options.response or "", visible=other),
+            "instruction-marker": update(value=options.instruction or "", visible=other)}
+
+
 def with_markers(request, v):
     """The request under the trainer the form names. A marker left empty is read from the tokenizer's chat
     template (as Unsloth's auto-detection reads it) and shown in its box; both are checked by Options."""
@@ -362,8 +371,7 @@ def refresh(v):
     choices, why_not = mode_choices(vw.loaded.rows[0])
     out.update({
         **columns_choice(request, vw.loaded.decision.offers),
-        "mode": update(choices=choices, value=request.options.mode, info=why_not),
-        "response-marker": request.options.response or "", "instruction-marker": request.options.instruction or "",
+        **trainer_fields(request.options, choices, why_not),
         "view-request": request,
         "example-index": update(value=index, maximum=max(vw.n - 1, 1), interactive=vw.n > 1),
         "count": f"{vw.n} {'packed row' if request.options.packing else 'example'}{'s' if vw.n != 1 else ''}",

@@ -309,7 +309,8 @@ def test_browser_trainer_choice_changes_the_tokens_and_compare_outlines_the_head
     page.locator("#trainer input").click()
     page.get_by_role("option", name="Unsloth train_on_responses_only").click()
     page.wait_for_function(f"(b) => JSON.stringify(({ROLES_JS})()) !== b", arg=json.dumps(trl_roles), timeout=30000)
-    page.wait_for_function("() => document.querySelector('#response-marker textarea').value !== ''", timeout=30000)
+    page.wait_for_function("() => ((document.querySelector('#response-marker textarea') || {}).value || '') !== ''",
+                           timeout=30000)  # the marker boxes appear under another trainer, filled from the template
     assert page.locator("#response-marker textarea").input_value() == CHATML[1]
     assert "Unsloth train_on_responses_only" in page.locator("#status").inner_text()
     page.get_by_role("tab", name="Compare modes").click()
@@ -372,7 +373,8 @@ def test_compare_any_two_trainers_outlines_what_the_real_libraries_disagree_on(h
     import re
     form = {**hosted_app.DEFAULT_FORM, "sample": "quiz_chat", "trainer": "trl-0.19", "compare-with": "unsloth"}
     out = hosted_app.refresh(form)
-    assert out["response-marker"] == CHATML[1] and out["instruction-marker"] == CHATML[0]
+    assert out["response-marker"]["value"] == CHATML[1] and out["instruction-marker"]["value"] == CHATML[0]
+    assert out["response-marker"]["visible"] and out["mode"]["interactive"] is False  # TRL 1.16's modes: not used
     a, b = (oracle(r)["bundled-chat"]["records"][0]["labels"] for r in ("trl-0.19", "unsloth"))
     differ = sum((x == -100) != (y == -100) for x, y in zip(a, b))
     assert differ >= 1 and f"{differ} tokens change role" in out["mode-compare"]
