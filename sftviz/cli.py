@@ -36,7 +36,7 @@ def add_data_args(p):
 
 def add_label_args(p):
     p.add_argument("--mode", choices=list(MODES), default="auto",
-                   help="; ".join(f"{m.name}: {m.meaning}" for m in MODES.values()))
+                   help="; ".join(f"{m.name}: {m.meaning}" for m in MODES.values()).replace("%", "%%"))  # argparse
     p.add_argument("--packing", action="store_true")
     p.add_argument("--packing-strategy", choices=list(STRATEGIES), default="bfd",
                    help="; ".join(f"{s.name}: {s.description}" for s in STRATEGIES.values()))

@@ -158,7 +158,7 @@ def scan(rows, tok, options, offset=0, first_shape=None):
         if on_kept:
             _detect(on_kept, (s, rows[k]), env, t, offset + k)
     for k, s in enumerate(prep.sequences if prep.marks else ()):  # another trainer's marker search
-        doctor_markers.note(s, offset + k, env, t, out)
+        doctor_markers.note(s, offset + k, env, t, out, prep.pad_token_id)
     for k, (position, left_out) in sorted(prep.seams.items()):
         t["seam"].add(offset + k, [position])
         out.seam_tokens = out.seam_tokens or tok.convert_ids_to_tokens(left_out)
@@ -288,14 +288,15 @@ def no_target(c):
     t, n, o = c.sc.tallies, c.n, c.options
     dropped, empty = t["dropped"].count, t["empty"].count
     if o.rules != "trl":  # another trainer's marker search left them with no label
+        cut = f", or max_length {o.max_length} cut it off" if o.max_length else ""
         return c.found("no_target", "error" if dropped == n else "warning", "Examples with no target left: Unsloth "
-                       "drops them", t["dropped"], "No response marker matched in these examples (see that finding), "
-                       f"or max_length {o.max_length} cut it off: Unsloth removes them"
+                       "drops them", t["dropped"], f"No response marker matched in these examples (see that finding)"
+                       f"{cut}: Unsloth removes them"
                        + (", and raises when it is every row." if dropped == n else "."),
                        "Fix the marker (see the marker finding), or raise max_length.") + \
             c.found("no_target_kept", "error" if empty == n else "warning",
                     "Examples with no scored token, kept by the collator", t["empty"],
-                    "No label is left in these examples (no marker matched, or max_length cut the answer), but "
+                    "No label is left in these examples (a marker did not match, or max_length cut the answer), but "
                     "DataCollatorForCompletionOnlyLM keeps them: a batch of them has a loss of NaN.",
                     "Fix the marker (see the marker finding), or raise max_length.")
     out = c.found("no_target", "error" if dropped == n else "warning", "Examples with no target left: TRL drops them",
@@ -349,6 +350,13 @@ def no_stop(example, env):
 def never_stops(c):
     """EOS / end-of-turn never a target (or the EOS split into plain tokens): the model never learns to stop."""
     tok = c.tok
+    if c.options.rules != "trl":  # their own EOS handling (Unsloth appends none to text)
+        return c.found("no_stop_token", "error" if c.sc.tallies["no_stop"].count == c.n else "warning",
+                       "The answer's end (EOS / end-of-turn) is never a target", c.sc.tallies["no_stop"],
+                       "The last trained tokens of these examples are plain text: nothing teaches the model to stop"
+                       + (" (Unsloth appends no EOS to text; its span includes an EOS only where the text has one)."
+                          if c.options.rules == "unsloth" else "."),
+                       f"End each answer with the EOS {tok.eos_token!r} (or an end-of-turn token) in the data.")
     probe = tok("x" + tok.eos_token, add_special_tokens=False)["input_ids"]
     if not c.options.packing and not row_type(c.first_row).startswith("conversational") \
             and probe[-1:] != [tok.eos_token_id]:

@@ -10,33 +10,38 @@ from .markers import RULES, find_all, marker_ids, unsloth_marker
 KEPT_IDS = 20  # unmatched examples whose ids are kept to propose a marker that matches
 
 
-def note(seq, index, env, tallies, scan):
-    """Count one example's marker problems (seq.marks says where the markers matched)."""
-    m, rules = seq.marks, env.options.rules
+def note(seq, index, env, tallies, scan, pad):
+    """Count one example's marker problems (seq.marks says where the markers matched; `pad` is the pad id the
+    trainer used)."""
+    m, o = seq.marks, env.options
     if not m.response:
         tallies["marker_missing"].add(index, lambda: near_match(seq.input_ids, m.response_ids, env.tok)[0])
         if len(scan.unmatched) < KEPT_IDS:
             scan.unmatched.append(seq.input_ids)
         return
-    tallies["header"].add(index, range(m.response[0], m.response[0] + len(m.response_ids)))
-    if rules == "trl-0.19" and not env.options.instruction and len(m.response) > 1:
+    if o.rules == "trl-0.19" and o.instruction and not m.instruction:  # the collator masks the whole row
+        tallies["instruction_missing"].add(index)
+    if any(lab != IGNORE for lab in seq.labels):
+        tallies["header"].add(index, range(m.response[0], m.response[0] + len(m.response_ids)))
+    if o.rules == "trl-0.19" and not o.instruction and len(m.response) > 1:
         tallies["last_match"].add(index, m.response[:-1], f"{len(m.response)} matches; the answers after the first "
                                                            f"{len(m.response) - 1} are masked")
-    if rules == "trl-0.19" and env.pad is not None and env.pad == env.eos:
+    if o.rules == "trl-0.19" and pad is not None and pad == env.eos:
         masked = [p for p, (t, lab) in enumerate(zip(seq.input_ids, seq.labels)) if t == env.eos and lab == IGNORE
                   and p > m.response[0]]
         if masked:
             tallies["pad_eos"].add(index, masked)
-    openers = opener_ids(m)
+    openers = opener_ids(m, env.special)
     inside = [p for a, b in m.spans for p in range(a, b) if seq.input_ids[p] in openers]
     if inside:
         tallies["other_turn"].add(index, inside)
 
 
-def opener_ids(m):
-    """The ids that open a turn: the first token both markers share (<|im_start|>), else none."""
+def opener_ids(m, special):
+    """The ids that open a turn: the first token of both markers (<|im_start|>) when it is a special token (a plain
+    '###' can open a heading inside an answer), else none."""
     r, q = m.response_ids, m.instruction_ids
-    return {r[0]} if r and q and r[0] == q[0] else set()
+    return {r[0]} if r and q and r[0] == q[0] and r[0] in special else set()
 
 
 def near_match(ids, marker, tok, most=2048):
@@ -156,6 +161,19 @@ def context_differs(c, alone):
     return bool(c.sc.unmatched and near_match(c.sc.unmatched[0], alone, c.tok)[1])
 
 
+def instruction_missing(c):
+    """TRL 0.19's collator masks a whole row where the instruction marker is missing, even with the response
+    marker found."""
+    o = c.options
+    return c.found("instruction_not_found", "error" if c.sc.tallies["instruction_missing"].count == c.n else "warning",
+                   f"The instruction marker {o.instruction!r} is not found: the whole row is masked",
+                   c.sc.tallies["instruction_missing"],
+                   "DataCollatorForCompletionOnlyLM sets every label of a row to -100 when its instruction_template "
+                   "does not match, even where the response_template does (it only warns).",
+                   f"Check {o.instruction!r} against the rendered text, or leave instruction_template out for "
+                   "single-turn data.")
+
+
 def last_match(c):
     """TRL 0.19 with no instruction marker keeps only what follows the LAST response marker."""
     return c.found("last_match_only", "warning", "Only the text after the last response marker is trained",
@@ -192,8 +210,9 @@ def other_turn(c):
                    c.sc.tallies["other_turn"],
                    "The trained span runs from a response marker to the next instruction marker, so a turn in "
                    "between (a tool result, a system note) is trained as the assistant's answer.",
-                   "Use Unsloth's train_on_responses_only, which also stops at the next turn's opener, or TRL 1.16's "
-                   "assistant_only_loss.")
+                   ("Use TRL 1.16's assistant_only_loss, or Unsloth's train_on_responses_only, which also stops at "
+                    "the next turn's opener." if c.options.rules == "trl-0.19" else
+                    "Use TRL 1.16's assistant_only_loss (the template marks the assistant's turns)."))
 
 
-REPORTS = (marker_missing, pad_eos, last_match, other_turn, header)
+REPORTS = (marker_missing, instruction_missing, pad_eos, last_match, other_turn, header)

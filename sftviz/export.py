@@ -76,7 +76,7 @@ def to_prompt_completion(row):
                      f"path and stops (KeyError: 'completion')")
     return f'''"""SFT with TRL {TRL_VERSION}: the data, tokenizer and label settings shown in sftviz.
 
-Mode: {MODES[options.mode].label} ({MODES[options.mode].meaning}).
+Mode: {MODES[options.mode].label} ({MODES[options.mode].meaning}).{other_trainer_note(options)}
 Run: python this_script.py            Several GPUs: accelerate launch this_script.py
 """
 
@@ -116,6 +116,14 @@ if __name__ == "__main__":
 '''
 
 
+def other_trainer_note(options, prefix=""):
+    """Under another trainer's rules: this file is TRL 1.16 with the mode above, not that trainer's labels."""
+    if options.rules == "trl":
+        return ""
+    return (f"\n{prefix}sftviz showed {RULES[options.rules].label}'s labels; this is TRL {TRL_VERSION} with the mode above."
+            f"\n{prefix}Which TRL {TRL_VERSION} setting gives the same labels: the Export table (export --format table).")
+
+
 def yaml_config(source, options, mapping=None, model="your-org/your-model", config=None, split="train", drop=(),
                 first_row=None):
     """A `trl sft --config config.yaml` file with the same SFTConfig fields."""
@@ -128,7 +136,7 @@ def yaml_config(source, options, mapping=None, model="your-org/your-model", conf
     fields["output_dir"] = "sft-output"
     head = (f"# trl sft --config this.yaml   (TRL {TRL_VERSION}; several GPUs: add --accelerate_config multi_gpu,\n"
             f"# or zero2 / fsdp2: trl sft launches itself through accelerate)\n"
-            f"# Mode: {MODES[options.mode].label}.\n")
+            f"# Mode: {MODES[options.mode].label}.{other_trainer_note(options, '# ')}\n")
     if "dataset_name" not in fields:
         head += ("# The data: this file has no dataset_name because the data is local or needs the mapping\n"
                  "# template (or a column dropped); load and map it with the exported script's load_data(), then\n"
@@ -179,8 +187,10 @@ def frameworks_table(options, first_row, migration_md=""):
         lines.append(f"| {name} | `{setting}` | {answer} | {whole} | {short} |")
         notes.append(f"- **{name}**: {checked}")
     lines += ["", *notes, ""]
-    lines.append(f"These options: {'answers only' if answer_only else 'the whole text'} "
-                 f"({json.dumps(MODES[options.mode].sft_config)}). Names as documented by each project; check "
+    shown = f"{'answers only' if answer_only else 'the whole text'} ({json.dumps(MODES[options.mode].sft_config)})" \
+        if options.rules == "trl" else f"{RULES[options.rules].label}'s marker search (below: the TRL 1.16 setting " \
+        f"closest to it)"
+    lines.append(f"These options: {shown}. Names as documented by each project; check "
                  f"your version, defaults differ between releases. \"Checked\" rows are compared token by token "
                  f"with the project's own code in sftviz's tests.")
     if migration_md:
@@ -210,8 +220,13 @@ def migration(rows, tok, options, most=MIGRATION_ROWS):
     """From another trainer's marker search to TRL 1.16: the SFTConfig (and, for plain text, the prompt/completion
     split at the marker) whose labels are closest, checked row by row against the marker rules' labels, with
     the exact tokens that differ. Markdown."""
+    first_rows = " (the first rows)" if len(rows) > most else ""
     rows = rows[:most]
-    theirs = prepare(rows, tok, options).sequences
+    label = RULES[options.rules].label
+    try:
+        theirs = prepare(rows, tok, options).sequences
+    except TRLRefusal as e:  # e.g. Unsloth masks every one of these rows (not every row of the data)
+        return f"No comparison with TRL {TRL_VERSION}: on the first {len(rows)} rows, {label} refuses: {e}"
     candidates = []
     for mode in ("completion", "assistant", "whole"):
         if not_for(mode, rows[0]) is None:
@@ -230,12 +245,11 @@ def migration(rows, tok, options, most=MIGRATION_ROWS):
         same, differences = _compare(theirs, ours, tok)
         if best is None or same > best[1]:
             best = (words, same, differences)
-    label = RULES[options.rules].label
     if best is None:
         return f"No TRL 1.16 setting applies to this data to replace {label}."
     words, same, differences = best
-    head = (f"**To TRL {TRL_VERSION}**: {words} gives the labels {label} gives on **{same} of {len(rows)}** rows"
-            + (" (the first rows)" if len(rows) == most else "") + ".")
+    head = (f"**To TRL {TRL_VERSION}**: {words} gives the labels {label} gives on **{same} of {len(rows)}** "
+            f"rows{first_rows}.")
     if not differences:
         return head + " Identical: switch with no change to what is trained."
     shown = "\n".join(f"- {d}" for d in differences[:SHOWN_DIFFERENCES])

@@ -78,7 +78,8 @@ def marker_ids(marker, tok):
 def check_marker(name, marker):
     """A marker from the page or the command line: a non-empty string of at most MAX_MARKER_CHARS."""
     if not isinstance(marker, str) or not marker:
-        raise ValueError(f"{name} must be a marker string such as '<|im_start|>assistant\\n' (or token ids: [32001])")
+        raise ValueError(f"{name} must be a marker string such as '<|im_start|>assistant\\n' or '### Answer:' (TRL 0.19 "
+                         f"also takes token ids: [32001])")
     if len(marker) > MAX_MARKER_CHARS:
         raise ValueError(f"{name} is {len(marker):,} characters; a marker is at most {MAX_MARKER_CHARS}")
     return marker
@@ -101,9 +102,11 @@ def check_options(options):
 
 
 def propose(tok):
-    """(instruction, response) markers read from the tokenizer's chat template, as Unsloth's auto-detection
-    reads them: the header the template writes before a user's text, and the one the generation prompt adds
-    after the user's turn ends. None when the tokenizer has no chat template.
+    """(instruction, response) markers read from the tokenizer's chat template: the header the template writes
+    before a user's text, and the one the generation prompt adds after the user's turn ends. sftviz's own reading,
+    simpler than Unsloth's get_chat_template_parts; they agree on ChatML and Phi-3 (tests/test_other_trainers.py),
+    and where Unsloth's gives up (SmolLM3's template with its system block) this one still reads the ChatML
+    headers. None when the tokenizer has no chat template.
 
     >>> from sftviz.tokenizer import load_tokenizer
     >>> propose(load_tokenizer("default"))
@@ -154,10 +157,12 @@ def prepare(rows, tok, options):
 # ---- TRL 0.19.1: SFTTrainer._prepare_dataset, then DataCollatorForCompletionOnlyLM -------------------------------
 
 def prepare_trl019(rows, tok, options):
-    rows = [{k: v for k, v in r.items() if v is not None} for r in rows]  # remove_none_values
-    warnings = []
-    if not is_conversational(rows[0]):  # EOS appended as text: to the "text" column (whatever the text field
-        rows = [add_eos(r, tok.eos_token, "text") for r in rows]  # is), else to the completion
+    rows = [{k: remove_none(v) for k, v in r.items()} for r in rows]  # None inside messages is dropped, as TRL does
+    warnings, mismatch_said = [], False
+    # The EOS is appended as text to the column named "text" (TRL 0.19 looks at that name, whatever
+    # dataset_text_field says), else to the completion; chats get none (the template ends the turns).
+    if not is_conversational(rows[0]):
+        rows = [add_eos(r, tok.eos_token, "text") for r in rows]
     ids = []
     for i, row in enumerate(rows):
         if "prompt" in row:
@@ -168,7 +173,8 @@ def prepare_trl019(rows, tok, options):
                 raise TRLRefusal(f"example {i} has a 'prompt' but no 'completion' column")
             prompt = tok(text=row["prompt"])["input_ids"]
             full = tok(text=row["prompt"] + row["completion"])["input_ids"]
-            if full[:len(prompt)] != prompt and not warnings:
+            if full[:len(prompt)] != prompt and not mismatch_said:  # TRL warns per row; said once here
+                mismatch_said = True
                 warnings.append("TRL 0.19 warns: Mismatch between tokenized prompt and the start of tokenized "
                                 "prompt+completion.")
             ids.append(full)
@@ -211,7 +217,18 @@ def prepare_trl019(rows, tok, options):
             key = options.response if what == "response" else options.instruction
             warnings.append(f"TRL 0.19 warns: Could not find {what} key `{key}` in {len(where)} of {len(ids)} "
                             f"rows ({rows_list(where)}). These instances will be ignored in loss calculation.")
-    return Prepared(sequences, False, False, False, pad_id, None, warnings, {}, marks=marks, rules="trl-0.19")
+    return Prepared(sequences, completion_only_loss=False, assistant_only_loss=False, padding_free=False,
+                    pad_token_id=pad_id, warnings=warnings, marks=marks, rules="trl-0.19")
+
+
+def remove_none(value):
+    """TRL's remove_none_values, as it reaches a row through `with_transform` (on batches): keys whose value is None
+    are dropped inside nested dicts (a message's), never at the row's top level."""
+    if isinstance(value, list):
+        return [remove_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: remove_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def find_all(labels, marker):
@@ -327,18 +344,19 @@ def unsloth_matcher(tok, instruction_part, response_part):
             "start": message_start, "bos": tok.bos_token_id, "eos": tok.eos_token_id}
 
 
-def unsloth_labels(ids, m):
+def unsloth_labels(ids, m, old=None):
     """train_on_responses_only's labels for one row, and the Marks. From each response marker (widened over its
     optional edge tokens), the span runs to the next instruction marker, or to an EOS (included), or stops
-    before a BOS, a new turn's opener or another response marker; the last one runs to the end of the row."""
+    before a BOS, a new turn's opener or another response marker; the last one runs to the end of the row.
+    Inside a span the labels are copied from `old` (the row's labels so far) if there are any, else input_ids."""
     n, a, q = len(ids), m["a"], m["q"]
     labels, marks, spans = [IGNORE] * n, Marks(response_ids=a, instruction_ids=q), []
     j = 0
-    while j < n:
+    while j < n:  # look for a response marker
         if ids[j] == a[0] and ids[j:j + len(a)] == a:
             marks.response.append(j)
             k = j + len(a)
-            for t in reversed(m["a_left"]):
+            for t in reversed(m["a_left"]):  # widen over the optional tokens before it, then after it
                 if j < 1 or ids[j - 1] != t:
                     break
                 j -= 1
@@ -346,23 +364,23 @@ def unsloth_labels(ids, m):
                 if k >= n or ids[k] != t:
                     break
                 k += 1
-            begin = j = k
-            while j < n:
+            begin = j = k  # the answer starts after the marker: the header itself is never trained
+            while j < n:  # walk the answer to its end
                 token = ids[j]
-                if token == m["eos"]:
+                if token == m["eos"]:  # an EOS ends it, and is trained
                     spans.append((begin, j + 1))
                     break
                 if token == m["bos"] or (m["start"] and ids[j:j + len(m["start"])] == m["start"]) or \
-                        (token == a[0] and ids[j:j + len(a)] == a):
+                        (token == a[0] and ids[j:j + len(a)] == a):  # a new sample, turn or answer: stop before it
                     spans.append((begin, j))
-                    j -= 1
+                    j -= 1  # and look at it again from the outer loop (a following answer is not skipped)
                     break
-                last = j == n - 1  # checked first: at the last token the marker test is skipped
-                if last or (token == q[0] and ids[j:j + len(q)] == q):
+                last = j == n - 1  # tested first: on the row's last token the instruction test is skipped,
+                if last or (token == q[0] and ids[j:j + len(q)] == q):  # and k keeps its old value (as Unsloth)
                     if not last:
                         k = j + len(q)
                         marks.instruction.append(j)
-                    for t in reversed(m["q_left"]):
+                    for t in reversed(m["q_left"]):  # the instruction's optional tokens are not trained either
                         if j < 1 or ids[j - 1] != t:
                             break
                         j -= 1
@@ -370,50 +388,75 @@ def unsloth_labels(ids, m):
                         if k >= n or ids[k] != t:
                             break
                         k += 1
-                    if j != n - 1:
+                    if j != n - 1:  # stopped at the instruction marker: the answer ends before it
                         spans.append((begin, j))
-                        j = k - 1
+                        j = k - 1  # resume after the marker (an empty user turn cannot hide the next one)
                     else:  # the row ends inside the answer: trained to its end
                         spans.append((begin, n))
                     break
                 j += 1
         j += 1
+    source = ids if old is None else old
     for begin, end in spans:
-        labels[begin:end] = ids[begin:end]
+        labels[begin:end] = source[begin:end]
     marks.spans = spans
     return labels, marks
 
 
 def prepare_unsloth(rows, tok, options):
+    ids, prompt_lens, warnings = unsloth_tokenize(rows, tok, options)
+    m = unsloth_matcher(tok, options.instruction, options.response)
+    sequences, marks, masked = [], {}, []
+    for i, row_ids in enumerate(ids):
+        # With TRL >= 1.7 (whose collator no longer applies masks), Unsloth's preparation turns a prompt-completion
+        # row's completion mask into a `labels` column, and the marker spans copy those labels: a span inside the
+        # prompt stays -100.
+        old = None if prompt_lens[i] is None else [IGNORE] * prompt_lens[i] + row_ids[prompt_lens[i]:]
+        labels, marks[i] = unsloth_labels(row_ids, m, old)
+        empty = max(labels, default=IGNORE) == IGNORE  # Unsloth drops the row
+        masked += [i] if empty else []
+        sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids), dropped=empty,
+                                  marks=marks[i]))
+    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
+    prepared = Prepared(sequences, completion_only_loss=False, assistant_only_loss=False, padding_free=False,
+                        pad_token_id=pad_id, warnings=warnings, marks=marks, rules="unsloth")
+    if masked:
+        warnings += unsloth_drops(prepared, masked, options)
+    return prepared
+
+
+def unsloth_tokenize(rows, tok, options):
+    """sft_prepare_dataset: (input_ids, the prompt's length in each prompt-completion row or None, warnings)."""
     first, warnings, n = rows[0], [], options.max_length
-    if n is None and tok.model_max_length < 1e9:
-        n = tok.model_max_length  # tokenizer(truncation=True, max_length=None) cuts there
     chat_template = tok.chat_template or ""
+    messages = first.get("messages")
     kind = "pc" if "prompt" in first and "completion" in first else \
-        "chat" if options.text_field not in first and is_conversational(first) else "text"
+        "chat" if options.text_field not in first and isinstance(messages, list) and messages and \
+        isinstance(messages[0], dict) and "role" in messages[0] else "text"
     if kind == "text" and not isinstance(first.get(options.text_field), str):
         raise TRLRefusal("Unsloth: You must specify a `formatting_func` (no text field "
                          f"{options.text_field!r}, no prompt/completion and no messages)")
+    if kind == "pc" and n is None:  # `max_seq_length > 0` with max_length=None
+        raise TRLRefusal("Unsloth fails on prompt-completion data with max_length=None (TypeError: '>' not "
+                         "supported between 'NoneType' and 'int'): set max_length")
+    if kind == "text" and n is None and tok.model_max_length < 1e9:
+        n = tok.model_max_length  # tokenizer(truncation=True, max_length=None) cuts there
     test_text = first[options.text_field] if kind == "text" else \
-        first["prompt"] if kind == "pc" and not is_conversational(first) else None
-    add_special = True
+        first["prompt"] if kind == "pc" and isinstance(first["prompt"], str) else None
+    add_special = True  # Unsloth's guard against a double BOS: no special tokens when the text or template has one
     if tok.bos_token is not None and ((test_text is not None and test_text.startswith(tok.bos_token))
                                       or tok.bos_token in chat_template):
         add_special = False
         warnings.append("Unsloth: We found double BOS tokens - we shall remove one automatically.")
-    ids = []
+    ids, prompt_lens = [], []
     for i, row in enumerate(rows):
         if kind == "pc":
-            if is_conversational(row):
-                full = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True,
-                                               tools=row.get("tools"), **(row.get("chat_template_kwargs") or {}))
-                ids.append(list(full["input_ids"])[:n])
-            else:
-                completion = row["completion"]
-                if tok.eos_token and not completion.endswith(tok.eos_token):
-                    completion += tok.eos_token
-                ids.append(tok(row["prompt"] + completion, add_special_tokens=add_special)["input_ids"][:n])
-        elif kind == "chat":
+            full, prompt = unsloth_prompt_completion(row, tok, add_special)
+            ids.append(full[:n])
+            prompt_lens.append(min(len(prompt), len(full), n))
+            continue
+        prompt_lens.append(None)
+        if kind == "chat":
             messages = [{k: v for k, v in msg.items() if v is not None} for msg in row["messages"]]
             tools = json.loads(row["tools"]) if isinstance(row.get("tools"), str) else row.get("tools")
             try:
@@ -421,47 +464,55 @@ def prepare_unsloth(rows, tok, options):
                                               **(row.get("chat_template_kwargs") or {}))
             except ValueError as e:
                 raise TRLRefusal(f"the tokenizer has no chat template for conversational data: {e}") from None
+            # chats are cut at max_length itself (text is cut by the tokenizer, at model_max_length when None)
             ids.append(list(out["input_ids"])[:options.max_length] if options.max_length else list(out["input_ids"]))
+        elif not isinstance(row.get(options.text_field), str):
+            raise TRLRefusal(f"example {i} has no {options.text_field!r} text field")
         else:
-            if not isinstance(row.get(options.text_field), str):
-                raise TRLRefusal(f"example {i} has no {options.text_field!r} text field")
             ids.append(None)
     texts = [i for i, e in enumerate(ids) if e is None]
-    if texts:
+    if texts:  # text: tokenized as it is, truncated by the tokenizer, and NO EOS appended
         enc = tok([rows[i][options.text_field] for i in texts], truncation=True, max_length=n,
                   add_special_tokens=add_special)["input_ids"]
         for i, e in zip(texts, enc):
             ids[i] = e
+    return ids, prompt_lens, warnings
 
-    m = unsloth_matcher(tok, options.instruction, options.response)
-    sequences, marks, masked = [], {}, []
-    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
-    prepared = Prepared(sequences, False, False, False, pad_id, None, warnings, {}, marks=marks, rules="unsloth")
-    for i, row_ids in enumerate(ids):
-        labels, marks[i] = unsloth_labels(row_ids, m)
-        if max(labels, default=IGNORE) == IGNORE:
-            masked.append(i)
-        sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids),
-                                  dropped=max(labels, default=IGNORE) == IGNORE, marks=marks[i]))
-    if masked:
-        at_cap = [i for i in masked[:100] if options.max_length and len(ids[i]) >= options.max_length]
-        truncation = len(masked) / len(ids) >= 0.9 and options.max_length and len(at_cap) >= 0.9 * len(masked[:100])
-        if len(masked) == len(ids):
-            if truncation:
-                raise refusal(prepared, f"Unsloth: train_on_responses_only masked all/most labels to -100. The most likely "
-                                 f"cause is truncation: max_length={options.max_length} cut off the response marker "
-                                 f"{options.response!r} before masking could find it.")
-            raise refusal(prepared, f"Unsloth: train_on_responses_only masked every label to -100 in train_dataset, so "
-                             f"there is nothing to train on. The response marker {options.response!r} was not found "
-                             f"in any sample - check that instruction_part and response_part match your chat "
-                             f"template.")
-        if truncation:
-            warnings.append(f"Unsloth: Warning: train_on_responses_only masked all/most labels to -100. The most "
-                            f"likely cause is truncation: max_length={options.max_length} cut off the response "
-                            f"marker {options.response!r} before masking could find it.")
-        warnings.append(f"Unsloth: Removed {len(masked)} out of {len(ids)} samples from train_dataset where all "
-                        f"labels were -100 (no response marker found, usually truncation). ({rows_list(masked)})")
-    return prepared
+
+def unsloth_prompt_completion(row, tok, add_special):
+    """(prompt+completion ids, prompt ids) of one prompt-completion row: chats through the template (the prompt with
+    the generation prompt), plain strings with the EOS appended to the completion."""
+    if is_conversational(row):
+        kwargs = {"tools": row.get("tools"), **(row.get("chat_template_kwargs") or {})}
+        prompt = tok.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True,
+                                         return_dict=False, **kwargs)
+        prompt = prompt[0] if prompt and isinstance(prompt[0], list) else prompt
+        full = tok.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True, **kwargs)
+        return list(full["input_ids"]), list(prompt)
+    completion = row["completion"]
+    if tok.eos_token and not completion.endswith(tok.eos_token):
+        completion += tok.eos_token
+    prompt = tok(row["prompt"], add_special_tokens=add_special)["input_ids"]
+    return tok(row["prompt"] + completion, add_special_tokens=add_special)["input_ids"], prompt
+
+
+def unsloth_drops(prepared, masked, options):
+    """Unsloth's filter of the rows left with no label: its printed count, its truncation diagnosis (when at least 90%
+    of rows are masked and 90% of those sit at max_length), and its error when every row is."""
+    n = len(prepared.sequences)
+    at_cap = [i for i in masked[:100] if options.max_length and len(prepared.sequences[i].input_ids) >= options.max_length]
+    truncation = len(masked) / n >= 0.9 and options.max_length and len(at_cap) >= 0.9 * len(masked[:100])
+    cause = (f"Unsloth: train_on_responses_only masked all/most labels to -100. The most likely cause is truncation: "
+             f"max_length={options.max_length} cut off the response marker {options.response!r} before masking could "
+             f"find it.")
+    if len(masked) == n:
+        raise refusal(prepared, cause if truncation else
+                      f"Unsloth: train_on_responses_only masked every label to -100 in train_dataset, so there is "
+                      f"nothing to train on. The response marker {options.response!r} was not found in any sample - "
+                      f"check that instruction_part and response_part match your chat template.")
+    return ([f"Unsloth: Warning: {cause}"] if truncation else []) + \
+        [f"Unsloth: Removed {len(masked)} out of {n} samples from train_dataset where all labels were -100 (no "
+         f"response marker found, usually truncation). ({rows_list(masked)})"]
 
 
 def refusal(prepared, message):

@@ -186,19 +186,22 @@ def trainer_fields(options, choices, why_not):
 
 def with_markers(request, v):
     """The request under the trainer the form names. A marker left empty is read from the tokenizer's chat
-    template (as Unsloth's auto-detection reads it) and shown in its box; both are checked by Options."""
+    template (markers.propose) and shown in its box, for chat data only; both are checked by Options."""
     rules = _text(v, "trainer") if _text(v, "trainer") in markers.RULES else "trl"
     if rules == "trl":
         return request
     response, instruction = _text(v, "response-marker") or None, _text(v, "instruction-marker") or None
     if not response or (rules == "unsloth" and not instruction):
-        proposed = markers.propose(view.load(request).tok) or (None, None)
+        loaded = view.load(request)
+        chat = row_type(loaded.rows[0]).startswith("conversational")
+        proposed = (markers.propose(loaded.tok) if chat else None) or (None, None)
         if not response and not instruction or rules == "unsloth":
             instruction = instruction or proposed[0]
         response = response or proposed[1]
-    if not response:
-        raise ValueError(f"{markers.RULES[rules].label} needs a response marker (this tokenizer has no chat "
-                         f"template to read one from): type the text that starts each answer, e.g. '### Answer:'")
+    if not response or (rules == "unsloth" and not instruction):
+        raise ValueError(f"{markers.RULES[rules].label} needs the markers it searches for (read from the chat template "
+                         f"only for chats): type the text that starts each answer, e.g. 'Answer:'"
+                         + (", and the one that starts each question, e.g. 'Question:'" if rules == "unsloth" else ""))
     return dataclasses.replace(request, options=dataclasses.replace(request.options, rules=rules, response=response,
                                                                     instruction=instruction))
 

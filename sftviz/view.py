@@ -312,8 +312,9 @@ def describe(view):
         lines.append(f"Packing ({view.options.packing_strategy}): {view.n} rows of at most "
                      f"{view.options.max_length} tokens.")
     if dropped and view.options.rules == "unsloth":
-        lines.append(f"⚠ {dropped} example(s) have no label left (no response marker found, or cut by max_length "
-                     f"{view.options.max_length}): Unsloth removes them (shown here, flagged).")
+        cut = f", or cut by max_length {view.options.max_length}" if view.options.max_length else ""
+        lines.append(f"⚠ {dropped} example(s) have no label left (no response marker found{cut}): Unsloth removes "
+                     f"them (shown here, flagged).")
     elif dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")

@@ -41,6 +41,13 @@ def rows_of(name, n=12):
     if name == "gsm8k_pc":
         return [{"prompt": f"Question: {r['question']}\nAnswer:", "completion": " " + r["answer"]}
                 for r in data.load(shared_path("assets", "data", "gsm8k_test.jsonl"), limit=n)]
+    if name == "pc_marker_in_prompt":  # the response marker inside the prompt, text before the completion
+        return [{"prompt": "Question: 2+2?\nAnswer: Let me think.", "completion": " 4"},
+                {"prompt": "Question: 3+3?\nAnswer:", "completion": " 6"}]
+    if name == "chat_pc_history":  # a conversational prompt with an earlier answer in it
+        return [{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"},
+                            {"role": "user", "content": "2+2?"}],
+                 "completion": [{"role": "assistant", "content": "4"}]}]
     if name == "tool_chat":  # a tool turn between two assistant turns
         return [{"messages": [{"role": "user", "content": "Weather in Paris?"},
                               {"role": "assistant", "content": "Let me look."},
@@ -88,6 +95,10 @@ CASES = [
     # a leading space the text does not have (the "### Assistant:" kind of miss), then the marker proposed for it
     ("text-qa-gpt2-leading-space", "gsm8k_qa", "gpt2", None, ("Question:", " Answer:"), 1024, "text"),
     ("text-qa-gpt2-proposed", "gsm8k_qa", "gpt2", None, ("Question:", "Answer:"), 1024, "text"),
+    # prompt-completion under Unsloth: its spans copy the completion mask's labels (a span inside the prompt is -100)
+    ("pc-marker-in-prompt", "pc_marker_in_prompt", "bundled", None, ("Question:", "Answer:"), 1024, "text"),
+    ("chat-pc-history", "chat_pc_history", "bundled", None, CHATML, 1024, "text"),
+    ("text-qa-gpt2-instruction-missing", "gsm8k_qa", "gpt2", None, ("### Human:", "Answer:"), 1024, "text"),
     ("c4-no-marker", "c4", "gpt2", None, ("### Instruction:", "### Response:"), 256, "text"),
     ("missing-in-some-rows", "lesson_bugs", "bundled", None, ("Question:", "Answer:"), 32, "text"),
 ]
@@ -380,3 +391,37 @@ def test_compare_any_two_trainers_outlines_what_the_real_libraries_disagree_on(h
     assert differ >= 1 and f"{differ} tokens change role" in out["mode-compare"]
     assert len(re.findall(r'class="sv-tok sv-changed"', out["mode-compare"])) == 2 * differ  # outlined on both sides
     assert "TRL 0.19 DataCollatorForCompletionOnlyLM" in out["mode-compare"] and "Unsloth" in out["mode-compare"]
+
+
+def test_doctor_instruction_marker_missing_and_pad_eos_for_a_tokenizer_with_no_pad():
+    """TRL 0.19 masks a whole row whose instruction marker is missing (the oracle: every label -100); with GPT-2,
+    which has no pad token, the usual pad = eos recipe masks the EOS too."""
+    f = findings("gsm8k_qa", "gpt2", None, "trl-0.19", "### Human:", "Answer:")
+    assert f["instruction_not_found"].count == 12 and "header_not_trained" not in f
+    assert all(max(r["labels"]) == -100
+               for r in oracle("trl-0.19")["text-qa-gpt2-instruction-missing"]["records"])
+    f = findings("alpaca", "gpt2", None, "trl-0.19", "### Instruction:\n", "### Response:\n")
+    assert f["pad_masks_eos"].count == 12
+
+
+def test_proposed_markers_agree_with_unsloths_auto_detection():
+    """markers.propose reads the chat template as Unsloth's get_chat_template_parts does (bundled ChatML, Phi-3)."""
+    from sftviz.markers import propose
+    python = os.path.join(ROOT, VENVS["unsloth"], "bin", "python")
+    if not os.path.exists(python):
+        oracle("unsloth")  # fails or skips with the reason
+    code = ("import sys; from unsloth_zoo.dataset_utils import get_chat_template_parts as g; "
+            "from transformers import AutoTokenizer as A; print(repr(g(A.from_pretrained(sys.argv[1]))))")
+    for name in ("bundled", "phi-3-mini"):
+        path = TOKENIZERS[name] or default_path()
+        done = subprocess.run([python, "-c", code, path], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": "", "UNSLOTH_ZOO_DISABLE_GPU_INIT": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().splitlines()[-1] == repr(propose(tokenizer(name, None)))
+
+
+def test_cli_help_works_for_every_command():
+    for command in ("inspect", "doctor", "export", "train"):
+        code, out, err = cli(command, "--help")
+        assert code == 0 and "usage" in out, err
+    assert "--response-part" in cli("inspect", "--help")[1]
