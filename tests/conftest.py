@@ -114,3 +114,26 @@ def as_visitor(session, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         bounded.OWNER.reset(token)
+
+
+def run_in_venv(venv, script, which, cases):
+    """Run tests/<script> with the python of `venv` (one of the other trainers' venvs scripts/test.sh makes) on
+    `cases`; its results, one per case. Missing venv: a failure under scripts/test.sh, else a skip."""
+    import json
+    import subprocess
+    import tempfile
+
+    python = os.path.join(ROOT, venv, "bin", "python")
+    if not os.path.exists(python):
+        if os.environ.get("SFTVIZ_ORACLE_VENVS"):
+            pytest.fail(f"{venv} is missing: scripts/test.sh makes it")
+        pytest.skip(f"{venv} is missing: run scripts/test.sh (it makes the oracle venvs)")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "cases.json"), os.path.join(tmp, "results.json")
+        with open(src, "w", encoding="utf-8") as f:
+            json.dump(cases, f)
+        done = subprocess.run([python, os.path.join(ROOT, "tests", script), which, src, out], capture_output=True,
+                              text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
+        assert done.returncode == 0, done.stderr[-3000:]
+        with open(out, encoding="utf-8") as f:
+            return json.load(f)

@@ -3,14 +3,8 @@
 chats with the Phi-3 tokenizer. What each test asserts is what the table says (sftviz.export.FRAMEWORKS)."""
 
 import functools
-import json
-import os
-import subprocess
-import tempfile
 
-import pytest
-
-from conftest import ROOT, get_tokenizer, shared_path
+from conftest import get_tokenizer, run_in_venv, shared_path
 from sftviz import data
 from sftviz.export import FRAMEWORKS
 
@@ -33,23 +27,11 @@ CASES = {  # (framework, the whole-text switch, extra settings)
 
 @functools.lru_cache(maxsize=None)
 def real(framework):
-    python = os.path.join(ROOT, VENVS[framework], "bin", "python")
-    if not os.path.exists(python):
-        if os.environ.get("SFTVIZ_ORACLE_VENVS"):
-            pytest.fail(f"{VENVS[framework]} is missing: scripts/test.sh makes it")
-        pytest.skip(f"{VENVS[framework]} is missing: run scripts/test.sh (it makes the oracle venvs)")
     names = [name for name, case in CASES.items() if case[0] == framework]
     cases = [{"rows": chats(), "tokenizer": shared_path("assets", "tokenizers", "phi-3-mini"),
               "train_on_inputs": CASES[n][1], "settings": CASES[n][2]} for n in names]
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = os.path.join(tmp, "cases.json"), os.path.join(tmp, "out.json")
-        with open(src, "w", encoding="utf-8") as f:
-            json.dump(cases, f)
-        done = subprocess.run([python, os.path.join(ROOT, "tests", "frameworks_reference.py"), framework, src, out],
-                              capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
-        assert done.returncode == 0, done.stderr[-3000:]
-        with open(out, encoding="utf-8") as f:
-            return {n: r["records"] for n, r in zip(names, json.load(f))}
+    results = run_in_venv(VENVS[framework], "frameworks_reference.py", framework, cases)
+    return {n: r["records"] for n, r in zip(names, results)}
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,11 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from conftest import ROOT, get_tokenizer, shared_path
+from conftest import ROOT, get_tokenizer, run_in_venv, shared_path
 from sftviz import data
 from sftviz.labels import Options, TRLRefusal, prepare
 from sftviz.tokenizer import default_path
@@ -128,11 +127,6 @@ def oracle_marker(marker):
 @functools.lru_cache(maxsize=None)
 def oracle(rules):
     """Every case of `rules`, through the real library (one process for all of them)."""
-    python = os.path.join(ROOT, VENVS[rules], "bin", "python")
-    if not os.path.exists(python):
-        if os.environ.get("SFTVIZ_ORACLE_VENVS"):
-            pytest.fail(f"{VENVS[rules]} is missing: scripts/test.sh makes it")
-        pytest.skip(f"{VENVS[rules]} is missing: run scripts/test.sh (it makes the oracle venvs)")
     cases = [case for case in CASES if rules in case_rules(case)]
     payload = []
     for _, name, tok_name, template, (instruction, response), max_length, field in cases:
@@ -141,15 +135,7 @@ def oracle(rules):
         payload.append({"rows": rows_of(name), "tokenizer": tok_path, "chat_template": chat_template,
                         "max_length": max_length, "text_field": field, "response": oracle_marker(response),
                         "instruction": oracle_marker(instruction)})
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = os.path.join(tmp, "cases.json"), os.path.join(tmp, "results.json")
-        with open(src, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        done = subprocess.run([python, os.path.join(ROOT, "tests", "other_trainers_reference.py"), rules, src, out],
-                              capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
-        assert done.returncode == 0, done.stderr[-3000:]
-        with open(out, encoding="utf-8") as f:
-            results = json.load(f)
+    results = run_in_venv(VENVS[rules], "other_trainers_reference.py", rules, payload)
     return {case[0]: result for case, result in zip(cases, results)}
 
 
