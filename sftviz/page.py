@@ -346,6 +346,9 @@ def refresh(v):
     try:
         admit()
         request, changed = applicable(page_request(v))
+        if request.options.rules == "trl" and (_text(v, "response-marker") or _text(v, "instruction-marker")):
+            changed = (changed + " " if changed else "") + "Markers are searched only by TRL 0.19's collator and " \
+                "Unsloth: pick one as the Trainer to use them."
         vw = view.open_view(request)
         index = max(0, min(int(v["example-index"] or 0), vw.n - 1))
         if isinstance(vw, view.Refused):
@@ -353,10 +356,13 @@ def refresh(v):
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
         out.update(export_views(request, vw.loaded))
-        out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if view.covers_all(vw)
-                                                  else f"(The first {view.MAX_ROWS:,} rows; every row is being "
-                                                  f"checked in the background.)", len(vw.loaded.rows),
-                                                  request.options.packing)
+        try:
+            out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if
+                                                      view.covers_all(vw) else f"(The first {view.MAX_ROWS:,} rows; "
+                                                      f"every row is being checked in the background.)",
+                                                      len(vw.loaded.rows), request.options.packing)
+        except bounded.BudgetExceeded as e:  # the labels are shown; only the doctor's check of them ran out of time
+            out["doctor-report"] = render.error_html(f"The doctor: {e}.")
         out["doctor-progress"] = ""
         said = view.describe(vw) + ("\n\n⚠ " + changed if changed else "")
         out["status"] = f'<div class="sv-status">{_md(said)}</div>'
