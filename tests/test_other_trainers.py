@@ -411,3 +411,24 @@ def test_cli_help_works_for_every_command():
         code, out, err = cli(command, "--help")
         assert code == 0 and "usage" in out, err
     assert "--response-part" in cli("inspect", "--help")[1]
+
+
+def test_adversarial_marker_data_is_labelled_in_linear_time(hosted_app, monkeypatch):
+    """A hostile visitor's rows: every instruction marker before every response marker (the collator's pairs
+    masked one by one was quadratic), and a marker made of the text's own repeated token. And a doctor that runs
+    out of its budget leaves the loaded view on screen, with the reason in the Doctor tab."""
+    import time
+
+    from sftviz import bounded, view
+    tok = tokenizer("bundled", None)
+    rows = [{"text": "x" * 10_000 + "y" * 10_000}] * 20
+    started = time.perf_counter()
+    prepare(rows, tok, Options(max_length=None, rules="trl-0.19", response="y", instruction="x"))
+    prepare(rows, tok, Options(max_length=None, rules="trl-0.19", response="x" * 200))
+    assert time.perf_counter() - started < 15
+
+    def too_slow(vw):
+        raise bounded.BudgetExceeded("checking quiz_chat took longer than 10 s and was stopped")
+    monkeypatch.setattr(view, "findings", too_slow)
+    out = hosted_app.refresh({**hosted_app.DEFAULT_FORM, "sample": "quiz_chat", "trainer": "unsloth"})
+    assert "view-request" in out and "took longer than 10 s" in out["doctor-report"]
