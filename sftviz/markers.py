@@ -11,8 +11,9 @@ tokenizes differently inside the text than on its own, nothing matches and the r
   instruction..response stretch, paired with zip).
 - "unsloth": unsloth_zoo 2026.10.9's `train_on_responses_only(trainer, instruction_part, response_part)`
   on the data Unsloth's own `sft_prepare_dataset` makes (no EOS appended to text). A span starts after a
-  response marker and ends at the next instruction marker, or at an EOS, which it includes. Rows left
-  with no label are dropped, with a printed count; if every row is, Unsloth raises.
+  response marker and ends at the next instruction marker, or at an EOS, which it includes (on
+  prompt-completion rows the span keeps the completion mask's labels: a marker inside the prompt trains
+  nothing there). Rows left with no label are dropped, with a printed count; if every row is, Unsloth raises.
 
 `prepare()` returns the same `labels.Prepared` as labels.prepare, plus where the markers matched (`marks`).
 """

@@ -318,7 +318,8 @@ def describe(view):
     elif dropped:
         lines.append(f"⚠ {dropped} example(s) have no label left after truncation to max_length "
                      f"{view.options.max_length}: TRL drops them (shown here, flagged).")
-    if view.options.rules == "trl" and mode.completion_only_loss and labels.not_for(view.options.mode, view.loaded.rows[0]):  # the one rule
+    if view.options.rules == "trl" and mode.completion_only_loss and \
+            labels.not_for(view.options.mode, view.loaded.rows[0]):  # the one rule
         lines.append("⚠ completion_only_loss does nothing on this kind of data (there is no prompt/completion "
                      "split): TRL silently trains on every token. For chats, use assistant turns only.")
     for w in p.warnings:
@@ -432,11 +433,12 @@ def compared(view):
     if view.compare in ("whole", "answers"):
         return [here, trl("whole" if view.compare == "whole" else answer_mode(rows))]
     response, instruction = (o.response, o.instruction) if o.rules != "trl" else (None, None)
-    if not response:
-        proposed = markers.propose(view.loaded.tok)
+    if not response:  # read from the chat template, for chats only (as the Trainer choice does)
+        chat = labels.row_type(rows[0]).startswith("conversational")
+        proposed = markers.propose(view.loaded.tok) if chat else None
         if not proposed:
-            raise TRLRefusal(f"{RULES[view.compare].label} needs a response marker and this tokenizer has no chat "
-                             "template to read one from: pick it as the Trainer and type the marker")
+            raise TRLRefusal(f"{RULES[view.compare].label} needs the markers it searches for (read from the chat "
+                             "template only for chats): pick it as the Trainer and type them")
         instruction, response = proposed
     if view.compare == "unsloth" and not instruction:
         raise TRLRefusal("Unsloth needs an instruction marker too: pick it as the Trainer and type both")
