@@ -11,7 +11,7 @@ from .data import READINGS, TRLStops, fix_words
 from .plan import PRESETS
 from .labels import LABELS_MEANING, MODES, Options, literal, prepare
 from .markers import RULES
-from .model_loss import mean_loss, token_loss
+from .model_loss import SMOLLM2, mean_loss, model_folder, token_loss
 from .packing import STRATEGIES
 
 STYLE = {"context": "\033[2m", "target": "\033[1;4;32m", "masked": "\033[9;90m"}
@@ -124,8 +124,6 @@ def loss_model(name, tok):
 
 def inspect(args):
     from .tokenizer import token_texts
-
-    from .model_loss import SMOLLM2, model_folder
 
     opts = options_of(args)
     if args.tokenizer == SMOLLM2:  # the offline model's own tokenizer
