@@ -379,7 +379,7 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
 
     # Padding uses pad_token, or EOS when the tokenizer has none (GPT-2). Labels are built before
     # padding, so pad == eos does NOT hide the real EOS from the loss in TRL 1.16.
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token is not None else tokenizer.eos_token_id
+    pad_token_id = pad_id(tokenizer)
     if options.packing and options.max_length is None:
         raise TRLRefusal("When packing is enabled, `max_length` can't be `None`.")
 
@@ -402,6 +402,12 @@ def prepare(rows, tokenizer, options=Options(), cache=None):
     sequences = [as_collated(row, padding_free) for row in rows_out]
     return Prepared(sequences, completion_only_loss, assistant_only_loss, padding_free, pad_token_id,
                     chat_template, warnings, seams)
+
+
+def pad_id(tok):
+    """The id padding uses: the pad token's, or the EOS's when the tokenizer has none (TRL's rule, and the recipe
+    every TRL 0.19 example follows)."""
+    return tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
 
 
 def build_labels(ids, prompt_lens, assistant_masks, completion_only_loss):

@@ -23,7 +23,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from .labels import IGNORE, Prepared, Sequence, TRLRefusal, add_eos, encode, from_sharegpt, is_conversational, \
-    is_sharegpt
+    is_sharegpt, pad_id
 
 MAX_MARKER_CHARS = 200
 
@@ -202,19 +202,18 @@ def prepare_trl019(rows, tok, options):
     if options.max_length is not None:  # truncate_dataset: keep the start; nothing is dropped
         ids = [e[:options.max_length] for e in ids]
 
-    # The collator: the recipe every 0.19 example follows for a tokenizer with no pad token is pad = eos.
-    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
+    pad = pad_id(tok)  # for a tokenizer with no pad token, the recipe every 0.19 example follows: pad = eos
     response = marker_ids(options.response, tok)
     instruction = marker_ids(options.instruction, tok) if options.instruction else None
     if not response or (options.instruction and not instruction):
         raise TRLRefusal("IndexError in the collator: the marker tokenizes to no token at all")
-    if instruction and pad_id == tok.eos_token_id:
+    if instruction and pad == tok.eos_token_id:
         warnings.append("TRL 0.19 warns: The pad_token_id and eos_token_id values of this tokenizer are identical. "
                         "If you are planning for multi-turn training, it can result in the model continuously "
                         "generating questions and answers without eos token.")
     sequences, marks, missing = [], {}, {"response": [], "instruction": []}
     for i, row_ids in enumerate(ids):
-        labels = [IGNORE if t == pad_id else t for t in row_ids]  # DataCollatorForLanguageModeling(mlm=False)
+        labels = [IGNORE if t == pad else t for t in row_ids]  # DataCollatorForLanguageModeling(mlm=False)
         labels, marks[i], lost = collator_labels(labels, response, instruction)
         for what in lost:
             missing[what].append(i)
@@ -225,7 +224,7 @@ def prepare_trl019(rows, tok, options):
             warnings.append(f"TRL 0.19 warns: Could not find {what} key `{key}` in {len(where)} of {len(ids)} "
                             f"rows ({rows_list(where)}). These instances will be ignored in loss calculation.")
     return Prepared(sequences, completion_only_loss=False, assistant_only_loss=False, padding_free=False,
-                    pad_token_id=pad_id, warnings=warnings, marks=marks, rules="trl-0.19")
+                    pad_token_id=pad, warnings=warnings, marks=marks, rules="trl-0.19")
 
 
 def remove_none(value):
@@ -370,6 +369,19 @@ def unsloth_matcher(tok, instruction_part, response_part):
             "start": message_start, "bos": tok.bos_token_id, "eos": tok.eos_token_id}
 
 
+def widen(ids, j, k, left, right):
+    """A marker match ids[j:k] widened over its optional tokens: those before it (nearest first), then after it."""
+    for t in reversed(left):
+        if j < 1 or ids[j - 1] != t:
+            break
+        j -= 1
+    for t in right:
+        if k >= len(ids) or ids[k] != t:
+            break
+        k += 1
+    return j, k
+
+
 def unsloth_labels(ids, m, old=None):
     """train_on_responses_only's labels for one row, and the Marks. From each response marker (widened over its
     optional edge tokens), the span runs to the next instruction marker, or to an EOS (included), or stops
@@ -381,15 +393,7 @@ def unsloth_labels(ids, m, old=None):
     while j < n:  # look for a response marker
         if ids[j] == a[0] and ids[j:j + len(a)] == a:
             marks.response.append(j)
-            k = j + len(a)
-            for t in reversed(m["a_left"]):  # widen over the optional tokens before it, then after it
-                if j < 1 or ids[j - 1] != t:
-                    break
-                j -= 1
-            for t in m["a_right"]:
-                if k >= n or ids[k] != t:
-                    break
-                k += 1
+            j, k = widen(ids, j, j + len(a), m["a_left"], m["a_right"])
             begin = j = k  # the answer starts after the marker: the header itself is never trained
             while j < n:  # walk the answer to its end
                 token = ids[j]
@@ -406,14 +410,7 @@ def unsloth_labels(ids, m, old=None):
                     if not last:
                         k = j + len(q)
                         marks.instruction.append(j)
-                    for t in reversed(m["q_left"]):  # the instruction's optional tokens are not trained either
-                        if j < 1 or ids[j - 1] != t:
-                            break
-                        j -= 1
-                    for t in m["q_right"]:
-                        if k >= n or ids[k] != t:
-                            break
-                        k += 1
+                    j, k = widen(ids, j, k, m["q_left"], m["q_right"])  # its optional tokens are not trained either
                     if j != n - 1:  # stopped at the instruction marker: the answer ends before it
                         spans.append((begin, j))
                         j = k - 1  # resume after the marker (an empty user turn cannot hide the next one)
@@ -443,9 +440,8 @@ def prepare_unsloth(rows, tok, options):
         masked += [i] if empty else []
         sequences.append(Sequence(row_ids, labels, [1] * len(row_ids), None, [i] * len(row_ids), dropped=empty,
                                   marks=marks[i]))
-    pad_id = tok.pad_token_id if tok.pad_token is not None else tok.eos_token_id
     prepared = Prepared(sequences, completion_only_loss=False, assistant_only_loss=False, padding_free=False,
-                        pad_token_id=pad_id, warnings=warnings, marks=marks, rules="unsloth")
+                        pad_token_id=pad_id(tok), warnings=warnings, marks=marks, rules="unsloth")
     if masked:
         warnings += unsloth_drops(prepared, masked, options)
     return prepared

@@ -355,7 +355,7 @@ def refresh(v):
             return refused(request, vw, index, changed)
         out = view.example_views(vw, index)
         out["stats"], out["roles-plot"], out["length-plot"] = view.stats(vw)
-        out.update(export_views(request, vw.loaded))
+        out.update(export_views(request, vw))
         try:
             out["doctor-report"] = render.doctor_html(view.findings(vw), len(vw.loaded.rows), "" if
                                                       view.covers_all(vw) else f"(The first {view.MAX_ROWS:,} rows; "
@@ -441,11 +441,11 @@ def refused(request, vw, index, changed=""):
             **{k: update(visible=False) for k in TEMPLATE_EDITOR}}
 
 
-def export_views(request, loaded):
+def export_views(request, vw):
     """The hand-off: a TRL script, a `trl sft` YAML and other trainers' settings for what the page shows
     (under another trainer's rules, the TRL 1.16 settings closest to its labels, checked on the first rows).
     Files are named as the visitor knows them (a sample by its path in the sftviz repository)."""
-    decision, first_row = loaded.decision, loaded.rows[0]
+    decision, first_row = vw.loaded.decision, vw.loaded.rows[0]
     if request.where == "sample":
         shown = os.path.relpath(data.samples()[request.source], ROOT)
     else:
@@ -456,7 +456,7 @@ def export_views(request, loaded):
                                            **args),
             "export-yaml": export.yaml_config(request.source, request.options, **args),
             "export-table": export.frameworks_table(request.options, first_row, "" if request.options.rules == "trl"
-                                                    else export.migration(loaded.rows, loaded.tok, request.options))}
+                                                    else view.migration(vw))}
 
 
 @status_on_failure

@@ -11,7 +11,7 @@ from collections import Counter, OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 
-from . import TRL_VERSION, bounded, data, doctor, jobs, markers, plots, render
+from . import TRL_VERSION, bounded, data, doctor, export, jobs, markers, plots, render
 from .footprint import footprint
 from . import labels
 from .labels import LABELS_MEANING, MODES, Options, TRLRefusal, answer_mode, collate, prepare
@@ -566,6 +566,14 @@ def findings(view):
     return _stats.get((view.loaded.key, view.options, "doctor"), lambda: bounded.run(
         doctor.diagnose, view.loaded.rows, view.loaded.tok, view.options,
         what=f"checking {os.path.basename(view.loaded.source)}"))
+
+
+def migration(view):
+    """Under another trainer's rules, the TRL 1.16 settings closest to its labels (export.migration): computed in
+    the work budget and cached, as the doctor's findings are."""
+    return _stats.get((view.loaded.key, view.options, "migration"), lambda: bounded.run(
+        export.migration, view.loaded.rows, view.loaded.tok, view.options,
+        what=f"comparing {os.path.basename(view.loaded.source)} with TRL 1.16"))
 
 
 def covers_all(view):
