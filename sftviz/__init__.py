@@ -12,8 +12,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 LIBRARY_WORDS = (
     ("PanicException", "the tokenizer stopped on this data (a text too long for its memory budget, or one it "
                        "cannot read); try shorter rows"),
-    ("RecursionError", "the data is nested too deeply to read (more than about a thousand levels)"),
-    ("Exceeds the limit", "a number has too many digits to read (more than 4,300 by default)"),
+    ("RecursionError", "the data is nested too deeply to read (more than about a thousand levels), or a template "
+                       "calls itself without end"),
+    ("Exceeds the limit", "a number has too many digits to read (more than 4,300 by default), in the data or made "
+                          "by a template"),
     ("TextEncodeInput must be", "a value the tokenizer was given is not text: check that every text column holds "
                                 "text in every row"),
 )

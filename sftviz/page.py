@@ -92,9 +92,9 @@ PAGE_MAX_LENGTH = int(os.environ.get("SFTVIZ_PAGE_MAX_LENGTH", 262_144))  # the 
 def _max_length(value):
     if value in (None, ""):
         return None
-    if float(value) != int(value):
+    if not float(value).is_integer():  # (a 20-digit whole number is a whole number too: too large, said below)
         raise ValueError("max_length must be a whole number of tokens (or empty for no truncation)")
-    if int(value) > PAGE_MAX_LENGTH:
+    if float(value) > PAGE_MAX_LENGTH:
         raise ValueError(f"max_length is at most {PAGE_MAX_LENGTH:,} tokens on this page (empty: no truncation; "
                          f"the command line takes up to {MAX_LENGTH_LIMIT:,})")
     return int(value)
