@@ -22,12 +22,12 @@ import threading  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from sftviz import TRL_VERSION, data, lesson, lesson_page, page, palette, uploads, view  # noqa: E402
+from sftviz import TRL_VERSION, data, lesson, lesson_page, model_view, page, palette, uploads, view  # noqa: E402
 from sftviz.labels import MODES  # noqa: E402
 from sftviz.markers import MAX_MARKER_CHARS, RULES  # noqa: E402
 from sftviz.packing import STRATEGIES  # noqa: E402
-from sftviz.page import DEFAULT_FORM, FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
-from sftviz.train import PRESET_LABELS, PRESETS  # noqa: E402
+from sftviz.page import DEFAULT_FORM, FORM, MODEL_FORM, NAV_FORM, TEMPLATE_EDITOR, TRAIN_FORM, URL_FIELDS  # noqa: E402
+from sftviz.train import MAX_MODEL_PARAMS, PRESET_LABELS, PRESETS  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSS_PATH = os.path.join(HERE, "assets", "style.css")
@@ -231,6 +231,14 @@ def example_panel(p):
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
                 if tab.explain:
                     gr.Markdown(tab.explain)
+        with gr.Tab("What the model knows", id="model-tab"):
+            p.put(gr.Dropdown(model_view.choices(), value=model_view.NONE, allow_custom_value=True,
+                              label="A real pretrained model", elem_id="model-choice",
+                              info="Runs it forward on the example shown (no training): its loss on every token. "
+                                   "Pick one, or type a Hub id (at most "
+                                   f"{MAX_MODEL_PARAMS / 1e6:.0f}M parameters)."))
+            p.put(gr.HTML(model_view.intro(), elem_id="model-view"))
+            p.ui["model-timer"] = gr.Timer(1, active=False)  # while the model loads: ask again every second
         with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
             train_tab(p)
         dataset_tabs(p)
@@ -370,6 +378,20 @@ UPDATE_URL = ("(q) => { const a = new URLSearchParams(location.search); "
 # (the lesson's and the teacher's addresses stay theirs)
 
 
+def model_then(p):
+    """The real model's tab, redrawn after anything that changes the example shown (its own queue: a forward pass
+    never holds up Next), and while the model loads (its timer)."""
+    on_model, model_in = p.wire(page.model_tab, MODEL_FORM)
+    return dict(fn=on_model, inputs=model_in, outputs=p.outputs("model-view", "model-timer"), show_progress="hidden",
+                concurrency_limit=2, concurrency_id="model", trigger_mode="always_last", api_name=False)
+
+
+def wire_model(p):
+    """A model picked, or the timer while it loads: the model tab for the example shown."""
+    p.ui["model-choice"].input(**{**model_then(p), "api_name": "model_tab"})
+    p.ui["model-timer"].tick(**model_then(p))
+
+
 def wire_loading(p, demo):
     """A new source, reading, text field, tokenizer, mode, max_length, packing or template: a full (re)load,
     then the link in the address bar, then the doctor's pass over every row (a shared background job)."""
@@ -394,7 +416,7 @@ def wire_loading(p, demo):
 
     def reload(event):
         return event.then(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(
-            **full_check)
+            **model_then(p)).then(**full_check)
 
     for trigger, kind in ((p.ui["sample"].input, "sample"), (p.ui["hub-load"].click, "hub")):
         reload(trigger(lambda choose=page.choose_source(kind): p.to_ui(choose()), None, p.outputs(*NEW_SOURCE),
@@ -413,7 +435,8 @@ def wire_loading(p, demo):
                     p.ui["trainer"].input, p.ui["response-marker"].submit, p.ui["instruction-marker"].submit,
                     p.ui["compare-with"].input,
                     p.ui["completion-template"].submit, p.ui["apply-template"].click):
-        trigger(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(**full_check)
+        trigger(on_refresh, form, p.outputs(*FULL), show_progress="minimal").then(**update_url).then(
+            **model_then(p)).then(**full_check)
 
     first_outputs = list(dict.fromkeys(p.outputs(*URL_FIELDS, *FULL)))
 
@@ -456,11 +479,11 @@ def wire_browsing(p):
     update_url = dict(fn=None, inputs=p.outputs("share"), outputs=None, js=UPDATE_URL)
     on_nav, nav_in = p.wire(page.navigate, NAV_FORM)
     p.ui["example-index"].input(on_nav, nav_in, p.outputs(*NAV), show_progress="hidden", trigger_mode="always_last",
-                                api_name="goto").then(**update_url)
+                                api_name="goto").then(**update_url).then(**model_then(p))
     for button, delta in (("prev", -1), ("next", 1)):
         fn, _ = p.wire(page.navigate, NAV_FORM, delta=delta)
         p.ui[button].click(fn, nav_in, p.outputs(*NAV), show_progress="hidden", queue=False, api_name=button).then(
-            **update_url)
+            **update_url).then(**model_then(p))
 
     def on_open(request_value, event: gr.EventData, request: gr.Request):
         sent = getattr(event, "_data", None)  # what the button's trigger('click', {open: ...}) sent
@@ -469,10 +492,11 @@ def wire_browsing(p):
                                               "doctor-open": sent.get("open") if isinstance(sent, dict) else None}))
 
     p.ui["doctor-report"].click(on_open, p.outputs("view-request"), p.outputs(*NAV, "main-tabs"),
-                                show_progress="hidden", api_name="open_finding").then(**update_url)
+                                show_progress="hidden", api_name="open_finding").then(**update_url).then(
+        **model_then(p))
     on_find, find_in = p.wire(page.find, NAV_FORM + ("search",))
     p.ui["search"].submit(on_find, find_in, p.outputs("status", "example-index")).then(
-        on_nav, nav_in, p.outputs(*NAV)).then(**update_url)
+        on_nav, nav_in, p.outputs(*NAV)).then(**update_url).then(**model_then(p))
 
 
 def training_handler(p, fn, names, api_name):
@@ -601,6 +625,7 @@ def build():
         layout(p)
         wire_loading(p, demo)
         wire_browsing(p)
+        wire_model(p)
         wire_training(p)
         wire_lesson(p, demo)
 

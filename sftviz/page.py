@@ -18,7 +18,8 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import bounded, clean_text, data, doctor, export, jobs, live, markers, one_line, render, uploads, view, zerogpu
+from . import (bounded, clean_text, data, doctor, export, jobs, live, markers, model_view, one_line, render, uploads,
+               view, zerogpu)
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
@@ -47,6 +48,7 @@ FORM = ("source-tab", "sample", "upload-path", "hub-id", "columns", "text-field"
 NAV_FORM = ("view-request", "example-index")
 TRAIN_FORM = ("view-request", "preset", "train-modes", "train-steps", "train-lr", "train-seed", "train-model",
               "train-weighted", "train-weight")
+MODEL_FORM = ("view-request", "example-index", "model-choice")  # the real model's tab reads these
 TEMPLATE_EDITOR = ("prompt-template", "completion-template", "apply-template", "template-preview")
 DEFAULTS = Options(DEFAULT_MODE)  # SFTConfig's defaults (max_length, packing, text field), read from one place
 DEFAULT_FORM = {"source-tab": "sample", "sample": data.DEFAULT_SAMPLE, "upload-path": None, "hub-id": "",
@@ -621,6 +623,21 @@ def train_stream(v, register=None):
                 yield out
     except Exception as e:
         yield {"train-status": failed(e)}
+
+
+def model_tab(v):
+    """The real model's tab ("What the model already knows", sftviz.model_view) for the example shown, and the timer
+    that asks again while the model loads (the load runs in a thread; nothing here waits for it)."""
+    request = v["view-request"]
+    choice = v.get("model-choice")
+    if request is None or not isinstance(choice, (str, type(None))):
+        return {"model-view": render.model_intro(), "model-timer": update(active=False)}
+    index = v["example-index"] if isinstance(v["example-index"], (int, float)) else 0
+    try:
+        html_out, loading = model_view.model_tab(request, index, choice, LOCAL_PATHS)
+    except bounded.Replaced:  # this visitor's newer request answers instead
+        return {"model-timer": update()}
+    return {"model-view": html_out, "model-timer": update(active=loading)}
 
 
 URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",

@@ -401,3 +401,101 @@ def qr_html(link):
 
     uri = segno.make(link, error="m").svg_data_uri(scale=5, border=2, dark="#000000", light="#ffffff")
     return f'<img class="sv-qr" src="{escape(uri)}" alt="A QR code of the students\' link">'
+
+
+# --- What a real model already knows (sftviz.model_view) ------------------------------------------------------
+
+def model_intro():
+    return ('<div class="sv-summary">Pick a model above to run it forward on the example shown: every token gets '
+            'the model\'s loss (nats) for predicting it, before any training, with the labels over it. The loss a '
+            'trainer logs at step 0 is the mean of these over the tokens that have a label.</div>')
+
+
+def model_loading(name, elapsed, expected, other=False):
+    what = "Another model is loading on this server; this one loads after it" if other else \
+        f"Loading the model {escape(name)} (~{expected:.0f} s the first time, a few seconds after): {elapsed:.0f} s"
+    return (f'<div class="sv-summary sv-model-loading" role="status">⏳ {what}… The other tabs, Prev and Next '
+            f'keep working meanwhile; this tab fills in when it is ready.</div>')
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def _nats(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def model_view(seq, texts, losses, flags, modes, mode_name, model_name, known):
+    """The real model's loss on every token of one example (grey ramp, darker = more surprised), the trained
+    tokens bold and underlined, the tokens not in the data (flags: {position: why}) outlined with a dashed line,
+    the step-0 loss of each mode and why they differ."""
+    trained = [t for t, lab in enumerate(seq.labels) if t and lab != IGNORE]
+    context = [t for t, lab in enumerate(seq.labels) if t and lab == IGNORE]
+    already = [t for t in trained if losses[t] < known]
+    signal = [t for t in trained if losses[t] >= known]
+    unscored = (f"; {len(context)} context tokens are never scored (mean {_nats(_mean([losses[t] for t in context]))}"
+                f" nats, shown for reference)" if context else "")
+    head = (f'<div class="sv-summary"><b>{escape(model_name)}</b> before any training, under <b>'
+            f'{escape(mode_name)}</b> (labels made with the model\'s own tokenizer): of {len(trained)} trained '
+            f'tokens, <b>{len(already)}</b> it already predicts (loss under {known:g} nats: they teach it almost '
+            f'nothing, and pull the mean down) and <b>{len(signal)}</b> carry the signal (mean '
+            f'{_nats(_mean([losses[t] for t in signal]))} nats){unscored}.</div>')
+    rows = []
+    for m in modes:
+        if m.refused:
+            rows.append(f"<li><b>{escape(m.name)}</b>: TRL refuses it here ({escape(m.refused)})</li>")
+        elif m.same_as:
+            rows.append(f"<li><b>{escape(m.name)}</b>: the same labels as {escape(m.same_as)} here</li>")
+        else:
+            rows.append(f"<li><b>{escape(m.name)}</b>: {_nats(m.mean)} nats/token over {m.count} tokens</li>")
+    why = ""
+    distinct = sorted((m for m in modes if not m.same_as and not m.refused and m.mean is not None),
+                      key=lambda m: -m.count)
+    if len(distinct) > 1:
+        big, small = distinct[0], distinct[-1]  # whole text scores every token answer only does, and more
+        extra = big.mean * big.count - small.mean * small.count
+        extra_mean = extra / (big.count - small.count) if big.count > small.count else None
+        if extra_mean is not None:
+            why = (f" They start apart because each averages over its own tokens: {escape(big.name)} also scores "
+                   f"{big.count - small.count} tokens that {escape(small.name)} does not (mean {_nats(extra_mean)} "
+                   f"nats), {'harder' if extra_mean > small.mean else 'easier'} for this model than those "
+                   f"{escape(small.name)} scores, so it starts {'higher' if big.mean > small.mean else 'lower'}. "
+                   f"Their curves are not comparable for this reason; the Train tab scores every run on the same "
+                   f"held-out tokens.")
+    steps = (f'<div class="sv-summary">The loss each mode would log at step 0 for this example alone (a batch of '
+             f'one; TRL averages over every trained token of a batch):<ul>{"".join(rows)}</ul>{why}</div>')
+    note = ""
+    if flags:
+        runs = []
+        for t in sorted(flags):
+            if runs and t == runs[-1][-1] + 1 and flags[t] == flags[runs[-1][0]]:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        items = "".join(
+            f'<li>⚑ positions {r[0]}-{r[-1]}: <code>{escape("".join(texts[t] for t in r))}</code>, {escape(flags[r[0]])}'
+            f' (mean loss {_nats(_mean([losses[t] for t in r if losses[t] is not None]))} nats'
+            f'{", trained" if any(t in trained for t in r) else ", context"})</li>' for r in runs)
+        note = f'<div class="sv-summary sv-model-flags">Not in your data:<ul>{items}</ul></div>'
+    spans = []
+    for t, (text, loss) in enumerate(zip(texts, losses)):
+        lab = seq.labels[t]
+        what = "trained" if t in trained else "never scored: nothing comes before it" if t == 0 else "context, not scored"
+        tip = f"position {t} · labels[{t}] = {lab} ({what})"
+        cls = "sv-heat" + (" sv-heat-answer" if t and lab != IGNORE else "") + (" sv-flagged" if t in flags else "")
+        style = ""
+        if loss is not None:
+            a, hot = heat_opacity(loss / HEAT_FULL)
+            cls += " sv-heat-hot" if hot else ""
+            style = f' style="background: rgba(var(--sv-heat), {a:.2f})"'
+            tip += f" · loss {loss:.2f} nats predicting this token"
+        if t in flags:
+            tip += f" · ⚑ {flags[t]}"
+        spans.append(f'<span class="{cls}" data-pos="{t}"{style} title="{escape(tip)}">{escape(text)}</span>')
+        if text.endswith("↵"):
+            spans.append("<br>")
+    legend = ('<div class="sv-legend">Grey: the model\'s loss predicting each token (darker = more surprised). '
+              '<span class="sv-heat sv-heat-answer">Bold, underlined</span>: trained (a label). '
+              '<span class="sv-heat sv-flagged">dashed</span>: not in your data.</div>')
+    return head + steps + note + legend + f'<div class="sv-tokens sv-model-tokens">{"".join(spans)}</div>'

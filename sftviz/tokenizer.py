@@ -120,12 +120,20 @@ def default_path():
 
 
 def load_tokenizer(name, where="any"):
-    """`default`, a local tokenizer directory, or a Hugging Face Hub id (never with trust_remote_code).
+    """`default`, `smollm2` (the offline model's, sftviz.model_loss), a local tokenizer directory, or a Hugging Face
+    Hub id (never with trust_remote_code).
 
     where="hub" (the hosted page): `default` or a Hub id only, never a directory on the server."""
     from transformers import AutoTokenizer
 
+    from .model_loss import SMOLLM2, smollm2_folder
+
     name = (name or DEFAULT_NAME).strip()
+    if name == SMOLLM2:  # the offline model's own tokenizer (a folder sftviz made, not one the visitor named)
+        try:
+            return AutoTokenizer.from_pretrained(smollm2_folder(), local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - ModelUnavailable or a broken cache: one line
+            raise TokenizerError(one_line(e)[:200]) from None
     source = default_path() if name == DEFAULT_NAME else name
     if name != DEFAULT_NAME and where == "hub":
         hub.check_id(name, "tokenizer", TokenizerError)

