@@ -153,7 +153,7 @@ def model_tab(request, i, name, local_paths=False):
     if loaded is None:
         return render.model_loading("another model", 0, LOAD_S, other=True), True
     if not loaded.done.is_set():
-        return render.model_loading(name, time.monotonic() - loaded.started, LOAD_S), True
+        return render.model_loading(display_name(name), time.monotonic() - loaded.started, LOAD_S), True
     if loaded.error:
         return render.error_html(loaded.error), False
     try:
@@ -165,27 +165,34 @@ def model_tab(request, i, name, local_paths=False):
 
 
 def example_html(request, i, name, loaded):
+    shown = example_data(request, i, name, loaded)
+    if isinstance(shown, str):
+        return render.error_html(shown)
+    seq, texts, losses, flags, modes, mode_name = shown
+    return render.model_view(seq, texts, losses, flags, modes, mode_name, display_name(name), KNOWN_LOSS)
+
+
+def example_data(request, i, name, loaded):
+    """(sequence, token texts, per-position losses, flagged positions, ModeLoss per mode, the mode's words) of
+    example i under the model's tokenizer, or one line saying why there is none."""
     mreq = model_request(request, name)
     vw = view.open_view(mreq)
     if isinstance(vw, view.Refused):
-        return render.error_html(f"With the model's tokenizer: {vw.reason}")
+        return f"With the model's tokenizer: {vw.reason}"
     i = max(0, min(int(i), vw.n - 1))
     seq = vw.prep.sequences[i]
     if seq.full_length > MODEL_TOKENS:
-        return render.error_html(f"Example {i} is {seq.full_length:,} tokens long with the model's tokenizer; the "
-                                 f"page runs the model on examples of at most {MODEL_TOKENS:,} (python -m sftviz "
-                                 f"inspect --model runs it on any).")
+        return (f"Example {i} is {seq.full_length:,} tokens long with the model's tokenizer; the page runs the model "
+                f"on examples of at most {MODEL_TOKENS:,} (python -m sftviz inspect --model runs it on any).")
     ids = list(seq.input_ids)
     vocab = loaded.model.get_input_embeddings().num_embeddings
     if max(ids) >= vocab:
-        return render.error_html(f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its "
-                                 f"tokenizer")
+        return f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its tokenizer"
     messages = messages_of(vw.loaded.rows[i])
     key = (name, tuple(ids), repr(messages))
     losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages,
                                                          what="the model's forward pass"))
-    return render.model_view(seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids),
-                             view.mode_words(vw), display_name(name), KNOWN_LOSS)
+    return seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids), view.mode_words(vw)
 
 
 def display_name(name):

@@ -298,26 +298,28 @@ def admit():
                       f"then try again")
 
 
-_refreshes = OrderedDict()  # session -> how many refreshes it has started (the newest answers; older ones yield)
+_refreshes = OrderedDict()  # (session, kind) -> how many redraws of that kind it has started (the newest answers)
 
 
-def _start_refresh():
-    """A ticket for this visitor's refresh; still_newest(ticket) says whether a newer one has started since."""
+def _start_refresh(kind="refresh"):
+    """A ticket for this visitor's refresh (or other `kind` of redraw); still_newest(ticket) says whether a newer one
+    of the same kind has started since (its answer then stands, not this one's)."""
     session = bounded.OWNER.get()
     if session is None:
         return None, 0
+    key = (session, kind)
     with _buckets_lock:
-        n = _refreshes.pop(session, 0) + 1
-        _refreshes[session] = n
+        n = _refreshes.pop(key, 0) + 1
+        _refreshes[key] = n
         while len(_refreshes) > 10_000:
             _refreshes.popitem(last=False)
-    return session, n
+    return key, n
 
 
 def still_newest(ticket):
-    session, n = ticket
+    key, n = ticket
     with _buckets_lock:
-        return session is None or _refreshes.get(session, n) == n
+        return key is None or _refreshes.get(key, n) == n
 
 
 def steps(updates, session):
@@ -633,9 +635,12 @@ def model_tab(v):
     if request is None or not isinstance(choice, (str, type(None))):
         return {"model-view": render.model_intro(), "model-timer": update(active=False)}
     index = v["example-index"] if isinstance(v["example-index"], (int, float)) else 0
+    ticket = _start_refresh("model")
     try:
         html_out, loading = model_view.model_tab(request, index, choice, LOCAL_PATHS)
     except bounded.Replaced:  # this visitor's newer request answers instead
+        return {"model-timer": update()}
+    if not still_newest(ticket):  # a timer's tick that started before Next's redraw must not overwrite it
         return {"model-timer": update()}
     return {"model-view": html_out, "model-timer": update(active=loading)}
 

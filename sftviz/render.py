@@ -474,7 +474,7 @@ def model_view(seq, texts, losses, flags, modes, mode_name, model_name, known):
             else:
                 runs.append([t])
         items = "".join(
-            f'<li>⚑ positions {r[0]}-{r[-1]}: <code>{escape("".join(texts[t] for t in r))}</code>, {escape(flags[r[0]])}'
+            f'<li>⚑ positions {r[0]}-{r[-1]}: <q>{escape("".join(texts[t] for t in r).replace("␣", " "))}</q>, {escape(flags[r[0]])}'
             f' (mean loss {_nats(_mean([losses[t] for t in r if losses[t] is not None]))} nats'
             f'{", trained" if any(t in trained for t in r) else ", context"})</li>' for r in runs)
         note = f'<div class="sv-summary sv-model-flags">Not in your data:<ul>{items}</ul></div>'

