@@ -244,13 +244,33 @@ def export(args):
     print(out, end="" if out.endswith("\n") else "\n")
 
 
+def refuse_slow(rows, tok, cfg, allow_slow):
+    """A pretrained model on a CPU: refused in one line with the time it would take, unless --allow-slow."""
+    from .engine import check_model
+    from .plan import cpu_refusal
+    from .zerogpu import device
+
+    check_model(cfg.model)
+    if device() != "cpu":
+        return
+    said = cpu_refusal(rows, tok, cfg)
+    if not allow_slow:
+        raise ValueError(f"{said}; add --allow-slow to run it anyway, or train the tiny model (--model tiny)")
+    print(f"note: {said}, as --allow-slow asks", file=sys.stderr)
+
+
 def train(args):
     from .jobs import usable_cpus
+    from .plan import PRETRAINED_LR
     from .train import PairedTraining, TrainConfig, resolve_modes
     from .verdict import caveats, outcome, verdict
 
+    if args.model != "tiny" and args.tokenizer == "default":  # a pretrained model reads its own tokenizer's ids
+        args.tokenizer = model_folder(args.model) if args.model == SMOLLM2 else args.model
     rows, kind, tok = load_inputs(args)
     modes = resolve_modes(rows, [m.strip() for m in args.modes.split(",") if m.strip()])
+    if args.lr is None and args.model != "tiny":
+        args.lr = PRETRAINED_LR
     cfg = TrainConfig.preset(args.preset, modes=modes, steps=args.steps, seed=args.seed,
                              batch_size=args.batch_size, learning_rate=args.lr,
                              max_length=None if args.max_length is None else parse_max_length(args.max_length),
@@ -258,6 +278,8 @@ def train(args):
                              threads=max(1, min(usable_cpus(), 3)))
     if cfg.max_length is None:
         raise ValueError("training needs a max_length")
+    if cfg.model != "tiny":
+        refuse_slow(rows, tok, cfg, args.allow_slow)
     with PairedTraining(rows, tok, cfg) as pt:
         if not args.json:
             print(f"{args.data}: {kind}; training {' vs '.join(pt.names)} from identical weights on identical "
@@ -294,6 +316,8 @@ def train(args):
     print("Greedy generations on held-out prompts:")
     for g in final["generations"]:
         print(f"  prompt …{g['prompt'][-70:]!r}\n    reference {g['reference']!r}")
+        if "before" in g:
+            print(f"    {'before':<10} {g['before']['text']!r}")
         for mode, out in g["outputs"].items():
             print(f"    {mode:<10} {out['text']!r} ({', '.join(outcome(out, g['reference']))})")
 
@@ -388,9 +412,13 @@ def build_parser():
     t.add_argument("--preset", choices=list(PRESETS), default="quick")
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--lr", type=float, default=None, help="the preset's (tiny model), or 2e-5 (SFTConfig's default) "
+                   "for a pretrained model")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--model", default="tiny", help="'tiny' (built here) or a pretrained causal LM dir / Hub id")
+    t.add_argument("--model", default="tiny", help="'tiny' (built here), 'smollm2' (the offline SmolLM2-135M-Instruct) "
+                   "or a pretrained causal LM dir / Hub id (its own tokenizer unless --tokenizer says otherwise; "
+                   "on a GPU, or on the CPU with --allow-slow)")
+    t.add_argument("--allow-slow", action="store_true", help="train a pretrained model on the CPU anyway (hours)")
     t.add_argument("--prompt-weight", type=float, default=None, metavar="W",
                    help="add a run with prompt tokens weighted W and answer tokens 1 (not a TRL 1.16 option)")
     t.add_argument("--json", action="store_true", help="one object per evaluation point, then a final record")

@@ -19,8 +19,16 @@ MAX_MODEL_PARAMS = int(float(os.environ.get("SFTVIZ_MAX_MODEL_PARAMS", 150e6))) 
 def check_model(name, where="any", max_params=None):
     """Before any weights are fetched: the model name is allowed here (where="hub": a Hub id, never a
     folder on the server), and its size, counted from its config alone, is at most `max_params`."""
+    from .model_loss import SMOLLM2, ModelUnavailable, smollm2_folder
+
     name = (name or "tiny").strip()
     if name == "tiny":
+        return name
+    if name == SMOLLM2:  # the offline SmolLM2-135M-Instruct (sftviz.model_loss): within every size limit here
+        try:
+            smollm2_folder()
+        except ModelUnavailable as e:
+            raise TrainError(str(e)) from None
         return name
     if where == "hub":
         hub.check_id(name, "model", TrainError)
@@ -48,6 +56,23 @@ def check_model(name, where="any", max_params=None):
     return name
 
 
+def model_params(name):
+    """A pretrained model's parameter count, from its config alone (no weights loaded)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .model_loss import model_folder
+
+    try:
+        config = AutoConfig.from_pretrained(model_folder(name), trust_remote_code=False, local_files_only=True)
+    except Exception:
+        if os.path.isdir(model_folder(name)) or not hub.reachable():
+            raise
+        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+
+
 def build_model(plan):
     """The model every run starts from (seeded): a small Llama, or a pretrained causal LM."""
     import torch
@@ -56,8 +81,10 @@ def build_model(plan):
     cfg = plan.config
     torch.manual_seed(cfg.seed)
     if cfg.model != "tiny":
+        from .model_loss import model_folder
         try:
-            return AutoModelForCausalLM.from_pretrained(cfg.model, trust_remote_code=False)
+            return AutoModelForCausalLM.from_pretrained(model_folder(cfg.model), trust_remote_code=False,
+                                                        dtype="float32")
         except Exception as e:
             raise TrainError(f"cannot load model {cfg.model!r}: {one_line(e)[:200]}") from None
     return LlamaForCausalLM(LlamaConfig(

@@ -22,6 +22,7 @@ from . import (bounded, clean_text, data, doctor, export, jobs, live, markers, m
                view, zerogpu)
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
+from .plan import PRETRAINED_LR, cpu_refusal
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
 
 
@@ -604,11 +605,22 @@ def train_stream(v, register=None):
             raise ValueError("this data has no prompt/answer split, so answer only would train every token, the same "
                              "as whole text: open a sample with prompt/completion (or map your columns) to compare")
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
-        cfg = TrainConfig.preset(preset_name(v["preset"]), modes=resolve_modes(vw.loaded.rows, chosen),
-                                 steps=_steps(v["train-steps"]), learning_rate=_number(v["train-lr"], "lr"),
+        lr = _number(v["train-lr"], "lr")
+        preset = preset_name(v["preset"])
+        if model != "tiny":  # a pretrained model reads its own tokenizer's ids (as the model's tab shows them)
+            vw = view.open_view(model_view.model_request(request, model))
+            if isinstance(vw, view.Refused):
+                raise ValueError(f"with the model's tokenizer: {vw.reason}")
+            if lr == PRESETS.get(preset, {}).get("learning_rate"):  # the tiny model's rate would wreck it
+                lr = PRETRAINED_LR
+        cfg = TrainConfig.preset(preset, modes=resolve_modes(vw.loaded.rows, chosen),
+                                 steps=_steps(v["train-steps"]), learning_rate=lr,
                                  seed=_number(v["train-seed"], "seed"), model=model,
                                  prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
                                  else None)
+        if model != "tiny" and not zerogpu.active() and zerogpu.device() == "cpu":
+            raise ValueError(cpu_refusal(vw.loaded.rows, vw.loaded.tok, cfg) + ": the page trains the tiny model "
+                             "on a CPU (model: tiny); python -m sftviz train --model ... --allow-slow runs it anyway")
         yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
                "loss-heatmap": "", "train-verdict": ""}
         # The tiny model trains in the CPU workers on every host; a pretrained model on a ZeroGPU Space trains in

@@ -3,6 +3,7 @@ and what every run shares: the labels of each mode, the held-out split, the comp
 order and the prompts to generate from. sftviz.engine trains on a plan; sftviz.train runs it.
 """
 
+import os
 import math
 import random
 from dataclasses import dataclass, field
@@ -255,6 +256,46 @@ def first_answer(input_ids, labels):
     while end < len(labels) and labels[end] != IGNORE:
         end += 1
     return input_ids[:start], labels[start:end]
+
+
+PRETRAINED_LR = 2e-5  # SFTConfig's default learning rate: a pretrained model's (the presets' are the tiny model's)
+
+# Seconds one training step of one run of a pretrained model takes on this machine's CPU, per million parameters,
+# at a batch of 8 x 128 tokens (SmolLM2-135M, measured with benchmarks/bench_model_loss.py --train-step on 2 cores):
+# the page's refusal and the CLI's estimate scale it by the model's size, the batch's tokens and the runs.
+CPU_STEP_S_PER_M = float(os.environ.get("SFTVIZ_CPU_STEP_S_PER_M", 0.05))
+
+
+def cpu_estimate(config, params, row_tokens=None):
+    """(seconds, seconds per step) a paired training of a `params`-parameter model would take on the CPU, every step
+    of every run; `row_tokens`: the data's typical row length (a batch is padded to its longest), else max_length."""
+    tokens = config.batch_size * min(config.max_length, row_tokens or config.max_length)
+    per_step = CPU_STEP_S_PER_M * params / 1e6 * tokens / (8 * 128) * len(run_names(config))
+    return per_step * config.steps, per_step
+
+
+def typical_length(rows, tok, config, n=64):
+    """The 90th percentile of the first rows' token counts (whole text, truncated at max_length)."""
+    seqs = prepare(rows[:n], tok, Options("whole", max_length=config.max_length)).sequences
+    lengths = sorted(len(s.input_ids) for s in seqs)
+    return lengths[int(0.9 * (len(lengths) - 1))] if lengths else config.max_length
+
+
+def cpu_refusal(rows, tok, config):
+    """Why a pretrained model is not trained on this CPU, in words: the time it would take (cpu_estimate)."""
+    from .engine import model_params
+
+    runs = len(run_names(config))
+    total, per_step = cpu_estimate(config, model_params(config.model), typical_length(rows, tok, config))
+    return (f"no GPU here: {config.steps} steps of {runs} runs of {config.model} would take about {duration(total)} "
+            f"on this CPU (~{per_step:.0f} s a step, measured: benchmarks/bench_model_loss.py --train-step)")
+
+
+def duration(seconds):
+    """A duration in words: "40 s", "12 min", "4.7 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
 
 
 def run_names(config):

@@ -259,6 +259,9 @@ def generations_html(final):
         runs = "".join(f'<div class="sv-gen-run">{run_key(m)} <code>{answer_text(out["text"])}</code> '
                        f'<span class="sv-flag">{escape(" · ".join(outcome(out, g["reference"])))}</span></div>'
                        for m, out in g["outputs"].items())
+        if "before" in g:  # a pretrained model's answer before any training
+            runs = (f'<div class="sv-gen-run">before training <code>{answer_text(g["before"]["text"])}</code></div>'
+                    + runs)
         items.append(f'<div class="sv-gen-item"><div class="sv-gen-prompt">held-out prompt (end): '
                      f'<code>…{answer_text(g["prompt"][-90:])}</code></div><div>reference answer: '
                      f'<code>{answer_text(g["reference"])}</code></div>{runs}</div>')

@@ -187,6 +187,12 @@ class PairedTraining:
                                          "next_turn": any(m in text for m in ("<|im_start|>user", "Question:",
                                                                               "<|user|>", "### Instruction"))}
             gens.append(item)
+        if self.config.model != "tiny":  # a pretrained model: what it answered before any training, beside
+            before = build_model(self.plan).to(self.device)  # (its weights as loaded: the runs' initial state)
+            for k, prompt in enumerate(self.plan.gen_prompts):
+                out, eos = generate(before, self.plan, prompt, self.device)
+                gens[k]["before"] = {"text": self.decode(out), "stopped_at_eos": eos}
+            del before
         ex = self.plan.eval_ids[0]
         ids = [self.plan.vocab[i] for i in ex] if self.plan.vocab else ex
         heat = {"input_ids": ids, "answer_positions": self.plan.eval_answer[0],

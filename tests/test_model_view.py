@@ -119,3 +119,57 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
     assert page.locator("#model-view .sv-flagged").count() >= 10
     assert page.locator("#model-view .sv-heat-answer").count() > 10  # whole text: every token after the first
     assert not page.external_requests
+
+
+def test_the_page_refuses_a_real_fine_tune_on_a_cpu_in_one_line_with_an_estimate(monkeypatch):
+    from sftviz import page, zerogpu
+    smollm2()
+    monkeypatch.setattr(zerogpu, "device", lambda: "cpu")
+    request = page.page_request(page_form(sample="quiz_prompt_completion"))
+    form = {"view-request": request, "preset": "quick", "train-modes": ["whole", "completion"], "train-steps": 240,
+            "train-lr": 1e-3, "train-seed": 0, "train-model": "smollm2", "train-weighted": False, "train-weight": 0.1}
+    outs = list(page.train_stream(form))
+    said = outs[-1]["train-status"]
+    assert len(outs) == 1 and "sv-error" in said, outs  # refused before anything starts
+    assert "no GPU here: 240 steps of 2 runs of smollm2 would take about" in said and "tiny" in said
+    assert "\n" not in said.split("</")[0]
+
+
+def tiny_pretrained(tmp_path):
+    """A small random Llama with SmolLM2's tokenizer, saved as a pretrained folder (its path is the model name)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from sftviz.model_loss import smollm2_folder
+    tok = AutoTokenizer.from_pretrained(smollm2_folder())
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    folder = tmp_path / "tiny-pretrained"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_cli_train_of_a_pretrained_model_is_refused_on_a_cpu_unless_allow_slow(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    smollm2()
+    folder = tiny_pretrained(tmp_path)
+    data = os.path.join(ROOT, "assets", "samples", "quiz_prompt_completion.jsonl")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    base = [sys.executable, "-m", "sftviz", "train", data, "--model", folder, "--limit", "40"]
+    run = subprocess.run(base, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    line = run.stderr.strip()
+    assert "\n" not in line and "no GPU here: 240 steps of 2 runs" in line and "--allow-slow" in line, line
+    run = subprocess.run(base + ["--steps", "2", "--allow-slow", "--json"], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    final = json.loads(run.stdout.strip().splitlines()[-1])
+    assert final["config"]["learning_rate"] == 2e-5  # SFTConfig's default for a pretrained model
+    assert all("before" in g and set(g["outputs"]) == {"whole", "completion"} for g in final["generations"])
+    assert "as --allow-slow asks" in run.stderr
