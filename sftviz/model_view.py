@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from html import escape
 
-from . import bounded, engine, model_loss, one_line, render, view
+from . import bounded, engine, jobs, model_loss, one_line, render, view
 from .labels import MODES, TRLRefusal, not_for, row_type
 from .model_loss import SMOLLM2
 
@@ -21,6 +21,8 @@ NONE = "none"
 HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"  # on a Space: in the image (the README's preload_from_hub)
 MODEL_TOKENS = int(os.environ.get("SFTVIZ_MODEL_TOKENS", 1024))  # the longest example the page runs the model on
 LOAD_S = 20  # about how long a first load takes here (the GGUF's conversion; a few seconds once cached)
+DATASET_ROWS = int(os.environ.get("SFTVIZ_MODEL_ROWS", 64))  # the dataset pass reads this many examples
+DATASET_SECONDS = 120  # ... within this budget, in a worker (a background job, shared like the full doctor pass)
 KNOWN_LOSS = 0.1  # nats: a trained token the model already predicts (p > 0.9) teaches it almost nothing
 _losses = view._LRU(16 * 2**20)  # (model, ids, messages) -> (per-position losses, flagged positions)
 
@@ -198,3 +200,49 @@ def example_data(request, i, name, loaded):
 def display_name(name):
     return "SmolLM2-135M-Instruct" if name in (SMOLLM2, HUB_SMOLLM2) else name
 
+
+
+# --- The dataset: the model's mean loss per role over the first examples (a background job) --------------------
+
+ROLES = (("trained", "trained (a label): what the step-0 loss averages"),
+         ("known", "… of which the model already predicts (loss under 0.1 nats)"),
+         ("context", "context (label -100): never scored"),
+         ("added", "put in by the chat template or tokenizer, not in your data"))
+
+
+def dataset_watch(request, name):
+    """The dataset pass for the page's data and options under the model: a jobs.Watch (updates {"done": n,
+    "total": n}, result: role_losses' sums) shared by everyone looking at the same data, model and options."""
+    loaded = model_loss.loading(name)
+    if loaded is None or not loaded.ready:
+        raise ValueError("the model is not loaded yet: pick it above and wait for its view")
+    mreq = model_request(request, name)
+    vw = view.open_view(mreq)
+    if isinstance(vw, view.Refused):
+        raise ValueError(f"with the model's tokenizer: {vw.reason}")
+    n = min(DATASET_ROWS, vw.n)
+    seqs = [(list(s.input_ids), list(s.labels)) for s in vw.prep.sequences[:n] if s.full_length <= MODEL_TOKENS]
+    messages = [messages_of(row) for row in vw.loaded.rows[:n]]
+    key = ("model-roles", name, vw.loaded.key, mreq.options)
+    return jobs.POOL.watch(key, role_losses, loaded.model, loaded.tok, seqs, messages, seconds=DATASET_SECONDS,
+                           what=f"the model's pass over {n} examples", tag=request.source), len(seqs)
+
+
+def role_losses(model, tok, seqs, messages, emit=None):  # in a worker's child (or the CLI)
+    """{role: [sum of losses, tokens]} over the sequences (ROLES), the model run forward on each."""
+    sums = {role: [0.0, 0] for role, _ in ROLES}
+    for k, ((ids, labels), msgs) in enumerate(zip(seqs, messages)):
+        losses = model_loss.nll(model, ids, threads=1)
+        flags = flagged(tok, ids, msgs)
+        for t in range(1, len(ids)):
+            roles = ["trained" if labels[t] != -100 else "context"]
+            if labels[t] != -100 and losses[t] < KNOWN_LOSS:
+                roles.append("known")
+            if t in flags:
+                roles.append("added")
+            for role in roles:
+                sums[role][0] += losses[t]
+                sums[role][1] += 1
+        if emit is not None:
+            emit({"done": k + 1, "total": len(seqs)})
+    return sums

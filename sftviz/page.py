@@ -657,6 +657,28 @@ def model_tab(v):
     return {"model-view": html_out, "model-timer": update(active=loading)}
 
 
+def model_dataset(v):
+    """The real model's mean loss per role over the first examples (model_view.dataset_watch): a background job with
+    a progress bar, stopped when the visitor leaves."""
+    try:
+        request, name = v["view-request"], model_view.check(v.get("model-choice"), LOCAL_PATHS)
+        if request is None or name is None:
+            raise ValueError("pick a model first")
+        watch, n = model_view.dataset_watch(request, name)
+        with watch:
+            for updates in watch.follow(0.5):
+                done = updates[-1]["done"] if updates else None
+                if done is not None or not updates:
+                    place = watch.place()
+                    yield {"model-dataset": render.progress_html(done or 0, n, "Running the model over the first "
+                                                                 f"{n} examples" + (f" ({place})" if place else ""))}
+            sums = watch.result
+        mode = view.mode_words(view.open_view(model_view.model_request(request, name)))
+        yield {"model-dataset": render.model_roles(sums, model_view.ROLES, n, model_view.display_name(name), mode)}
+    except Exception as e:
+        yield {"model-dataset": failed(e)}
+
+
 URL_FIELDS = ("source-tab", "sample", "hub-id", "columns", "text-field", "tokenizer", "mode", "max-length", "packing",
               "packing-strategy", "trainer", "response-marker", "instruction-marker", "example-index")
 

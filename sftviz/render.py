@@ -502,3 +502,20 @@ def model_view(seq, texts, losses, flags, modes, mode_name, model_name, known):
               '<span class="sv-heat sv-heat-answer">Bold, underlined</span>: trained (a label). '
               '<span class="sv-heat sv-flagged">dashed</span>: not in your data.</div>')
     return head + steps + note + legend + f'<div class="sv-tokens sv-model-tokens">{"".join(spans)}</div>'
+
+
+def model_roles(sums, roles, n, model_name, mode_name):
+    """The dataset pass: the model's mean loss per role over the first n examples, and the step-0 loss with and
+    without the tokens it already predicts."""
+    rows = "".join(f"<tr><td>{escape(words)}</td><td>{sums[role][1]:,}</td><td>"
+                   f"{_nats(sums[role][0] / sums[role][1] if sums[role][1] else None)}</td></tr>"
+                   for role, words in roles)
+    trained, known = sums["trained"], sums["known"]
+    rest = trained[1] - known[1]
+    without = (trained[0] - known[0]) / rest if rest else None
+    line = (f"Step-0 loss over these examples: <b>{_nats(trained[0] / trained[1] if trained[1] else None)}</b> "
+            f"nats/token; without the {known[1]:,} trained tokens the model already predicts it would be "
+            f"<b>{_nats(without)}</b>: the tokens that carry the signal.") if trained[1] else ""
+    return (f'<div class="sv-summary"><b>{escape(model_name)}</b> on the first {n} examples, under '
+            f'<b>{escape(mode_name)}</b>, before any training. {line}</div>'
+            f'<table class="sv-roles"><tr><th>tokens</th><th>count</th><th>mean loss (nats)</th></tr>{rows}</table>')

@@ -173,11 +173,11 @@ def test_the_learners_file_shows_trls_refusal_and_both_fixes_with_trls_labels(pa
 
 def test_screenshots(browser, server):
     """The README's screenshots, regenerated (scripts/screenshot.py): default view light and dark, the Train tab
-    after a training, a phone's first screen, another trainer's labels compared, a doctor finding opened, the
-    lesson's steps and the teacher's view."""
+    after a training, a phone's first screen, another trainer's labels compared, a doctor finding opened, the real
+    model's tab with its dataset pass, the lesson's steps and the teacher's view."""
     from scripts.screenshot import shoot
     paths = shoot(server, os.path.join(ROOT, "docs"), browser)
-    names = ("light", "dark", "train", "phone", "trainers", "doctor", "lesson", "lesson-phone")
+    names = ("light", "dark", "train", "phone", "trainers", "doctor", "model", "lesson", "lesson-phone")
     assert [os.path.basename(p) for p in paths[:len(names)]] == [f"screenshot-{n}.png" for n in names]
     from sftviz.lesson import STEPS
     assert len(paths) == len(names) + 2 * len(STEPS) + 1  # every lesson step, on a laptop and a phone; the teacher

@@ -173,3 +173,37 @@ def test_cli_train_of_a_pretrained_model_is_refused_on_a_cpu_unless_allow_slow(t
     assert final["config"]["learning_rate"] == 2e-5  # SFTConfig's default for a pretrained model
     assert all("before" in g and set(g["outputs"]) == {"whole", "completion"} for g in final["generations"])
     assert "as --allow-slow asks" in run.stderr
+
+
+def test_the_dataset_pass_sums_the_models_loss_per_role_in_a_background_job(monkeypatch, one_thread_restored):
+    import torch
+
+    from sftviz import model_view, page
+    loading = loaded_smollm2()
+    monkeypatch.setattr(model_view, "DATASET_ROWS", 6)
+    request = page.page_request(page_form(sample="quiz_chat"))
+    outs = list(page.model_dataset({"view-request": request, "example-index": 0, "model-choice": "smollm2"}))
+    said = outs[-1]["model-dataset"]
+    assert "on the first 6 examples" in said and "sv-roles" in said, said
+    watch, n = model_view.dataset_watch(request, "smollm2")  # the same job, kept: its sums, replayed
+    with watch:
+        list(watch.follow())
+        sums = watch.result
+    vw = model_view.view.open_view(model_view.model_request(request, "smollm2"))
+    total, count = 0.0, 0
+    for seq in vw.prep.sequences[:6]:
+        with torch.no_grad():
+            loss = loading.model(input_ids=torch.tensor([seq.input_ids]), labels=torch.tensor([seq.labels])).loss
+        scored = sum(1 for lab in seq.labels[1:] if lab != -100)
+        total, count = total + loss.item() * scored, count + scored
+    assert sums["trained"][1] == count and abs(sums["trained"][0] - total) < 1e-2
+    no_system = sum(1 for row in vw.loaded.rows[:6] if row["messages"][0]["role"] != "system")
+    assert sums["added"][1] == 16 * no_system  # SmolLM2's default system prompt: 16 tokens in every such row
+    assert f"{sums['added'][1]:,}" in said
+
+
+def test_the_page_dataset_pass_without_a_model_says_so():
+    from sftviz import page
+    request = page.page_request(page_form(sample="quiz_chat"))
+    outs = list(page.model_dataset({"view-request": request, "example-index": 0, "model-choice": "none"}))
+    assert "pick a model first" in outs[-1]["model-dataset"]
