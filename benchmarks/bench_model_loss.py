@@ -87,6 +87,9 @@ def main():
 
 def page_path(args):
     """The page's own path: model_view.model_tab per example, as a server computes it (a forked child each)."""
+    import torch  # noqa: F401  (the server imports them at start: not the model's cost)
+    from transformers import LlamaForCausalLM  # noqa: F401
+
     from sftviz import model_loss, model_view, page
 
     started = time.perf_counter()

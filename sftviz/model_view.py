@@ -25,6 +25,7 @@ DATASET_ROWS = int(os.environ.get("SFTVIZ_MODEL_ROWS", 64))  # the dataset pass 
 DATASET_SECONDS = 120  # ... within this budget, in a worker (a background job, shared like the full doctor pass)
 KNOWN_LOSS = 0.1  # nats: a trained token the model already predicts (p > 0.9) teaches it almost nothing
 _losses = view._LRU(16 * 2**20)  # (model, ids, messages) -> (per-position losses, flagged positions)
+_refused = {}  # a request TRL refuses under one mode -> its words (the 256 newest)
 
 
 def intro():
@@ -121,14 +122,23 @@ def mode_losses(mreq, i, losses, ids):
     """The step-0 loss each of TRL's modes would log for example i alone: the mean over its own labels."""
     out, seen = [], {}
     for mode in ("whole", "completion", "assistant"):
-        try:
-            vw = view.open_view(replace(mreq, options=replace(mreq.options, mode=mode)))
-        except TRLRefusal as e:  # e.g. assistant_only_loss with a template that has no {% generation %}
-            if not_for(mode, mreq_row(mreq)) is None:  # (a mode that does not apply to the data is not listed)
-                said = one_line(e)
-                out.append(ModeLoss(MODES[mode].title, None, 0, refused=said if len(said) <= 160 else said[:159] + "…"))
-            continue
-        except ValueError:
+        asked = replace(mreq, options=replace(mreq.options, mode=mode))
+        if asked in _refused:  # (a refusal is not cached with the views: it would be computed again every time)
+            said = _refused[asked]
+        else:
+            try:
+                vw, said = view.open_view(asked), None
+            except TRLRefusal as e:  # e.g. assistant_only_loss with a template that has no {% generation %}
+                said = one_line(e) if not_for(mode, mreq_row(mreq)) is None else ""  # ("": the mode does not apply)
+                _refused[asked] = said if len(said) <= 160 else said[:159] + "…"
+                while len(_refused) > 256:
+                    _refused.pop(next(iter(_refused)))
+                said = _refused[asked]
+            except ValueError:
+                continue
+        if said is not None:
+            if said:
+                out.append(ModeLoss(MODES[mode].title, None, 0, refused=said))
             continue
         if isinstance(vw, view.Refused) or i >= vw.n:
             continue
