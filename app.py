@@ -261,8 +261,8 @@ def train_tab(p):
         p.put(gr.Number(PRESETS["quick"]["steps"], label="steps per run", precision=0, elem_id="train-steps"))
         p.put(gr.Number(PRESETS["quick"]["learning_rate"], label="learning rate", elem_id="train-lr"))
         p.put(gr.Number(0, label="seed", precision=0, elem_id="train-seed"))
-        p.put(gr.Textbox("tiny", label="model", info="'tiny' (built here, CPU), or a pretrained model: 'smollm2' or a "
-                         "Hub id (a GPU only; on a CPU the page says how long it would take)", elem_id="train-model"))
+        p.put(gr.Textbox("tiny", label="model", info="'tiny' (CPU), or pretrained: 'smollm2', a Hub id (GPU only)",
+                         elem_id="train-model"))
     with gr.Row():
         p.put(gr.Checkbox(False, label="Add a third run: prompt loss weight w (not a TRL option)",
                           elem_id="train-weighted"))

@@ -262,11 +262,13 @@ def refuse_slow(rows, tok, cfg, allow_slow):
 def train(args):
     from .jobs import usable_cpus
     from .plan import PRETRAINED_LR
-    from .train import PairedTraining, TrainConfig, resolve_modes
+    from .train import PairedTraining, TrainConfig, check_model, resolve_modes
     from .verdict import caveats, outcome, verdict
 
-    if args.model != "tiny" and args.tokenizer == "default":  # a pretrained model reads its own tokenizer's ids
-        args.tokenizer = model_folder(args.model) if args.model == SMOLLM2 else args.model
+    if args.model != "tiny":
+        check_model(args.model, max_params=math.inf)  # (a model that cannot load is said so, before its tokenizer)
+        if args.tokenizer == "default":  # a pretrained model reads its own tokenizer's ids
+            args.tokenizer = model_folder(args.model) if args.model == SMOLLM2 else args.model
     rows, kind, tok = load_inputs(args)
     modes = resolve_modes(rows, [m.strip() for m in args.modes.split(",") if m.strip()])
     if args.lr is None and args.model != "tiny":
