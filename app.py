@@ -13,6 +13,8 @@ import re
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # asking whether there is CUDA must not start it here:
+# the workers are forked from this process, and CUDA started before a fork cannot be used after it
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin (shared cores)
 
 import contextlib  # noqa: E402
@@ -231,7 +233,7 @@ def example_panel(p):
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
                 if tab.explain:
                     gr.Markdown(tab.explain)
-        with gr.Tab("What the model knows", id="model-tab"):
+        with gr.Tab("Real model", id="model-tab"):
             p.put(gr.Dropdown(model_view.choices(), value=model_view.NONE, allow_custom_value=True,
                               label="A real pretrained model", elem_id="model-choice",
                               info="Runs it forward on the example shown (no training): its loss on every token. "

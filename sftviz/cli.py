@@ -246,14 +246,14 @@ def export(args):
 
 def refuse_slow(rows, tok, cfg, allow_slow):
     """A pretrained model on a CPU: refused in one line with the time it would take, unless --allow-slow."""
-    from .engine import check_model
-    from .plan import cpu_refusal
+    from .engine import cpu_refusal
+    from .labels import Options, prepare
     from .zerogpu import device
 
-    check_model(cfg.model)
     if device() != "cpu":
         return
-    said = cpu_refusal(rows, tok, cfg)
+    seqs = prepare(rows[:64], tok, Options("whole", max_length=cfg.max_length)).sequences
+    said = cpu_refusal(cfg, [len(s.input_ids) for s in seqs])
     if not allow_slow:
         raise ValueError(f"{said}; add --allow-slow to run it anyway, or train the tiny model (--model tiny)")
     print(f"note: {said}, as --allow-slow asks", file=sys.stderr)

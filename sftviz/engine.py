@@ -19,33 +19,21 @@ MAX_MODEL_PARAMS = int(float(os.environ.get("SFTVIZ_MAX_MODEL_PARAMS", 150e6))) 
 def check_model(name, where="any", max_params=None):
     """Before any weights are fetched: the model name is allowed here (where="hub": a Hub id, never a
     folder on the server), and its size, counted from its config alone, is at most `max_params`."""
-    from .model_loss import SMOLLM2, ModelUnavailable, smollm2_folder
+    from .model_loss import NOT_INSTALLED, SMOLLM2, offline_installed
 
     name = (name or "tiny").strip()
     if name == "tiny":
         return name
     if name == SMOLLM2:  # the offline SmolLM2-135M-Instruct (sftviz.model_loss): within every size limit here
-        try:
-            smollm2_folder()
-        except ModelUnavailable as e:
-            raise TrainError(str(e)) from None
+        if not offline_installed():
+            raise TrainError(NOT_INSTALLED)
         return name
     if where == "hub":
         hub.check_id(name, "model", TrainError)
     if max_params is None:
         return name
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     try:
-        try:
-            config = AutoConfig.from_pretrained(name, trust_remote_code=False, local_files_only=True)
-        except Exception:
-            if os.path.isdir(name) or not hub.reachable():
-                raise
-            config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-        with torch.device("meta"):  # the shapes without the memory
-            n = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+        n = model_params(name)
     except Exception as e:
         if where == "hub":
             raise TrainError(hub.unavailable("model", name)) from None
@@ -57,20 +45,33 @@ def check_model(name, where="any", max_params=None):
 
 
 def model_params(name):
-    """A pretrained model's parameter count, from its config alone (no weights loaded)."""
+    """A pretrained model's parameter count, from its config alone (no weights fetched or loaded)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .model_loss import model_folder
+    from .model_loss import SMOLLM2, SMOLLM2_PARAMS
 
+    if name == SMOLLM2:  # (its config exists only once converted)
+        return SMOLLM2_PARAMS
     try:
-        config = AutoConfig.from_pretrained(model_folder(name), trust_remote_code=False, local_files_only=True)
+        config = AutoConfig.from_pretrained(name, trust_remote_code=False, local_files_only=True)
     except Exception:
-        if os.path.isdir(model_folder(name)) or not hub.reachable():
+        if os.path.isdir(name) or not hub.reachable():
             raise
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    with torch.device("meta"):
+    with torch.device("meta"):  # the shapes without the memory
         return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+
+
+def cpu_refusal(config, lengths):
+    """Why a pretrained model is not trained on this CPU, in words: the time it would take (plan.cpu_estimate), from
+    the rows' token counts `lengths`."""
+    from .plan import cpu_estimate, duration, run_names, typical_length
+
+    total, per_step = cpu_estimate(config, model_params(config.model), typical_length(lengths, config))
+    return (f"no GPU here: {config.steps} steps of {len(run_names(config))} runs of {config.model} would take about "
+            f"{duration(total)} on this CPU (~{per_step:.0f} s a step, measured: benchmarks/bench_model_loss.py "
+            f"--train-step)")
 
 
 def build_model(plan):

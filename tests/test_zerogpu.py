@@ -53,6 +53,7 @@ def space(tmp_path_factory):
     LlamaForCausalLM(LlamaConfig(vocab_size=len(load_tokenizer("default")), hidden_size=32, intermediate_size=64,
                                  num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
                      ).save_pretrained(model_dir)
+    load_tokenizer("default").save_pretrained(model_dir)  # a pretrained model trains with its own tokenizer
     port, log, refuse = free_port(), tmp / "spaces.jsonl", tmp / "refuse"
     env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([STANDIN, ROOT]),
            "SFTVIZ_SPACES_LOG": str(log), "SFTVIZ_SPACES_REFUSE": str(refuse), "SFTVIZ_LOCAL_PATHS": "1",
