@@ -128,6 +128,7 @@ def inspect(args):
     opts = options_of(args)
     if args.tokenizer == SMOLLM2:  # the offline model's own tokenizer
         args.tokenizer = model_folder(SMOLLM2)
+    model_tokenizer(args)
     rows, kind, tok = load_inputs(args)
     prepared = prepare(rows, tok, opts)
     model = loss_model(args.model, tok) if args.model else None
@@ -185,7 +186,9 @@ def doctor(args):
     from .tokenizer import load_tokenizer
 
     opts = options_of(args)
+    model_tokenizer(args)
     tok = load_tokenizer(args.tokenizer)
+    model = loss_model(args.model, tok) if args.model else None
     started = time.perf_counter()
 
     tty = sys.stderr.isatty()
@@ -201,9 +204,11 @@ def doctor(args):
     if sys.stderr.isatty():
         print(file=sys.stderr)
     errors = sum(f.severity == "error" for f in findings)
+    roles = model_roles(args, tok, opts, model) if model is not None else None
     if args.json:
         print(json.dumps({"data": args.data, "examples": n, "options": {**opts.sft_config, **marker_options(opts)},
-                          "errors": errors, "findings": [f.to_dict() for f in findings]}, ensure_ascii=False))
+                          "errors": errors, "findings": [f.to_dict() for f in findings],
+                          **({"model_roles": roles} if roles is not None else {})}, ensure_ascii=False))
     else:
         print(f"{args.data}: every one of {n:,} examples checked in {time.perf_counter() - started:.1f} s; "
               f"tokenizer {args.tokenizer}; {settings_words(opts)}; {trainer_words(opts)}")
@@ -219,7 +224,36 @@ def doctor(args):
                                                      f" (positions {', '.join(map(str, e['positions'][:6]))})"
                                                      if e["positions"] else "") for e in f.examples)
                 print(f"    examples: {shown}")
+        if roles is not None:
+            from .model_view import ROLES
+            print(f"model {args.model} before training, on the first {args.model_rows} examples (mean loss per token, "
+                  f"nats):")
+            for role, words in ROLES:
+                r = roles[role]
+                print(f"    {words}: {r['tokens']:,} tokens, "
+                      f"{'-' if r['mean_loss'] is None else format(r['mean_loss'], '.3f')}")
     return 1 if errors else 0
+
+
+def model_roles(args, tok, opts, model):
+    """The model's mean loss per role over the first --model-rows examples (model_view.role_sums)."""
+    from .data import load_trl
+    from .model_view import messages_of, role_sums
+
+    rows = load_trl(source_of(args), args.model_rows).rows
+    seqs = prepare(rows, tok, opts).sequences
+    pairs = [((list(s.input_ids), list(s.labels)), messages_of(row)) for s, row in zip(seqs, rows)
+             if len(s.input_ids) >= 2]
+    sums = role_sums(model, tok, pairs)
+    return {role: {"tokens": k, "mean_loss": total / k if k else None} for role, (total, k) in sums.items()}
+
+
+def model_tokenizer(args):
+    """With --model and the default tokenizer, the model's own (the ids it reads): 'smollm2' is converted once."""
+    if not getattr(args, "model", None):
+        return
+    if args.tokenizer in ("default", SMOLLM2):
+        args.tokenizer = model_folder(args.model) if args.model == SMOLLM2 else args.model
 
 
 def export(args):
@@ -399,6 +433,9 @@ def build_parser():
     d.add_argument("--json", action="store_true", help="one JSON object with every finding")
     d.add_argument("--chunk-rows", type=int, default=10_000, help="rows per chunk (memory stays flat)")
     d.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    d.add_argument("--model", default=None, help="a causal LM folder, or 'smollm2': adds its mean loss per role "
+                   "(trained, already predicted, context, put in by the template) over the first --model-rows examples")
+    d.add_argument("--model-rows", type=int, default=64, help="examples the model reads (default 64)")
     d.set_defaults(func=doctor)
     e = sub.add_parser("export", help="a TRL script or `trl sft` YAML with these settings (or other trainers')")
     add_data_args(e)

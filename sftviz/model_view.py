@@ -249,15 +249,21 @@ def dataset_watch(request, name):
 
 
 def role_losses(name, pairs, emit=None):  # in a worker's child (forked from the server: the model is in its memory)
-    """{role: [sum of losses, tokens]} over the ((input_ids, labels), messages) pairs (ROLES), the model run forward
-    on each. The model is looked up by name, not passed: a finished job keeps its arguments, and would keep it."""
+    """role_sums for the page's loaded model `name`, looked up by name rather than passed: a finished job keeps its
+    arguments, and would keep the model."""
     loaded = model_loss.ready(name)
     if loaded is None:
         raise ValueError("the model was unloaded meanwhile: pick it again")
+    return role_sums(loaded.model, loaded.tok, pairs, emit, threads=1)  # (one thread: see _forward)
+
+
+def role_sums(model, tok, pairs, emit=None, threads=None):
+    """{role: [sum of losses, tokens]} over the ((input_ids, labels), messages) pairs (ROLES), the model run forward
+    on each."""
     sums = {role: [0.0, 0] for role, _ in ROLES}
     for k, ((ids, labels), msgs) in enumerate(pairs):
-        losses = model_loss.nll(loaded.model, ids, threads=1)  # (one thread: see _forward)
-        flags = flagged(loaded.tok, ids, msgs)
+        losses = model_loss.nll(model, ids, threads=threads)
+        flags = flagged(tok, ids, msgs)
         for t in range(1, len(ids)):
             roles = ["trained" if labels[t] != IGNORE else "context"]
             if labels[t] != IGNORE and losses[t] < KNOWN_LOSS:

@@ -235,3 +235,23 @@ def test_the_page_dataset_pass_without_a_model_says_so():
     request = page.page_request(page_form(sample="quiz_chat"))
     outs = list(page.model_dataset({"view-request": request, "example-index": 0, "model-choice": "none"}))
     assert "pick a model first" in outs[-1]["model-dataset"]
+
+
+def test_cli_doctor_adds_the_models_mean_loss_per_role(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    smollm2()
+    run = subprocess.run([sys.executable, "-m", "sftviz", "doctor", "quiz_chat", "--model", "smollm2", "--model-rows",
+                          "6", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    roles = json.loads(run.stdout)["model_roles"]
+    from sftviz import data
+    rows = data.load(os.path.join(ROOT, "assets", "samples", "quiz_chat.jsonl"), limit=6)
+    assert roles["added"]["tokens"] == 16 * sum(r["messages"][0]["role"] != "system" for r in rows)
+    assert roles["added"]["mean_loss"] > 5 and roles["known"]["mean_loss"] < 0.1
+    assert 0 < roles["known"]["tokens"] < roles["trained"]["tokens"] and roles["context"]["tokens"] == 0
