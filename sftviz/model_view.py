@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
-from html import escape
 
 from . import bounded, engine, jobs, model_loss, one_line, render, view
 from .labels import IGNORE, MODES, TRLRefusal, not_for, row_type
@@ -218,7 +217,6 @@ def example_data(request, i, name, loaded):
 
 def display_name(name):
     return "SmolLM2-135M-Instruct" if name in (SMOLLM2, HUB_SMOLLM2) else name
-
 
 
 # --- The dataset: the model's mean loss per role over the first examples (a background job) --------------------
