@@ -47,6 +47,10 @@ BUSY_NICE = 19
 # their work, their running job included (sftviz.jobs), goes down to BUSY_NICE, below every other visitor's job.
 DEMOTE_S = 60
 _demoted = {}  # owner -> time.monotonic() when it ends
+# Held around every fork, and by the web process's own rare torch work (sftviz.model_loss reading a model into
+# memory): a child is never a copy of a process caught halfway through that work (a lock some thread held, a
+# thread pool, an import), which hangs the child or corrupts its heap.
+FORK_LOCK = threading.Lock()
 
 
 def demote(owner):
@@ -162,7 +166,8 @@ class Child:
 
     def __init__(self, fn, args=(), memory_mb=MEMORY_MB, nice=0, threads=1):
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        with FORK_LOCK:  # (released in the child too: the with block ends in both)
+            pid = os.fork()
         if pid == 0:
             os.close(read_end)
             _child(fn, args, memory_mb, nice, threads, write_end)  # never returns

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 
+from . import bounded
 from .labels import IGNORE
 
 SMOLLM2 = "smollm2"  # the name the CLI and the page give the offline model
@@ -90,11 +91,11 @@ def model_folder(name):
     return smollm2_folder() if name == SMOLLM2 else name
 
 
-def load_model(name):
-    """(model, tokenizer) in fp32, eval mode."""
+def load_model(name, folder=None):
+    """(model, tokenizer) in fp32, eval mode; from `folder` when the model's files were fetched already."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = model_folder(name)
+    folder = folder or model_folder(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(folder)
@@ -117,6 +118,25 @@ def mean_loss(losses):
 
 # --- The page's model: loaded once per process, in a background thread --------------------------------------
 
+HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]  # what a load fetches of a Hub model
+FETCH_MEMORY_MB = 4096  # the offline conversion holds the GGUF, its fp32 copy and a rebuilt model
+
+
+def fetch(name):
+    """The model's files on this machine, the slow part of a load (the offline model's conversion, a Hub
+    download): the folder to load it from."""
+    if name == SMOLLM2:
+        return smollm2_folder()
+    if os.path.isdir(name):
+        return name
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, allow_patterns=HUB_FILES)
+    except Exception as e:  # noqa: BLE001 - one line for the page
+        raise ModelUnavailable(f"cannot load the model {name!r}: {str(e).splitlines()[0][:200]}") from None
+
+
 class Loading:
     """A model being loaded (or loaded, or failed) in this process: `.model` and `.tok` once done, `.error` (one
     line) if it failed, `.started` (time.monotonic()) for the page's "loading… N s"."""
@@ -127,14 +147,20 @@ class Loading:
         threading.Thread(target=self._load, name="sftviz-model-load", daemon=True).start()
 
     def _load(self):
-        import torch
-
-        # The web process is the parent every worker is forked from: it must never run torch on more than one
-        # thread (GNU OpenMP's thread pool does not survive a fork, and a child that uses it hangs). So it loads
-        # here on one thread, and every forward pass runs in a forked child (sftviz.model_view).
-        torch.set_num_threads(1)
+        # The web process is the parent every worker is forked from, and a fork copies it mid-whatever its other
+        # threads are doing: a child forked while this thread imports a module, runs torch or converts a model
+        # hung or crashed its heap ("corrupted size vs. prev_size"). So the slow part (a conversion, a download)
+        # runs in a child of its own, and what must happen here (reading the fetched files into memory, under a
+        # second) holds bounded.FORK_LOCK: no fork meanwhile. On one thread: GNU OpenMP's thread pool does not
+        # survive a fork. Every forward pass then runs in a forked child (sftviz.model_view).
         try:
-            self.model, self.tok = load_model(self.name)
+            folder, _ = bounded.run(fetch, self.name, seconds=LOAD_S, memory_mb=FETCH_MEMORY_MB,
+                                    what=f"loading the model {self.name!r}")
+            with bounded.FORK_LOCK:
+                import torch
+
+                torch.set_num_threads(1)
+                self.model, self.tok = load_model(self.name, folder)
         except ModelUnavailable as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - one line for the page

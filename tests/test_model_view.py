@@ -101,6 +101,40 @@ def test_a_visitors_own_hub_id_never_evicts_the_offered_model(monkeypatch, one_t
         model_loss._loaded.pop(name, None)
 
 
+def test_the_server_never_forks_a_child_while_it_reads_a_model_and_the_slow_part_runs_in_a_child(
+        monkeypatch, one_thread_restored):
+    """A child forked while another thread of the server converted SmolLM2 hung (or crashed with glibc's
+    "corrupted size vs. prev_size"): 1 training child in 12 in scripts/fork_stress.py. The conversion or download
+    now runs in a child of its own, and reading the files into memory holds bounded.FORK_LOCK: a fork asked for
+    meanwhile waits for it."""
+    import os
+    import threading
+
+    from sftviz import bounded, model_loss
+    monkeypatch.setattr(model_loss, "_loaded", model_loss.OrderedDict())
+    monkeypatch.setattr(model_loss, "fetch", lambda name: str(os.getpid()))  # "the folder": who fetched it
+    seen = {}
+
+    def fork_now():
+        bounded.run(int, "1")
+        seen["forked"] = time.monotonic()
+
+    def load_model(name, folder):
+        seen.update(fetched_in=int(folder), locked=bounded.FORK_LOCK.locked())
+        forker = seen["forker"] = threading.Thread(target=fork_now)
+        forker.start()  # another visitor's request forks now
+        time.sleep(1)
+        seen["read"] = time.monotonic()
+        return "model", "tokenizer"
+
+    monkeypatch.setattr(model_loss, "load_model", load_model)
+    loading = model_loss.loading("someone/model")
+    assert loading.done.wait(30) and loading.error is None and loading.model == "model"
+    seen["forker"].join(30)
+    assert seen["fetched_in"] != os.getpid()  # the slow part: in a child
+    assert seen["locked"] and seen["forked"] >= seen["read"]  # the fork waited until the model was read
+
+
 def test_a_long_example_is_refused_in_one_line(monkeypatch, one_thread_restored):
     from sftviz import model_view, page
     loading = loaded_smollm2()
@@ -114,13 +148,13 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
     from sftviz import model_loss
     smollm2()
     monkeypatch.setattr(model_loss, "_loaded", model_loss.OrderedDict())  # this server has not loaded the model yet
-    real = model_loss.load_model
+    real = model_loss.fetch
 
     def slow(name):  # a first load takes ~20 s on a fresh server (the GGUF's conversion): here 6 s at least
         time.sleep(6)
         return real(name)
 
-    monkeypatch.setattr(model_loss, "load_model", slow)
+    monkeypatch.setattr(model_loss, "fetch", slow)  # (in the load's own child process, as the conversion is)
     page.goto(server + "?sample=quiz_chat", wait_until="load")
     page.locator("#token-view .sv-tokens").wait_for(timeout=60000)
     page.get_by_role("tab", name="Real model").click()
