@@ -6,7 +6,7 @@ import copy
 import os
 import warnings
 
-from . import hub, one_line, quoted
+from . import bounded, hub, one_line, quoted
 from .labels import collate
 from .plan import EVAL_BATCH, IGNORE, WEIGHTED, TrainError
 
@@ -46,21 +46,30 @@ def check_model(name, where="any", max_params=None):
 
 def model_params(name):
     """A pretrained model's parameter count, from its config alone (no weights fetched or loaded)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from .model_loss import SMOLLM2, SMOLLM2_PARAMS
 
     if name == SMOLLM2:  # (its config exists only once converted)
         return SMOLLM2_PARAMS
     try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False, local_files_only=True)
+        return _params_from_local_config(name)
     except Exception:
         if os.path.isdir(name) or not hub.reachable():
             raise
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    with torch.device("meta"):  # the shapes without the memory
-        return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    from huggingface_hub import hf_hub_download
+
+    hf_hub_download(name, "config.json")  # the network, outside the lock below
+    return _params_from_local_config(name)
+
+
+def _params_from_local_config(name):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    # The first model of its kind imports its modules here, in a web thread: no fork meanwhile (sftviz.bounded)
+    with bounded.FORK_LOCK:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=False, local_files_only=True)
+        with torch.device("meta"):  # the shapes without the memory
+            return sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
 
 
 def cpu_refusal(config, lengths):

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from . import bounded
+from . import bounded, one_line
 from .labels import IGNORE
 
 SMOLLM2 = "smollm2"  # the name the CLI and the page give the offline model
@@ -100,7 +100,7 @@ def load_model(name, folder=None):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(folder)
     except Exception as e:  # noqa: BLE001 - one line for the CLI and the page
-        raise ModelUnavailable(f"cannot load the model {name!r}: {str(e).splitlines()[0][:200]}") from None
+        raise ModelUnavailable(f"cannot load the model {name!r}: {one_line(e)[:200]}") from None
     return model.eval(), tok
 
 
@@ -132,9 +132,13 @@ def fetch(name):
     from huggingface_hub import snapshot_download
 
     try:
-        return snapshot_download(name, allow_patterns=HUB_FILES)
+        folder = snapshot_download(name, allow_patterns=HUB_FILES)
     except Exception as e:  # noqa: BLE001 - one line for the page
-        raise ModelUnavailable(f"cannot load the model {name!r}: {str(e).splitlines()[0][:200]}") from None
+        raise ModelUnavailable(f"cannot load the model {name!r}: {one_line(e)[:200]}") from None
+    if not any(f.endswith(".safetensors") for f in os.listdir(folder)):
+        raise ModelUnavailable(f"cannot load the model {name!r}: it has no .safetensors weights (sftviz does not "
+                               f"load pickled .bin weights from the Hub)")
+    return folder
 
 
 class Loading:
@@ -155,7 +159,7 @@ class Loading:
         # survive a fork. Every forward pass then runs in a forked child (sftviz.model_view).
         try:
             folder, _ = bounded.run(fetch, self.name, seconds=LOAD_S, memory_mb=FETCH_MEMORY_MB,
-                                    what=f"loading the model {self.name!r}")
+                                    what="fetching its files")
             with bounded.FORK_LOCK:
                 import torch
 
@@ -164,7 +168,7 @@ class Loading:
         except ModelUnavailable as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - one line for the page
-            self.error = f"cannot load the model {self.name!r}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+            self.error = f"cannot load the model {self.name!r}: {one_line(e)[:200]}"
         finally:
             self.done.set()
 
