@@ -33,6 +33,11 @@ class ModelUnavailable(ValueError):
     """The model cannot be loaded here; the message says how to get it, in one line."""
 
 
+def cannot_load(name, why):
+    """The ModelUnavailable that says why (a text, or an exception in one line) the model `name` did not load."""
+    return ModelUnavailable(f"cannot load the model {name!r}: {why if isinstance(why, str) else one_line(why)[:200]}")
+
+
 def converted():
     """The converted model folder, or None if it is not there yet."""
     from .tokenizer import cache_dir
@@ -100,7 +105,7 @@ def load_model(name, folder=None):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32", trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(folder)
     except Exception as e:  # noqa: BLE001 - one line for the CLI and the page
-        raise ModelUnavailable(f"cannot load the model {name!r}: {one_line(e)[:200]}") from None
+        raise cannot_load(name, e) from None
     return model.eval(), tok
 
 
@@ -125,19 +130,17 @@ FETCH_MEMORY_MB = 4096  # the offline conversion holds the GGUF, its fp32 copy a
 def fetch(name):
     """The model's files on this machine, the slow part of a load (the offline model's conversion, a Hub
     download): the folder to load it from."""
-    if name == SMOLLM2:
-        return smollm2_folder()
-    if os.path.isdir(name):
-        return name
+    if name == SMOLLM2 or os.path.isdir(name):
+        return model_folder(name)
     from huggingface_hub import snapshot_download
 
     try:
         folder = snapshot_download(name, allow_patterns=HUB_FILES)
     except Exception as e:  # noqa: BLE001 - one line for the page
-        raise ModelUnavailable(f"cannot load the model {name!r}: {one_line(e)[:200]}") from None
+        raise cannot_load(name, e) from None
     if not any(f.endswith(".safetensors") for f in os.listdir(folder)):
-        raise ModelUnavailable(f"cannot load the model {name!r}: it has no .safetensors weights (sftviz does not "
-                               f"load pickled .bin weights from the Hub)")
+        raise cannot_load(name, "it has no .safetensors weights (sftviz does not load pickled .bin weights from "
+                                "the Hub)")
     return folder
 
 
@@ -168,7 +171,7 @@ class Loading:
         except ModelUnavailable as e:
             self.error = str(e)
         except Exception as e:  # noqa: BLE001 - one line for the page
-            self.error = f"cannot load the model {self.name!r}: {one_line(e)[:200]}"
+            self.error = str(cannot_load(self.name, e))
         finally:
             self.done.set()
 
