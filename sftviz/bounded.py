@@ -11,6 +11,7 @@ Without os.fork (Windows) the function runs in-process, unbounded.
 """
 
 import contextvars
+import faulthandler
 import os
 import pickle
 import resource
@@ -133,7 +134,9 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         raise Replaced(f"{what} was replaced by a newer request from the same page")
     if kind == "budget":
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")
-    if kind in ("memory", "died"):  # died without a word: killed for memory, or crashed
+    if kind == "died" and child.crashed:
+        raise BudgetExceeded(f"{what} stopped unexpectedly (its process crashed: {child.crashed})")
+    if kind in ("memory", "died"):  # died without a word: killed for memory (by the kernel)
         raise BudgetExceeded(f"{what} used more than {memory_mb} MB of memory and was stopped")
     if kind == "too_big":
         raise BudgetExceeded(f"{what} gave a result of more than {RESULT_MB} MB, more than this page keeps: "
@@ -174,6 +177,7 @@ class Child:
         os.close(write_end)
         self.pid, self.fd = pid, read_end
         self.replaced = False  # killed because the same visitor asked for something newer
+        self.status = None  # os.waitpid's status, once close() has reaped it
 
     def frames(self, deadline):
         """(kind, value, bytes) as the child sends them: ("update", update, n) any number of times, then its
@@ -217,9 +221,19 @@ class Child:
         os.close(self.fd)
         self.kill()
         try:
-            os.waitpid(self.pid, 0)
+            self.status = os.waitpid(self.pid, 0)[1]
         except ChildProcessError:
             pass
+
+    @property
+    def crashed(self):
+        """The signal that crashed the child (SIGABRT: glibc found its heap corrupted; SIGSEGV, SIGBUS, ...), or
+        None: it ended on its own, or was killed (SIGKILL: by close(), a budget, a newer request, or the kernel for
+        memory). Known only after close()."""
+        if self.status is None or not os.WIFSIGNALED(self.status):
+            return None
+        sig = os.WTERMSIG(self.status)
+        return None if sig == signal.SIGKILL else signal.Signals(sig).name
 
 
 def _child(fn, args, memory_mb, nice, threads, write_end):
@@ -227,6 +241,7 @@ def _child(fn, args, memory_mb, nice, threads, write_end):
     status = 0
     try:
         close_inherited(keep=(write_end,))
+        faulthandler.enable(2)  # a crash (a C library's abort, a segfault) prints the child's Python stack to the log
         if nice:
             os.nice(nice)
         _limit_memory(memory_mb)

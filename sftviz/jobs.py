@@ -18,6 +18,7 @@ their running job too unless others watch it (Pool.demote).
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -307,7 +308,42 @@ class Pool:
                 self._start_waiting()
 
     def _supervise(self, job):
-        """Run the job's child to its end: (final state, error, result)."""
+        """Run the job's child to its end: (final state, error, result). A child that crashes (a signal of its own:
+        glibc aborting on a heap it finds corrupted, a segfault) is forked once more, and the updates its watchers
+        already have are skipped: the work is deterministic (the same seed, data and threads), so they see a
+        pause, not a restart. (A crash seen about once in a few hundred trainings forked from a busy test process,
+        never explained; the child's Python stack goes to the log: bounded._child enables faulthandler.)"""
+        for again in (False, True):
+            with self.lock:
+                skip = len(job.updates) if again else 0
+            kind, value, stopping, crashed = self._attempt(job, skip)
+            if stopping or not crashed or again:
+                break
+            print(f"sftviz: {job.what}: its process crashed ({crashed}); running it once more", file=sys.stderr,
+                  flush=True)
+        if stopping:
+            return "stopped", None, None
+        if kind == "ok":
+            return "done", None, value
+        if kind == "error":
+            try:
+                value.raise_again()
+            except BaseException as e:  # noqa: BLE001
+                return "failed", e, None
+        if kind == "budget":
+            return "failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"), None
+        if kind == "too_big":
+            return "failed", BudgetExceeded(f"{job.what} sent more than {RESULT_MB} MB at once and was stopped"), None
+        if crashed:  # twice: the next job gets a fresh child anyway
+            return "failed", BudgetExceeded(f"{job.what} stopped unexpectedly (its process crashed: {crashed}); "
+                                            f"try again"), None
+        # killed for memory (by the kernel), or ended without a word
+        return "failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or stopped "
+                                        f"unexpectedly; try again or with smaller settings"), None
+
+    def _attempt(self, job, skip):
+        """One child for the job, read to its end: (kind, value, stopping, crashed) (see Child.frames and
+        Child.crashed), its first `skip` updates dropped."""
         with self.lock:
             low = self._demoted_only(job)
         child = Child(job.fn, job.args, job.memory_mb, nice=BUSY_NICE if low else NICE, threads=job.threads)
@@ -320,6 +356,9 @@ class Pool:
         kind, value = "died", None
         try:
             for kind, value, n in child.frames(time.monotonic() + job.seconds):
+                if kind == "update" and skip:
+                    skip -= 1
+                    continue
                 with self.lock:
                     job.size += n
                     if kind == "update":
@@ -334,22 +373,7 @@ class Pool:
                 job.pid = None
                 stopping = job.state == "stopping"
             child.close()
-        if stopping:
-            return "stopped", None, None
-        if kind == "ok":
-            return "done", None, value
-        if kind == "error":
-            try:
-                value.raise_again()
-            except BaseException as e:  # noqa: BLE001
-                return "failed", e, None
-        if kind == "budget":
-            return "failed", BudgetExceeded(f"{job.what} took longer than {job.seconds:g} s and was stopped"), None
-        if kind == "too_big":
-            return "failed", BudgetExceeded(f"{job.what} sent more than {RESULT_MB} MB at once and was stopped"), None
-        # killed for memory, or crashed: the next job gets a fresh child anyway
-        return "failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or stopped "
-                                        f"unexpectedly; try again or with smaller settings"), None
+        return kind, value, stopping, child.crashed
 
 
 WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or usable_cpus()

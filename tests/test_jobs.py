@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import as_visitor
-from sftviz import jobs
+from sftviz import bounded, jobs
 from sftviz.bounded import BudgetExceeded
 
 
@@ -107,6 +107,42 @@ def test_errors_budgets_and_crashes_reach_every_watcher_and_the_next_job_runs():
         collect(pool.watch("d", dying, seconds=30))
     fine = pool.watch("e", counting, 2, 0.0, seconds=30)  # a failed key is computed again, not replayed
     assert [u["k"] for u in collect(fine)] == [0, 1]
+
+
+def crashing_once(marker, emit):
+    """Emits 0, 1, 2, 3; the first time it aborts after 0 and 1, as glibc does on a heap it finds corrupted."""
+    for k in range(4):
+        emit({"k": k})
+        if k == 1 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.abort()
+    return "done"
+
+
+def always_crashing(emit):
+    emit({"k": 0})
+    os.abort()
+
+
+def test_a_child_that_crashes_is_run_once_more_and_its_watchers_see_each_update_once(tmp_path, capfd):
+    pool = jobs.Pool(1)
+    watch = pool.watch("c", crashing_once, str(tmp_path / "crashed"), seconds=30, what="the training")
+    assert [u["k"] for u in collect(watch)] == [0, 1, 2, 3] and watch.result == "done"
+    err = capfd.readouterr().err
+    assert "the training: its process crashed (SIGABRT); running it once more" in err
+    assert "Fatal Python error: Aborted" in err and "crashing_once" in err  # the child's stack, in the log
+    with pytest.raises(BudgetExceeded, match=r"stopped unexpectedly \(its process crashed: SIGABRT\); try again"):
+        collect(pool.watch("c2", always_crashing, seconds=30))  # twice: a one-line error, not a third child
+    with pytest.raises(BudgetExceeded, match=r"stopped unexpectedly \(its process crashed: SIGABRT\)"):
+        bounded.run(os.abort)  # a load or a labelling says so too (not "over its memory")
+    with pytest.raises(BudgetExceeded, match="used more than"):  # a child killed for memory is not run again
+        collect(pool.watch("k", killed, seconds=30))
+    assert pool.computed == 3
+
+
+def killed(emit):
+    emit({"k": 0})
+    os.kill(os.getpid(), 9)
 
 
 def holds_socket(fd, emit=None):
@@ -269,8 +305,6 @@ def niceness_of_threads(emit):
 
 
 def test_a_demoted_visitors_job_is_reniced_in_every_thread_unless_others_watch_it():
-    from sftviz import bounded
-
     pool = jobs.Pool(2)
     alone = as_visitor("script2", pool.watch, "alone", niceness_of_threads, seconds=30)
     shared = as_visitor("script3", pool.watch, "shared", counting, 1000, 0.01, seconds=30)
@@ -287,7 +321,6 @@ def test_a_demoted_visitors_job_is_reniced_in_every_thread_unless_others_watch_i
 
 
 def test_a_shared_job_counts_against_a_visitor_still_watching_it():
-    from sftviz import bounded
     pool = jobs.Pool(2)
 
     a = as_visitor("a", pool.watch, "shared", counting, 1000, 0.01, seconds=60)
