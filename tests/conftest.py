@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def shared_path(*parts):
     path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):
-        pytest.skip(f"needs ../shared ({path} is absent)")
+        pytest.skip(f"needs ../shared ({path} is absent)", allow_module_level=True)  # (also at import)
     return path
 
 
