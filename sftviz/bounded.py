@@ -102,10 +102,11 @@ class _Failure:
         raise error
 
 
-def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
+def run(fn, *args, seconds=None, memory_mb=None, what="this request", threads=1):
     """fn(*args), computed in a child process within `seconds` and `memory_mb` (default SECONDS, MEMORY_MB);
     returns (result, bytes), bytes the size of the pickled result. As the visitor's (OWNER) work: it replaces
-    their older bounded work, at low priority while they have a job running (BUSY_OWNERS) or are demoted."""
+    their older bounded work, at low priority while they have a job running (BUSY_OWNERS) or are demoted.
+    `threads` above 1 (fn runs torch on that many threads): the child is forked from a new thread (fresh_fork)."""
     seconds = SECONDS if seconds is None else seconds
     memory_mb = MEMORY_MB if memory_mb is None else memory_mb
     if not hasattr(os, "fork"):
@@ -113,7 +114,8 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
         return result, len(pickle.dumps(result))
     owner = OWNER.get()
     low = owner in BUSY_OWNERS or demoted(owner)
-    child = Child(lambda emit: fn(*args), memory_mb=memory_mb, nice=BUSY_NICE if low else 0)
+    child = (fresh_fork if threads > 1 else Child)(lambda emit: fn(*args), memory_mb=memory_mb,
+                                                   nice=BUSY_NICE if low else 0, threads=threads)
     if owner is not None:
         with _owned_lock:  # (killed under the lock: a child is unregistered before it is reaped, so never a reused pid)
             older, _owned[owner] = _owned.get(owner), child
@@ -144,6 +146,28 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request"):
     if kind == "error":
         value.raise_again()
     return value, size
+
+
+def fresh_fork(*args, **kwargs):
+    """Child(*args, **kwargs), forked from a thread made for it. A child is a copy of the thread that forks it, and
+    of that thread only: one that has run torch on several threads (GNU OpenMP) hands its child a pool of threads
+    that do not exist, and the child's first parallel region waits for them for ever (measured: a 2-thread matmul
+    hangs in a child of such a thread, and takes 0.11 s in a child of a new one). The web server's threads are
+    reused from request to request; sftviz.jobs forks each job from a new thread already."""
+    out = []
+
+    def fork():
+        try:
+            out.append(Child(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            out.append(e)
+
+    thread = threading.Thread(target=fork, name="sftviz-fork", daemon=True)
+    thread.start()
+    thread.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
 
 
 _HEADER = struct.Struct("<Q")  # a frame's length, before the frame

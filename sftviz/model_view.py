@@ -80,11 +80,15 @@ def messages_of(row):
     return None
 
 
-def _forward(model, tok, ids, messages):  # in a forked child (bounded.run)
-    # One thread: a child forked from a process whose OpenMP pool has run (any torch op on several threads before
-    # the fork) hangs in its first parallel region; on one thread there is none (~0.3 s for a 60-token example).
-    losses = model_loss.nll(model, ids, threads=1)
+def _forward(model, tok, ids, messages, threads):  # in a forked child (bounded.run, forked from a new thread)
+    losses = model_loss.nll(model, ids, threads=threads)
     return losses, flagged(tok, ids, messages)
+
+
+def free_cores():
+    """Threads for one forward pass: the cores no background job holds, at most 2 (one visitor's pass never takes
+    more than a training's share)."""
+    return max(1, min(2, jobs.usable_cpus() - jobs.POOL.running))
 
 
 def flagged(tok, ids, messages):
@@ -210,8 +214,9 @@ def example_data(request, i, name, loaded):
         return f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its tokenizer"
     messages = messages_of(vw.loaded.rows[i])
     key = (name, hashlib.sha256(repr((ids, messages)).encode()).hexdigest())
-    losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages,
-                                                         what="the model's forward pass"))
+    threads = free_cores()
+    losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages, threads,
+                                                         what="the model's forward pass", threads=threads))
     return seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids), view.mode_words(vw)
 
 
@@ -252,7 +257,7 @@ def role_losses(name, pairs, emit=None):  # in a worker's child (forked from the
     loaded = model_loss.ready(name)
     if loaded is None:
         raise ValueError("the model was unloaded meanwhile: pick it again")
-    return role_sums(loaded.model, loaded.tok, pairs, emit, threads=1)  # (one thread: see _forward)
+    return role_sums(loaded.model, loaded.tok, pairs, emit, threads=emit.threads if emit else 1)  # (a job's share)
 
 
 def role_sums(model, tok, pairs, emit=None, threads=None):

@@ -140,6 +140,22 @@ def test_a_child_that_crashes_is_run_once_more_and_its_watchers_see_each_update_
     assert pool.computed == 3
 
 
+def torch_on(threads):
+    import torch
+    torch.set_num_threads(threads)
+    a = torch.randn(1200, 1200)
+    (a @ a).sum()
+    return torch.get_num_threads()
+
+
+def test_work_on_several_threads_is_forked_from_a_new_thread_and_does_not_hang():
+    """A thread that has run torch on several threads (GNU OpenMP's pool) hands a forked child threads that do not
+    exist: the child's first parallel region would wait for ever. bounded.run(threads=2) forks from a new thread."""
+    torch_on(2)  # this thread's OpenMP pool has run
+    assert bounded.run(torch_on, 2, seconds=20, threads=2)[0] == 2
+    assert bounded.run(torch_on, 1, seconds=20)[0] == 1  # one thread: no pool, forked from this thread as before
+
+
 def killed(emit):
     emit({"k": 0})
     os.kill(os.getpid(), 9)
