@@ -37,7 +37,8 @@ class Replaced(BudgetExceeded):
 
 # Who the work is for: the page sets a visitor's session here for the length of their request. A visitor has one
 # bounded child at a time: their newer request's child replaces (kills) the older one, so one visitor's stream
-# of requests holds one core, not all of them. (The CLI and the tests set nothing: no replacing.)
+# of requests holds one core (two for the Real model tab's forward pass, only while no job holds them), not all of
+# them. (The CLI and the tests set nothing: no replacing.)
 OWNER = contextvars.ContextVar("sftviz_owner", default=None)
 _owned, _owned_lock = {}, threading.Lock()  # owner -> their running Child
 # Owners with a background job running (sftviz.jobs keeps this set): their bounded work runs below every job
@@ -137,7 +138,8 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request", threads=1)
     if kind == "budget":
         raise BudgetExceeded(f"{what} took longer than {seconds:g} s and was stopped")
     if kind == "died" and child.crashed:
-        raise BudgetExceeded(f"{what} stopped unexpectedly (its process crashed: {child.crashed})")
+        raise BudgetExceeded(f"{what} stopped unexpectedly (its process crashed: {child.crashed}; perhaps out of "
+                             f"memory)")
     if kind in ("memory", "died"):  # died without a word: killed for memory (by the kernel)
         raise BudgetExceeded(f"{what} used more than {memory_mb} MB of memory and was stopped")
     if kind == "too_big":
@@ -171,6 +173,7 @@ def fresh_fork(*args, **kwargs):
 
 
 _HEADER = struct.Struct("<Q")  # a frame's length, before the frame
+CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
 
 
 class Emit:
@@ -251,13 +254,14 @@ class Child:
 
     @property
     def crashed(self):
-        """The signal that crashed the child (SIGABRT: glibc found its heap corrupted; SIGSEGV, SIGBUS, ...), or
-        None: it ended on its own, or was killed (SIGKILL: by close(), a budget, a newer request, or the kernel for
-        memory). Known only after close()."""
+        """The name of the signal that crashed the child (SIGABRT: glibc found its heap corrupted, or native code
+        gave up, perhaps out of memory; SIGSEGV, SIGBUS, SIGILL, SIGFPE), or None: it ended on its own or was
+        killed (SIGKILL by close(), a budget, a newer request or the kernel; SIGTERM from outside). Known only after
+        close()."""
         if self.status is None or not os.WIFSIGNALED(self.status):
             return None
         sig = os.WTERMSIG(self.status)
-        return None if sig == signal.SIGKILL else signal.Signals(sig).name
+        return signal.Signals(sig).name if sig in CRASH_SIGNALS else None
 
 
 def _child(fn, args, memory_mb, nice, threads, write_end):
@@ -265,7 +269,11 @@ def _child(fn, args, memory_mb, nice, threads, write_end):
     status = 0
     try:
         close_inherited(keep=(write_end,))
-        faulthandler.enable(2)  # a crash (a C library's abort, a segfault) prints the child's Python stack to the log
+        try:  # a crash (a C library's abort, a segfault) prints the child's Python stack to the server's log
+            os.fstat(2)
+            faulthandler.enable(2)
+        except OSError:  # (no log: the server runs with stderr closed)
+            pass
         if nice:
             os.nice(nice)
         _limit_memory(memory_mb)

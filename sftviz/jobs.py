@@ -6,7 +6,8 @@ it (the updates so far, then the live ones); asking for one that finished gives 
 once; a new key waits for a free worker (at most `workers` children run at once, one per core) and can
 say its place in line. When its last watcher leaves (Stop, a closed tab) the job is stopped: its child
 is killed and the CPU is free at once. A child that overruns its time budget, its memory budget or dies
-is reported to every watcher as a one-line error, and the next job gets a fresh child.
+is reported to every watcher as a one-line error, and the next job gets a fresh child; one that crashes
+(a signal of its own) is first forked once more, its watchers seeing only a pause.
 
 The child is a fork of the server, so it starts at once with the data already in memory; it reports
 with `emit(update)` (pickled over a pipe) and its return value is the job's result. It runs at a lower
@@ -308,17 +309,24 @@ class Pool:
                 self._start_waiting()
 
     def _supervise(self, job):
-        """Run the job's child to its end: (final state, error, result). A child that crashes (a signal of its own:
-        glibc aborting on a heap it finds corrupted, a segfault) is forked once more, and the updates its watchers
-        already have are skipped: the work is deterministic (the same seed, data and threads), so they see a
-        pause, not a restart. (A crash seen about once in a few hundred trainings forked from a busy test process,
-        never explained; the child's Python stack goes to the log: bounded._child enables faulthandler.)"""
+        """Run the job's child to its end: (final state, error, result). A child that crashes (bounded.Child.crashed:
+        glibc aborting on a heap it finds corrupted, a segfault) without an outcome is forked once more, within what
+        is left of the job's time budget, and the rerun's first updates, the ones its watchers already have, are
+        skipped: the work is deterministic (the same seed, data and threads), so they see a pause, not a restart.
+        Should a skipped update not match the one they have (a training that stopped at its own clock budget
+        elsewhere), the job fails with the crash. (A crash seen about once in a few hundred trainings forked from
+        a busy test process, never explained; the child's Python stack goes to the log: bounded._child enables
+        faulthandler.)"""
+        deadline, first = time.monotonic() + job.seconds, None
         for again in (False, True):
             with self.lock:
-                skip = len(job.updates) if again else 0
-            kind, value, stopping, crashed = self._attempt(job, skip)
-            if stopping or not crashed or again:
+                had = list(job.updates) if again else None
+            kind, value, stopping, crashed = self._attempt(job, deadline, had)
+            if crashed is DIFFERS:
+                crashed = f"{first}, and its rerun went another way"
+            if stopping or kind != "died" or not crashed or again:
                 break
+            first = crashed
             print(f"sftviz: {job.what}: its process crashed ({crashed}); running it once more", file=sys.stderr,
                   flush=True)
         if stopping:
@@ -336,14 +344,15 @@ class Pool:
             return "failed", BudgetExceeded(f"{job.what} sent more than {RESULT_MB} MB at once and was stopped"), None
         if crashed:  # twice: the next job gets a fresh child anyway
             return "failed", BudgetExceeded(f"{job.what} stopped unexpectedly (its process crashed: {crashed}); "
-                                            f"try again"), None
+                                            f"try again, or with smaller settings"), None
         # killed for memory (by the kernel), or ended without a word
         return "failed", BudgetExceeded(f"{job.what} used more than {job.memory_mb} MB of memory or stopped "
                                         f"unexpectedly; try again or with smaller settings"), None
 
-    def _attempt(self, job, skip):
-        """One child for the job, read to its end: (kind, value, stopping, crashed) (see Child.frames and
-        Child.crashed), its first `skip` updates dropped."""
+    def _attempt(self, job, deadline, had=None):
+        """One child for the job, read until `deadline` (time.monotonic()): (kind, value, stopping, crashed) (see
+        Child.frames and Child.crashed). `had`: the updates the watchers already have (a rerun): the child's first
+        ones are checked against them and not sent again; one that differs ends the rerun as a crash."""
         with self.lock:
             low = self._demoted_only(job)
         child = Child(job.fn, job.args, job.memory_mb, nice=BUSY_NICE if low else NICE, threads=job.threads)
@@ -353,10 +362,14 @@ class Pool:
                 renice(child.pid, BUSY_NICE)
             if job.state == "stopping":  # the last watcher left while it was starting
                 child.kill()
-        kind, value = "died", None
+        kind, value, differs, skip = "died", None, None, len(had or ())
         try:
-            for kind, value, n in child.frames(time.monotonic() + job.seconds):
-                if kind == "update" and skip:
+            for kind, value, n in child.frames(deadline):
+                if skip:
+                    if kind != "update" or not same_update(value, had[-skip]):  # another way, or it ended sooner
+                        child.kill()
+                        kind, value, differs = "died", None, DIFFERS
+                        break
                     skip -= 1
                     continue
                 with self.lock:
@@ -373,7 +386,22 @@ class Pool:
                 job.pid = None
                 stopping = job.state == "stopping"
             child.close()
-        return kind, value, stopping, child.crashed
+        return kind, value, stopping, differs or child.crashed
+
+
+DIFFERS = object()  # _attempt: a rerun's update was not the one its watchers have
+
+
+def same_update(a, b):
+    """Whether a rerun's update is the one watchers already have: equal but for the last bits of its floats (threads
+    may add in another order)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_update(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_update(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b)) or (a != a and b != b)
+    return a == b
 
 
 WORKERS = int(os.environ.get("SFTVIZ_WORKERS", 0)) or usable_cpus()

@@ -86,9 +86,14 @@ def _forward(model, tok, ids, messages, threads):  # in a forked child (bounded.
 
 
 def free_cores():
-    """Threads for one forward pass: the cores no background job holds, at most 2 (one visitor's pass never takes
-    more than a training's share)."""
-    return max(1, min(2, jobs.usable_cpus() - jobs.POOL.running))
+    """Threads for one forward pass: the cores no background job's threads hold, at most 2; one for a visitor whose
+    own job runs or who was refused for asking too fast (their work goes below everyone's: bounded.BUSY_OWNERS)."""
+    owner = bounded.OWNER.get()
+    if owner in bounded.BUSY_OWNERS or bounded.demoted(owner):
+        return 1
+    with jobs.POOL.lock:
+        held = sum(j.threads for j in jobs.POOL.active)
+    return max(1, min(2, jobs.usable_cpus() - held))
 
 
 def flagged(tok, ids, messages):

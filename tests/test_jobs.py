@@ -112,16 +112,40 @@ def test_errors_budgets_and_crashes_reach_every_watcher_and_the_next_job_runs():
 def crashing_once(marker, emit):
     """Emits 0, 1, 2, 3; the first time it aborts after 0 and 1, as glibc does on a heap it finds corrupted."""
     for k in range(4):
-        emit({"k": k})
+        emit({"k": k, "loss": 1.0 / (k + 1)})
         if k == 1 and not os.path.exists(marker):
             open(marker, "w").close()
             os.abort()
     return "done"
 
 
-def always_crashing(emit):
+def counted(marker):
+    with open(marker, "a") as f:
+        f.write(".")
+
+
+def always_crashing(marker, emit):
+    counted(marker)
     emit({"k": 0})
     os.abort()
+
+
+def killed(marker, emit):
+    counted(marker)
+    emit({"k": 0})
+    os.kill(os.getpid(), 9)
+
+
+def going_another_way(marker, emit):  # the first child emits 0, 1 and crashes; the second 0, 5 (or 0 and ends)
+    counted(marker)
+    again = os.path.getsize(marker) > 1
+    emit({"k": 0})
+    if again and "sooner" in marker:
+        return "done"
+    emit({"k": 5 if again else 1})
+    if not again:
+        os.abort()
+    return "done"
 
 
 def test_a_child_that_crashes_is_run_once_more_and_its_watchers_see_each_update_once(tmp_path, capfd):
@@ -131,13 +155,24 @@ def test_a_child_that_crashes_is_run_once_more_and_its_watchers_see_each_update_
     err = capfd.readouterr().err
     assert "the training: its process crashed (SIGABRT); running it once more" in err
     assert "Fatal Python error: Aborted" in err and "crashing_once" in err  # the child's stack, in the log
+    crashes = tmp_path / "always"
     with pytest.raises(BudgetExceeded, match=r"stopped unexpectedly \(its process crashed: SIGABRT\); try again"):
-        collect(pool.watch("c2", always_crashing, seconds=30))  # twice: a one-line error, not a third child
-    with pytest.raises(BudgetExceeded, match=r"stopped unexpectedly \(its process crashed: SIGABRT\)"):
-        bounded.run(os.abort)  # a load or a labelling says so too (not "over its memory")
-    with pytest.raises(BudgetExceeded, match="used more than"):  # a child killed for memory is not run again
-        collect(pool.watch("k", killed, seconds=30))
-    assert pool.computed == 3
+        collect(pool.watch("c2", always_crashing, str(crashes), seconds=30))
+    assert crashes.read_text() == ".."  # twice, not a third time
+    kills = tmp_path / "killed"
+    with pytest.raises(BudgetExceeded, match="used more than"):  # killed (for memory, by the kernel): not again
+        collect(pool.watch("k", killed, str(kills), seconds=30))
+    assert kills.read_text() == "."
+    other = tmp_path / "other"  # a rerun whose updates are not the ones the watchers have: the crash, no mix
+    watch = pool.watch("o", going_another_way, str(other), seconds=30)
+    with pytest.raises(BudgetExceeded, match="crashed: SIGABRT, and its rerun went another way"):
+        collect(watch)
+    assert other.read_text() == ".." and [u["k"] for u in watch.job.updates] == [0, 1]
+    sooner = tmp_path / "sooner"
+    with pytest.raises(BudgetExceeded, match="crashed: SIGABRT, and its rerun went another way"):
+        collect(pool.watch("s", going_another_way, str(sooner), seconds=30))
+    with pytest.raises(BudgetExceeded, match=r"stopped unexpectedly \(its process crashed: SIGABRT; perhaps out"):
+        bounded.run(os.abort)  # a load or a labelling says so too (not only "over its memory")
 
 
 def torch_on(threads):
@@ -151,14 +186,14 @@ def torch_on(threads):
 def test_work_on_several_threads_is_forked_from_a_new_thread_and_does_not_hang():
     """A thread that has run torch on several threads (GNU OpenMP's pool) hands a forked child threads that do not
     exist: the child's first parallel region would wait for ever. bounded.run(threads=2) forks from a new thread."""
-    torch_on(2)  # this thread's OpenMP pool has run
-    assert bounded.run(torch_on, 2, seconds=20, threads=2)[0] == 2
-    assert bounded.run(torch_on, 1, seconds=20)[0] == 1  # one thread: no pool, forked from this thread as before
-
-
-def killed(emit):
-    emit({"k": 0})
-    os.kill(os.getpid(), 9)
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        torch_on(2)  # this thread's OpenMP pool has run
+        assert bounded.run(torch_on, 2, seconds=20, threads=2)[0] == 2
+        assert bounded.run(torch_on, 1, seconds=20)[0] == 1  # one thread: no pool, forked from this thread as before
+    finally:
+        torch.set_num_threads(before)
 
 
 def holds_socket(fd, emit=None):
