@@ -233,7 +233,8 @@ def example_panel(p):
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
                 if tab.explain:
                     gr.Markdown(tab.explain)
-        with gr.Tab("Real model", id="model-tab"):
+        p.ui["model-open"] = gr.State(False)  # whether the Real model tab is the one shown (wire_model)
+        with gr.Tab(MODEL_TAB, id="model-tab"):
             p.put(gr.Dropdown(model_view.choices(), value=model_view.NONE, allow_custom_value=True,
                               label="A real pretrained model", elem_id="model-choice",
                               info="Runs it forward on the example shown (no training): its loss on every token. "
@@ -383,18 +384,28 @@ UPDATE_URL = ("(q) => { const a = new URLSearchParams(location.search); "
 # (the lesson's and the teacher's addresses stay theirs)
 
 
-def model_then(p):
+MODEL_TAB = "Real model"
+
+
+def model_then(p, form=MODEL_FORM + ("model-open",)):
     """The real model's tab, redrawn after anything that changes the example shown (its own queue: a forward pass
-    never holds up Next), and while the model loads (its timer)."""
-    on_model, model_in = p.wire(page.model_tab, MODEL_FORM)
+    never holds up Next), and while the model loads (its timer); only while the tab is open (model-open): a
+    visitor who picked a model and went to another tab runs no forward pass per Next."""
+    on_model, model_in = p.wire(page.model_tab, form)
     return dict(fn=on_model, inputs=model_in, outputs=p.outputs("model-view", "model-timer"), show_progress="hidden",
                 concurrency_limit=2, concurrency_id="model", trigger_mode="always_last", api_name=False)
 
 
 def wire_model(p):
-    """A model picked, or the timer while it loads: the model tab for the example shown."""
-    p.ui["model-choice"].input(**{**model_then(p), "api_name": "model_tab"})
+    """A model picked (in the open tab; and through the API), the tab opened, or the timer while it loads: the
+    model tab for the example shown."""
+    p.ui["model-choice"].input(**{**model_then(p, MODEL_FORM), "api_name": "model_tab"})
     p.ui["model-timer"].tick(**model_then(p))
+
+    def opened(evt: gr.SelectData):
+        return evt.value == MODEL_TAB
+
+    p.ui["main-tabs"].select(opened, None, p.ui["model-open"], queue=False, api_name=False).then(**model_then(p))
     on_dataset, dataset_in = p.wire(page.model_dataset, MODEL_FORM)
     p.ui["model-dataset-button"].click(on_dataset, dataset_in, p.outputs("model-dataset"), show_progress="hidden",
                                        concurrency_limit=None, api_name="model_dataset")

@@ -652,6 +652,8 @@ def train_stream(v, register=None):
 def model_tab(v):
     """The real model's tab ("What the model already knows", sftviz.model_view) for the example shown, and the timer
     that asks again while the model loads (the load runs in a thread; nothing here waits for it)."""
+    if v.get("model-open") is False:  # another tab is shown: nothing to draw (opening the tab redraws)
+        return {"model-timer": update(active=False)}
     request = v["view-request"]
     choice = v.get("model-choice")
     if request is None or not isinstance(choice, (str, type(None))):

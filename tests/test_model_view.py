@@ -179,6 +179,21 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
     assert page.locator("#example-index input[type=number]").input_value() == "2"
     assert page.locator("#model-view .sv-flagged").count() >= 10
     assert page.locator("#model-view .sv-heat-answer").count() > 10  # whole text: every token after the first
+
+    from sftviz import model_view  # another tab shown: Next runs no forward pass; opening the tab redraws
+    asked = []
+    real_data = model_view.example_data
+    monkeypatch.setattr(model_view, "example_data", lambda request, i, *a: asked.append(i) or real_data(request, i, *a))
+    page.get_by_role("tab", name="Tokens").click()
+    before = page.locator("#token-view").inner_html()
+    page.locator("#next").click()
+    page.wait_for_function("(b) => document.querySelector('#token-view').innerHTML !== b", arg=before, timeout=10000)
+    page.wait_for_timeout(1500)  # (the redraw that follows Next would have run by now)
+    assert asked == []
+    page.locator("button[role=tab][data-tab-id='model-tab']:visible").first.click()
+    page.wait_for_function("() => !document.querySelector('#model-view').innerText.includes("
+                           "'You are a helpful AI assistant named SmolLM')", timeout=30000)
+    assert asked == [3]
     assert not page.external_requests
 
 
