@@ -224,6 +224,8 @@ def example_panel(p):
         p.put(gr.Button("Next ▶", elem_id="next", scale=0, min_width=80, size="md"))
         p.put(gr.Textbox(placeholder="search text…", label="Search the examples' text", show_label=False,
                          elem_id="search", scale=2))
+    # whether the Real model tab is the one shown (wire_model); made outside the Tabs, where it would count as a tab
+    p.ui["model-open"] = gr.State(False)
     with gr.Tabs(elem_id="main-tabs", overflow_behavior="wrap") as tabs:
         for tab in view.EXAMPLE_TABS:
             with gr.Tab(tab.title, id=tab.elem_id):
@@ -233,7 +235,6 @@ def example_panel(p):
                 p.put(gr.HTML(tab.initial, elem_id=tab.elem_id))
                 if tab.explain:
                     gr.Markdown(tab.explain)
-        p.ui["model-open"] = gr.State(False)  # whether the Real model tab is the one shown (wire_model)
         with gr.Tab(MODEL_TAB, id="model-tab"):
             p.put(gr.Dropdown(model_view.choices(), value=model_view.NONE, allow_custom_value=True,
                               label="A real pretrained model", elem_id="model-choice",

@@ -190,10 +190,12 @@ def test_browser_the_tab_says_it_is_loading_next_keeps_working_and_the_system_pr
     page.wait_for_function("(b) => document.querySelector('#token-view').innerHTML !== b", arg=before, timeout=10000)
     page.wait_for_timeout(1500)  # (the redraw that follows Next would have run by now)
     assert asked == []
-    page.locator("button[role=tab][data-tab-id='model-tab']:visible").first.click()
+    page.get_by_role("tab", name="Real model").click()
     page.wait_for_function("() => !document.querySelector('#model-view').innerText.includes("
                            "'You are a helpful AI assistant named SmolLM')", timeout=30000)
     assert asked == [3]
+    names = [n.strip() for n in page.locator("#main-tabs [role=tab]").all_inner_texts()]  # each tab once, by its name
+    assert len(names) == len(set(names)) and {"Real model", "Train: whole vs answer"} <= set(names), names
     assert not page.external_requests
 
 
