@@ -68,6 +68,11 @@ def demote(owner):
             renice(child.pid, BUSY_NICE)
 
 
+def lowered(owner):
+    """Whether `owner`'s bounded work runs at BUSY_NICE: they have a job running, or were demoted."""
+    return owner in BUSY_OWNERS or demoted(owner)
+
+
 def demoted(owner):
     until = _demoted.get(owner)
     return until is not None and until > time.monotonic()
@@ -114,7 +119,7 @@ def run(fn, *args, seconds=None, memory_mb=None, what="this request", threads=1)
         result = fn(*args)
         return result, len(pickle.dumps(result))
     owner = OWNER.get()
-    low = owner in BUSY_OWNERS or demoted(owner)
+    low = lowered(owner)
     child = (fresh_fork if threads > 1 else Child)(lambda emit: fn(*args), memory_mb=memory_mb,
                                                    nice=BUSY_NICE if low else 0, threads=threads)
     if owner is not None:

@@ -88,8 +88,7 @@ def _forward(model, tok, ids, messages, threads):  # in a forked child (bounded.
 def free_cores():
     """Threads for one forward pass: the cores no background job's threads hold, at most 2; one for a visitor whose
     own job runs or who was refused for asking too fast (their work goes below everyone's: bounded.BUSY_OWNERS)."""
-    owner = bounded.OWNER.get()
-    if owner in bounded.BUSY_OWNERS or bounded.demoted(owner):
+    if bounded.lowered(bounded.OWNER.get()):
         return 1
     with jobs.POOL.lock:
         held = sum(j.threads for j in jobs.POOL.active)
@@ -219,9 +218,12 @@ def example_data(request, i, name, loaded):
         return f"the tokenizer has ids up to {max(ids):,} and the model {vocab:,}: not its tokenizer"
     messages = messages_of(vw.loaded.rows[i])
     key = (name, hashlib.sha256(repr((ids, messages)).encode()).hexdigest())
-    threads = free_cores()
-    losses, flags = _losses.get(key, lambda: bounded.run(_forward, loaded.model, loaded.tok, ids, messages, threads,
-                                                         what="the model's forward pass", threads=threads))
+
+    def forward(threads):  # (the cores counted only when the pass is not kept already)
+        return bounded.run(_forward, loaded.model, loaded.tok, ids, messages, threads,
+                           what="the model's forward pass", threads=threads)
+
+    losses, flags = _losses.get(key, lambda: forward(free_cores()))
     return seq, vw.token_texts(i), losses, flags, mode_losses(mreq, i, losses, ids), view.mode_words(vw)
 
 
