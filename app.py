@@ -16,8 +16,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # asking whether there is CUDA must not start it here:
 # the workers are forked from this process, and CUDA started before a fork cannot be used after it
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin (shared cores)
+# Gradio's queue recomputes a pandas summary of its last 10,000 events after every event, for its monitoring
+# dashboard (not enabled here): 30-50 ms of the server's CPU per click (benchmarks/bench_gradio_overhead.py). Never
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**12))
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
 import contextlib  # noqa: E402
+import copy  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import threading  # noqa: E402
@@ -703,10 +708,46 @@ def cap_per_session(queue, most=None):
     queue.push = capped
 
 
+SKIP = {"__type__": "update"}  # gr.skip(): "leave this output as it is"
+
+
+def skip_untouched(blocks):
+    """Send the outputs a handler leaves out of its dict as they are, with no work. Gradio fills each with
+    gr.skip() and then treats it as any update: it rebuilds the component and its config for the session (~1 ms
+    each), to send back the same bare skip. A refresh has 25 outputs, so a refused one cost the server 30 ms,
+    most of its time under a script's flood (benchmarks/bench_gradio_overhead.py). The outputs the handler did return go
+    through Gradio's own postprocess_data, unchanged."""
+    original = blocks.postprocess_data
+
+    async def postprocess_data(block_fn, predictions, state):
+        outputs = block_fn.outputs
+        if (block_fn.batch or len(outputs) < 2 or not isinstance(predictions, dict) or not predictions
+                or not all(isinstance(k, gr.blocks.Block) for k in predictions)):
+            return await original(block_fn, predictions, state)
+        given = {k._id: v for k, v in predictions.items() if v != SKIP}
+        if any(i not in {b._id for b in outputs} for i in given):  # (Gradio's own error for it)
+            return await original(block_fn, predictions, state)
+        touched = [b for b in outputs if b._id in given]
+        done = iter([])
+        if touched:
+            only = copy.copy(block_fn)
+            only.outputs = touched
+            values = [given[b._id] for b in touched]
+            done = iter(await original(only, values if len(touched) > 1 else values[0], state))
+        return [next(done) if b._id in given else skipped(b) for b in outputs]
+
+    def skipped(block):  # what Gradio sends for a skip: None for a State (kept on the server), else the bare
+        # update (an HTML's also under "props": Gradio passes on what HTML's constructor does not take)
+        return None if block.stateful else {"props": dict(SKIP), **SKIP} if isinstance(block, gr.HTML) else dict(SKIP)
+
+    blocks.postprocess_data = postprocess_data
+
+
 def start(host="0.0.0.0", port=None, **launch):
     """Queue (per-session cap included) and launch the page: what serve() and the tests' server do."""
     demo.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE)
     cap_per_session(demo._queue)
+    skip_untouched(demo)
     demo.launch(server_name=host, server_port=port, **LAUNCH, **launch)
     return demo
 

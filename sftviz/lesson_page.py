@@ -7,6 +7,7 @@ import contextlib
 import functools
 import html
 import threading
+import urllib.parse
 from collections import OrderedDict
 
 from . import bounded, classroom, lesson, live, plots, render, view
@@ -186,14 +187,26 @@ def lesson_follow(v):
         return unchanged
 
 
+def on_this_computer_only(url):
+    """Whether a link's host is this computer's own name (localhost, 127.x, ::1, 0.0.0.0): another device that
+    opens it reaches itself, not this server."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.endswith(".localhost") or host.startswith("127.")
+
+
 def teach_open(base_url="", address=None, key=None):
     """The teacher's view: their class (the one whose key their browser kept, after a reload; else a new one), its
-    code, the students' link, and the key (the browser keeps it: a reload keeps the class)."""
+    code, the students' link, and the key (the browser keeps it: a reload keeps the class). A link built from a
+    page opened at localhost says that students cannot use it, and what to open instead."""
     cls = classroom.CLASSES.open(bounded.OWNER.get(), key, address)
     link = f"{base_url}?lesson=sft&class={cls.code}"
+    local = ('<p class="sv-finding" data-severity="warning">⚠ This link points at this computer (you opened the page at '
+             f'{html.escape(urllib.parse.urlsplit(link).netloc)}): a student\'s device cannot open it. Open this page '
+             "at the address students can reach, e.g. <code>http://192.168.1.20:7860/?teach=sft</code> (this "
+             "machine's address on the room's network), or the Space's URL.</p>") if on_this_computer_only(link) else ""
     return {"class-code": f"## Class code: `{cls.code}`", "class-state": cls.code, "class-key": cls.key,
             "class-link": f'<p>Students open <a href="{html.escape(link)}" target="_blank" rel="noopener">'
-                          f'{html.escape(link)}</a>, or scan:</p>{render.qr_html(link)}',
+                          f'{html.escape(link)}</a>, or scan:</p>{local}{render.qr_html(link)}',
             **teach_summary({"class-state": cls.code})}
 
 

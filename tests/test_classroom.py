@@ -113,6 +113,16 @@ def test_a_student_joins_from_the_link_and_follows_the_teacher(monkeypatch):
     assert "1 student joined" in summary and "the class is at step 5" in summary
     late = as_visitor("late", lesson_page.lesson_open, {"lesson": "sft", "class": code})
     assert late["lesson-index"] == 4  # a student joining now starts where the class is
+    assert "points at this computer" not in teacher["class-link"]
+
+
+@pytest.mark.parametrize("local", ["http://127.0.0.1:7860/", "http://localhost:7860/", "http://[::1]:7860/",
+                                   "http://0.0.0.0:7860/"])
+def test_a_teacher_who_opened_the_page_at_localhost_is_told_students_cannot_use_that_link(monkeypatch, local):
+    monkeypatch.setattr(classroom, "CLASSES", classroom.Classes())
+    said = html.unescape(as_visitor("teacher", lesson_page.teach_open, local)["class-link"])
+    assert "This link points at this computer" in said and "a student's device cannot open it" in said
+    assert lesson_page.on_this_computer_only(local) and not lesson_page.on_this_computer_only("http://10.0.0.5:7860/")
 
 
 def test_a_student_cannot_move_the_class_or_read_its_summary(monkeypatch):

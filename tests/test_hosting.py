@@ -376,7 +376,9 @@ def test_the_caches_count_the_memory_they_hold_within_2x(app, tmp_path):
     path = upload(app, str(rows), "sessionMem")
     gc.collect()
     rss, counted = rss_mb(), view._loads.total() + view._preps.total()
+    t = time.perf_counter()
     out = app.refresh(form(**{"source-tab": "upload", "upload-path": path, "mode": "whole"}))
+    print(f"labelling took {time.perf_counter() - t:.1f} s")
     assert "sv-error" not in out["status"]
     gc.collect()
     grown = rss_mb() - rss
@@ -390,6 +392,43 @@ STUDENT_VIEW = dict(sample="quiz_prompt_completion", hub_id="", columns="As TRL 
                     packing_strategy="bfd", example_index=0)
 QUICK = dict(preset="Quick demo (~10-30 s)", train_modes=["Whole text", "Answer only (completion_only_loss)"],
              train_lr=0.001, train_model="tiny", train_weighted=False, train_weight=0.1)
+
+
+def test_outputs_a_handler_leaves_out_are_sent_as_gradio_sends_them_and_nothing_is_rebuilt():
+    """app.skip_untouched: what reaches the page is what Gradio's own postprocess sends (a refusal, a Replaced,
+    a full first view with its States), but an output the handler left out is not rebuilt for the session."""
+    import asyncio
+    import copy
+    import types
+
+    from gradio.state_holder import SessionState
+
+    import app
+    from sftviz import page
+    gradios = types.MethodType(type(app.demo).postprocess_data, app.demo)  # (app.start has replaced the demo's)
+    fast = types.SimpleNamespace(postprocess_data=gradios)
+    app.skip_untouched(fast)
+    fn = next(f for f in app.demo.fns.values() if f.api_name == "first_view")
+    by_id = {b.elem_id: b for b in fn.outputs if not b.stateful}
+    kept = [b for b in fn.outputs if b.stateful]
+    full = {by_id[k]: v for k, v in page.clean_out(page.first_view({})).items() if k in by_id}
+    cases = {"refusal": {by_id["status"]: "<p>refused</p>"}, "replaced": {by_id["status"]: app.SKIP},
+             "first view": {**full, **{b: {"kept": k} for k, b in enumerate(kept)}},
+             "one output and a State": {by_id["count"]: "3 examples", kept[0]: [1, 2]}}
+    for name, returned in cases.items():
+        gradio_state, fast_state = SessionState(app.demo), SessionState(app.demo)
+        before = dict(fast_state.blocks_config.blocks)
+        def fresh():  # (Gradio pops an update's value: each call gets its own copy)
+            return {b: copy.deepcopy(v) for b, v in returned.items()}
+        sent = asyncio.run(gradios(fn, fresh(), gradio_state))
+        assert asyncio.run(fast.postprocess_data(fn, fresh(), fast_state)) == sent, name
+        for b in fn.outputs:
+            if b.stateful:
+                assert fast_state.state_data.get(b._id) == gradio_state.state_data.get(b._id), name
+            elif returned.get(b, app.SKIP) == app.SKIP:  # left out: Gradio rebuilt it; here it is untouched
+                assert gradio_state.blocks_config.blocks[b._id] is not before[b._id], name
+                assert fast_state.blocks_config.blocks[b._id] is before[b._id], name
+    assert sum(v == app.SKIP for v in sent) >= 2 and sum(v is None for v in sent) == len(kept)  # (a State: None)
 
 
 def test_one_visitor_flooding_the_page_does_not_slow_another(server):
@@ -477,6 +516,8 @@ def test_one_visitor_flooding_the_page_does_not_slow_another(server):
         assert ts and statistics.median(ts) < 2 * baseline[name] + 0.5, (name, baseline[name], ts)
         assert max(ts) < 3 * baseline[name] + 0.5, (name, baseline[name], ts)
     assert sum(answers.values()) > 100 and all(code in (200, 400) for _, code in answers)  # never a 503
+    import app  # Gradio's queue never summarized its events (pandas, after each event: app.py turns it off)
+    assert app.demo._queue.events_recorded > 100 and app.demo._queue.cached_event_analytics_summary == {"functions": {}}
     # what the flood's loads and presses got: one-line refusals past 2 a second, before any work
     from sftviz import page
     with page.visitor("flooder"):
