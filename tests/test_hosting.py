@@ -398,6 +398,7 @@ def test_outputs_a_handler_leaves_out_are_sent_as_gradio_sends_them_and_nothing_
     """app.skip_untouched: what reaches the page is what Gradio's own postprocess sends (a refusal, a Replaced,
     a full first view with its States), but an output the handler left out is not rebuilt for the session."""
     import asyncio
+    import concurrent.futures
     import copy
     import types
 
@@ -408,6 +409,10 @@ def test_outputs_a_handler_leaves_out_are_sent_as_gradio_sends_them_and_nothing_
     gradios = types.MethodType(type(app.demo).postprocess_data, app.demo)  # (app.start has replaced the demo's)
     fast = types.SimpleNamespace(postprocess_data=gradios)
     app.skip_untouched(fast)
+    def run(coroutine):  # in a thread of its own: the browser tests' Playwright keeps an event loop in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, coroutine).result()
+
     fn = next(f for f in app.demo.fns.values() if f.api_name == "first_view")
     by_id = {b.elem_id: b for b in fn.outputs if not b.stateful}
     kept = [b for b in fn.outputs if b.stateful]
@@ -420,8 +425,8 @@ def test_outputs_a_handler_leaves_out_are_sent_as_gradio_sends_them_and_nothing_
         before = dict(fast_state.blocks_config.blocks)
         def fresh():  # (Gradio pops an update's value: each call gets its own copy)
             return {b: copy.deepcopy(v) for b, v in returned.items()}
-        sent = asyncio.run(gradios(fn, fresh(), gradio_state))
-        assert asyncio.run(fast.postprocess_data(fn, fresh(), fast_state)) == sent, name
+        sent = run(gradios(fn, fresh(), gradio_state))
+        assert run(fast.postprocess_data(fn, fresh(), fast_state)) == sent, name
         for b in fn.outputs:
             if b.stateful:
                 assert fast_state.state_data.get(b._id) == gradio_state.state_data.get(b._id), name
