@@ -17,7 +17,8 @@ os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # asking whether th
 # the workers are forked from this process, and CUDA started before a fork cannot be used after it
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads must not spin (shared cores)
 # Gradio's queue recomputes a pandas summary of its last 10,000 events after every event, for its monitoring
-# dashboard (not enabled here): 30-50 ms of the server's CPU per click (benchmarks/bench_gradio_overhead.py). Never
+# dashboard (turned off here: LAUNCH): 30-50 ms of the server's CPU per click (benchmarks/bench_gradio_overhead.py).
+# It never does here
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**12))
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
@@ -685,6 +686,7 @@ LAUNCH = dict(theme=gr.themes.Default(primary_hue=palette.ACCENT_HUE), css=palet
               js=CLOSE_SETTINGS_ON_PHONE, footer_links=["gradio"], run_history=False,
               max_file_size=f"{uploads.MAX_MB}mb",
               max_threads=64,  # training watchers wait in threads: leave room for everyone else's events
+              enable_monitoring=False,  # Gradio's /monitoring dashboard (on by default): not for a class's visitors
               state_session_capacity=SESSIONS)
 
 
@@ -721,12 +723,12 @@ def skip_untouched(blocks):
 
     async def postprocess_data(block_fn, predictions, state):
         outputs = block_fn.outputs
-        if (block_fn.batch or len(outputs) < 2 or not isinstance(predictions, dict) or not predictions
-                or not all(isinstance(k, gr.blocks.Block) for k in predictions)):
-            return await original(block_fn, predictions, state)
-        given = {k._id: v for k, v in predictions.items() if v != SKIP}
-        if any(i not in {b._id for b in outputs} for i in given):  # (Gradio's own error for it)
-            return await original(block_fn, predictions, state)
+        ids = {b._id for b in outputs}
+        if (block_fn.batch or block_fn.is_validator_function or len(outputs) < 2 or len(ids) < len(outputs)
+                or not isinstance(predictions, dict) or not predictions
+                or not all(isinstance(k, gr.blocks.Block) and k._id in ids for k in predictions)):
+            return await original(block_fn, predictions, state)  # (and Gradio's own error for a wrong key)
+        given = {k._id: v for k, v in predictions.items() if not (isinstance(v, dict) and v == SKIP)}
         touched = [b for b in outputs if b._id in given]
         done = iter([])
         if touched:

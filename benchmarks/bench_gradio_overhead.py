@@ -3,7 +3,7 @@
 - outputs a handler leaves alone: Gradio rebuilds each one for the session to send a bare skip;
   app.skip_untouched sends the same skip with nothing rebuilt;
 - the queue's analytics summary (pandas, over its last 10,000 events) recomputed after every event, for a
-  monitoring dashboard this app does not enable; app.py sets GRADIO_ANALYTICS_CACHE_FREQUENCY so it never is.
+  /monitoring dashboard, which app.py turns off; app.py also sets GRADIO_ANALYTICS_CACHE_FREQUENCY so it never is.
 
     python benchmarks/bench_gradio_overhead.py [--flood-s 15]
 

@@ -281,6 +281,10 @@ def test_gradio_does_not_serve_private_uploads_or_server_files(server):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url, timeout=10)
         assert e.value.code in (403, 404), target
+    for target in ("monitoring", "monitoring/summary"):  # Gradio's traffic dashboard (on by default) is off
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{server.rstrip('/')}/{target}", timeout=10)
+        assert e.value.code == 403, target
     # and the API exposes no way to set the session's upload or view
     from gradio_client import Client
     names = {p["parameter_name"] for ep in Client(server, verbose=False).view_api(
@@ -376,9 +380,7 @@ def test_the_caches_count_the_memory_they_hold_within_2x(app, tmp_path):
     path = upload(app, str(rows), "sessionMem")
     gc.collect()
     rss, counted = rss_mb(), view._loads.total() + view._preps.total()
-    t = time.perf_counter()
     out = app.refresh(form(**{"source-tab": "upload", "upload-path": path, "mode": "whole"}))
-    print(f"labelling took {time.perf_counter() - t:.1f} s")
     assert "sv-error" not in out["status"]
     gc.collect()
     grown = rss_mb() - rss
@@ -434,6 +436,10 @@ def test_outputs_a_handler_leaves_out_are_sent_as_gradio_sends_them_and_nothing_
                 assert gradio_state.blocks_config.blocks[b._id] is not before[b._id], name
                 assert fast_state.blocks_config.blocks[b._id] is before[b._id], name
     assert sum(v == app.SKIP for v in sent) >= 2 and sum(v is None for v in sent) == len(kept)  # (a State: None)
+    stranger = next(b for f in app.demo.fns.values() for b in f.outputs if b not in fn.outputs)
+    for post in (gradios, fast.postprocess_data):  # a component that is not an output: Gradio's own error
+        with pytest.raises(ValueError, match="not specified as output"):
+            run(post(fn, {stranger: app.SKIP, by_id["status"]: "x"}, SessionState(app.demo)))
 
 
 def test_one_visitor_flooding_the_page_does_not_slow_another(server):
