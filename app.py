@@ -710,7 +710,7 @@ def cap_per_session(queue, most=None):
     queue.push = capped
 
 
-SKIP = {"__type__": "update"}  # gr.skip(): "leave this output as it is"
+SKIP = gr.skip()  # {"__type__": "update"}: "leave this output as it is"
 
 
 def skip_untouched(blocks):

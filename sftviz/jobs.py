@@ -223,6 +223,11 @@ class Pool:
             return job in self.line and job.owner is not None and \
                 sum(j.owner == job.owner for j in self.active) >= PER_VISITOR
 
+    def threads_held(self):
+        """Threads the running jobs' children use (each its job.threads)."""
+        with self.lock:
+            return sum(j.threads for j in self.active)
+
     def busy(self):
         """(running, waiting) jobs."""
         with self.lock:

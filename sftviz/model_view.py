@@ -90,9 +90,7 @@ def free_cores():
     own job runs or who was refused for asking too fast (their work goes below everyone's: bounded.BUSY_OWNERS)."""
     if bounded.lowered(bounded.OWNER.get()):
         return 1
-    with jobs.POOL.lock:
-        held = sum(j.threads for j in jobs.POOL.active)
-    return max(1, min(2, jobs.usable_cpus() - held))
+    return max(1, min(2, jobs.usable_cpus() - jobs.POOL.threads_held()))
 
 
 def flagged(tok, ids, messages):
